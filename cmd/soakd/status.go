@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/soakd/soakd/internal/run"
+	"github.com/soakd/soakd/internal/telemetry"
+)
+
+func newStatusCmd(stdout io.Writer) *cobra.Command {
+	var addr, format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running daemon's progress",
+		Long: `Ask a running soakd for its progress over HTTP (/api/v1/status) and print
+the run id, incarnation, elapsed and target time with a progress bar, the
+components' health, active faults and firing alerts.`,
+		Example: `  soakd status
+  soakd status --addr 127.0.0.1:9477 --format json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "text" && format != "json" {
+				return usageError{fmt.Errorf("--format: must be text or json, not %q", format)}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			body, st, err := fetchStatus(ctx, addr)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				_, err = stdout.Write(body)
+				return err
+			}
+			printStatus(stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", telemetry.DefaultListen, "address of the daemon's HTTP server")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, addr string) ([]byte, run.Status, error) {
+	var st run.Status
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + addr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/api/v1/status", nil)
+	if err != nil {
+		return nil, st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, st, fmt.Errorf("no soakd answering at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, st, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, st, fmt.Errorf("%s answered %s", addr, resp.Status)
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, st, fmt.Errorf("%s: bad status document: %w", addr, err)
+	}
+	return body, st, nil
+}
+
+func printStatus(w io.Writer, st run.Status) {
+	el := time.Duration(st.ElapsedSeconds * float64(time.Second)).Round(time.Second)
+	target := time.Duration(st.TargetSeconds * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(w, "run        %s (seed %d, incarnation %d, %s)\n", st.RunID, st.Seed, st.Incarnation, st.Phase)
+	fmt.Fprintf(w, "progress   %s %5.1f%%  %s / %s\n", progressBar(st.Progress, 30), 100*st.Progress, el, target)
+	if st.Progress > 0 && st.Progress < 1 && st.Phase == run.PhaseRunning {
+		fmt.Fprintf(w, "remaining  %s\n", (target - el).Round(time.Second))
+	}
+	fmt.Fprintf(w, "state dir  %s\n", st.StateDir)
+	if len(st.Components) == 0 {
+		fmt.Fprintln(w, "components none running")
+	}
+	for _, c := range st.Components {
+		h := "healthy"
+		if !c.Healthy {
+			h = "UNHEALTHY " + c.Detail
+		}
+		fmt.Fprintf(w, "component  %-10s %s\n", c.Name, h)
+	}
+	fmt.Fprintf(w, "faults     %d active\n", len(st.ActiveFaults))
+	for _, f := range st.ActiveFaults {
+		fmt.Fprintf(w, "  %s on %s until %s\n", f.Kind, f.Target, f.Until.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "alerts     %d firing\n", len(st.FiringAlerts))
+	for _, a := range st.FiringAlerts {
+		fmt.Fprintf(w, "  %s %s since %s %s\n", a.Name, a.Signal, a.Since.Format(time.RFC3339), a.Evidence)
+	}
+}
+
+func progressBar(frac float64, width int) string {
+	frac = min(max(frac, 0), 1)
+	n := int(frac*float64(width) + 0.5)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}

@@ -1,0 +1,91 @@
+package components
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/config"
+)
+
+// Outcome classifies a finished operation. The checkers need the
+// difference between Failed (definitely not applied) and Unknown (timed out
+// or lost in flight: it may have been applied).
+type Outcome string
+
+const (
+	OutcomeOK      Outcome = "ok"
+	OutcomeFailed  Outcome = "failed"
+	OutcomeUnknown Outcome = "unknown"
+)
+
+// Op is one operation the load engine asks a component to perform.
+type Op struct {
+	Name  string // "put", "get", "cas", "request", "migrate", ...
+	Key   string
+	Value []byte
+	// Expect is the compare value of a compare-and-swap.
+	Expect []byte
+}
+
+// Result is what a component reports for one Op.
+type Result struct {
+	Outcome Outcome
+	Value   []byte
+	Err     error
+}
+
+// Health is a component's own view of whether it can serve.
+type Health struct {
+	Healthy bool
+	Detail  string // why not, when unhealthy; free text for /api/v1/status
+}
+
+// Component is one system under soak. Start brings it up (recovering from
+// its state dir when one exists), Stop takes it down gracefully and must
+// leave no goroutines behind. Do is safe for concurrent use and honours
+// ctx's deadline.
+type Component interface {
+	Name() string
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Health() Health
+	// Ops lists the operation names Do accepts; the load mix is validated
+	// against it at start-up.
+	Ops() []string
+	Do(ctx context.Context, op Op) Result
+}
+
+// Nodes is implemented by components made of several nodes that the process
+// fault kind can crash and restart.
+type Nodes interface {
+	// NodeIDs lists the component's nodes in a stable order.
+	NodeIDs() []string
+	// Crash stops a node abruptly: no graceful shutdown, in-memory state lost.
+	Crash(node string) error
+	// Restart recovers a crashed node from its own disk and rejoins it.
+	Restart(node string) error
+}
+
+// Deps is what a component gets from the run that builds it.
+type Deps struct {
+	// StateDir is the component's own directory (<state-dir>/components/<name>).
+	StateDir string
+	Seed     uint64
+	Clock    clockwork.Clock
+	Logger   *slog.Logger
+	Config   *config.Config
+}
+
+// Factory builds a component from the run's configuration.
+type Factory func(deps Deps) (Component, error)
+
+// ErrNoSuchNode is returned by Crash and Restart for an unknown node id.
+var ErrNoSuchNode = errors.New("no such node")
+
+// DefaultOpTimeout bounds an operation whose caller set no deadline, so a
+// wedged component can never pin a worker forever.
+const DefaultOpTimeout = 5 * time.Second

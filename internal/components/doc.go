@@ -1,0 +1,7 @@
+// Package components owns the contract every soak component (raft, pbft,
+// migration) implements and the registry the run uses to build them.
+//
+// Components sit at the bottom of the data flow: they may import config and
+// nothing else of soakd's internals. Load, faults and leakcheck drive them
+// through this contract; components never import those packages.
+package components

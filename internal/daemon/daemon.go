@@ -1,0 +1,202 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/run"
+	"github.com/soakd/soakd/internal/telemetry"
+)
+
+// DefaultStateDir is used outside systemd when neither the flag nor the
+// config names one.
+const DefaultStateDir = "soakd-state"
+
+// Options configures Run.
+type Options struct {
+	Config   *config.Config
+	StateDir string // already resolved; see ResolveStateDir
+	Fresh    bool
+	Logger   *slog.Logger
+	Clock    clockwork.Clock
+	Notifier run.Notifier
+	// Components builds the components the config enables. Enabled
+	// components without a registered factory are reported, not faked.
+	Components *components.Registry
+	Version    string
+	Revision   string
+	// OnListen, when set, is called with the bound HTTP address (tests use
+	// port 0).
+	OnListen func(addr string)
+}
+
+// ResolveStateDir picks the state dir: the flag, then the config, then
+// systemd's $STATE_DIRECTORY, then ./soakd-state.
+func ResolveStateDir(flag string, cfg *config.Config) string {
+	switch {
+	case flag != "":
+		return flag
+	case cfg.StateDir != "":
+		return cfg.StateDir
+	}
+	if sd := os.Getenv("STATE_DIRECTORY"); sd != "" {
+		// systemd passes a colon-separated list when several are configured.
+		first, _, _ := strings.Cut(sd, ":")
+		return first
+	}
+	return DefaultStateDir
+}
+
+// Run runs the daemon until ctx is cancelled (SIGTERM) or the run completes.
+// A completed run in the state dir is reported as *run.CompletedError.
+func Run(ctx context.Context, o Options) error {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clock := o.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	reg := telemetry.NewRegistry(o.Version, o.Revision)
+	var runMetrics *telemetry.RunMetrics
+
+	r, err := run.Open(run.Options{
+		StateDir:           o.StateDir,
+		Seed:               cfg.Run.Seed,
+		Target:             cfg.Run.Duration.Std(),
+		CheckpointInterval: cfg.Run.CheckpointInterval.Std(),
+		ShutdownTimeout:    cfg.Run.ShutdownTimeout.Std(),
+		Fresh:              o.Fresh,
+		Clock:              clock,
+		Logger:             log,
+		Notifier:           o.Notifier,
+		OnEvent: func(e run.Event) {
+			if runMetrics != nil {
+				runMetrics.Events.WithLabelValues(e.Type).Inc()
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	runMetrics = telemetry.RegisterRun(reg, telemetry.RunGauges{
+		ElapsedSeconds: func() float64 { return r.Elapsed().Seconds() },
+		TargetSeconds:  func() float64 { return cfg.Run.Duration.Std().Seconds() },
+		Incarnation:    func() float64 { return float64(r.State().Incarnation) },
+	}, func() float64 { return float64(r.CheckpointErrors()) })
+
+	srv := telemetry.NewServer(telemetry.ServerOptions{
+		Addr:     cfg.Listen,
+		Registry: reg,
+		Logger:   log,
+		Status:   func() any { return r.Status() },
+		Alerts:   func() any { return r.Status().FiringAlerts },
+		Events: func(after int64, limit int, typ string) (any, int64, error) {
+			evs, err := run.ReadEvents(r.JournalPath(), after, limit, typ)
+			next := after
+			if len(evs) > 0 {
+				next = evs[len(evs)-1].Seq
+			}
+			if evs == nil {
+				evs = []run.Event{}
+			}
+			return evs, next, err
+		},
+		Ready:      r.Ready,
+		Token:      r.Token(),
+		Checkpoint: r.Checkpoint,
+	})
+	if err := srv.Start(); err != nil {
+		// The run was opened (incarnation counted); record why it stops.
+		r.Event("run_failed", map[string]any{"stage": "telemetry", "error": err.Error()})
+		_ = r.Serve(cancelled(), nil)
+		return err
+	}
+	log.Info("serving HTTP", "addr", srv.Addr())
+	if o.OnListen != nil {
+		o.OnListen(srv.Addr())
+	}
+
+	tracing, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{
+		Endpoint: cfg.Telemetry.OTLPEndpoint, Ratio: cfg.Telemetry.TraceRatio,
+		Version: o.Version, RunID: r.State().RunID,
+	})
+	if err != nil {
+		log.Error("tracing disabled", "err", err)
+		tracing = &telemetry.Tracing{}
+	}
+
+	// Components are built once the run is open, so a resumed run hands
+	// them the seed it started with.
+	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log)
+	if err != nil {
+		r.Event("run_failed", map[string]any{"stage": "components", "error": err.Error()})
+		comps, ctx = nil, cancelled()
+	}
+	serveErr := r.Serve(ctx, comps)
+	if err != nil {
+		serveErr = err
+	}
+
+	// Telemetry goes last so the final state stays scrapeable until the end.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tracing.Shutdown(shutdownCtx); err != nil {
+		log.Warn("trace flush failed", "err", err)
+	}
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	return serveErr
+}
+
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger) ([]components.Component, error) {
+	enabled := map[string]bool{
+		"raft":      cfg.Components.Raft.Enabled,
+		"pbft":      cfg.Components.PBFT.Enabled,
+		"migration": cfg.Components.Migration.Enabled,
+	}
+	var out []components.Component
+	for _, name := range []string{"raft", "pbft", "migration"} {
+		if !enabled[name] {
+			continue
+		}
+		if o.Components == nil || !slices.Contains(o.Components.Names(), name) {
+			log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
+			continue
+		}
+		c, err := o.Components.Build(name, components.Deps{
+			StateDir: filepath.Join(o.StateDir, "components", name),
+			Seed:     seed, Clock: clock, Logger: log.With("component", name), Config: cfg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// IsCompleted reports whether err says the state dir's run has finished.
+func IsCompleted(err error) bool {
+	var ce *run.CompletedError
+	return errors.As(err, &ce)
+}

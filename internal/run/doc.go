@@ -1,0 +1,11 @@
+// Package run owns one soak run: its state dir, run id, seed, clock,
+// checkpoint and resume, the event journal, the lifecycle (ordered start and
+// shutdown) and the systemd notify protocol.
+//
+// State that must survive kill -9 is written atomically (temp file, fsync,
+// rename, fsync of the directory); the journal is append-only JSON lines,
+// fsync'd in batches, and tolerates a torn last line. Every timer takes the
+// injected clock so a 72-hour run is tested in milliseconds.
+//
+// run imports config and components; nothing below it imports run.
+package run

@@ -1,0 +1,410 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/goleak"
+
+	"github.com/soakd/soakd/internal/components"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func openRun(t *testing.T, dir string, clock clockwork.Clock, target time.Duration, mod ...func(*Options)) *Run {
+	t.Helper()
+	o := Options{StateDir: dir, Seed: 7, Target: target, CheckpointInterval: 5 * time.Second, ShutdownTimeout: time.Second, Clock: clock}
+	for _, f := range mod {
+		f(&o)
+	}
+	r, err := Open(o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return r
+}
+
+// serve runs r.Serve in the background and returns a channel with its result.
+func serve(r *Run, ctx context.Context, comps []components.Component, svcs ...Service) chan error {
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, comps, svcs...) }()
+	return done
+}
+
+// advance moves the fake clock forward in 1 s steps, letting the run loop
+// observe each step, until total has passed or done fires.
+func advance(t *testing.T, clock *clockwork.FakeClock, total time.Duration, done chan error) {
+	t.Helper()
+	for passed := time.Duration(0); passed < total; passed += time.Second {
+		select {
+		case err := <-done:
+			done <- err // leave it for the caller
+			return
+		default:
+		}
+		clock.Advance(time.Second)
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func waitReady(t *testing.T, r *Run) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("run never became ready")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func eventTypes(t *testing.T, r *Run) []string {
+	t.Helper()
+	evs, err := ReadEvents(r.JournalPath(), 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	return types
+}
+
+func TestResumeKeepsRunIDAndElapsed(t *testing.T) {
+	dir := t.TempDir()
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, dir, clock, time.Hour)
+	if r.Resumed() {
+		t.Fatal("new run reported as resumed")
+	}
+	first := r.State()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := serve(r, ctx, nil)
+	waitReady(t, r)
+	advance(t, clock, 12*time.Second, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+
+	st, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Elapsed() < 12*time.Second {
+		t.Fatalf("checkpointed elapsed %v, want >= 12s", st.Elapsed())
+	}
+
+	// Downtime between incarnations is not soak time.
+	clock.Advance(time.Hour)
+	r2 := openRun(t, dir, clock, time.Hour, func(o *Options) { o.Seed = 99 })
+	s2 := r2.State()
+	if s2.RunID != first.RunID || s2.Incarnation != 2 || s2.Seed != 7 {
+		t.Fatalf("resumed state = %+v, want run id %s, incarnation 2, seed 7", s2, first.RunID)
+	}
+	if got := r2.Elapsed(); got != st.Elapsed() {
+		t.Fatalf("resumed elapsed %v, want %v", got, st.Elapsed())
+	}
+	done = serve(r2, cancelledCtx(), nil)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	types := eventTypes(t, r2)
+	want := []string{"run_started", "run_stopped", "run_resumed", "run_stopped"}
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("journal = %v, want %v", types, want)
+	}
+}
+
+func cancelledCtx() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func TestPeriodicCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, dir, clock, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := serve(r, ctx, nil)
+	waitReady(t, r)
+	advance(t, clock, 7*time.Second, done)
+	// No shutdown yet: the periodic checkpoint alone must have recorded progress.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st, err := ReadState(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Elapsed() >= 5*time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("periodic checkpoint elapsed = %v, want >= 5s", st.Elapsed())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func TestCompletionAndFresh(t *testing.T) {
+	dir := t.TempDir()
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, dir, clock, 5*time.Second)
+	done := serve(r, context.Background(), nil)
+	waitReady(t, r)
+	advance(t, clock, time.Minute, done)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not complete at its target")
+	}
+	id := r.State().RunID
+	st, err := ReadState(dir)
+	if err != nil || !st.Completed || st.Elapsed() < 5*time.Second {
+		t.Fatalf("state after completion = %+v, %v", st, err)
+	}
+	if types := eventTypes(t, r); types[len(types)-1] != "run_completed" {
+		t.Fatalf("last event %q, want run_completed", types[len(types)-1])
+	}
+
+	_, err = Open(Options{StateDir: dir, Target: time.Hour, Clock: clock})
+	var ce *CompletedError
+	if !errors.As(err, &ce) || ce.State.RunID != id {
+		t.Fatalf("Open on completed run: %v, want CompletedError for %s", err, id)
+	}
+	if !strings.Contains(err.Error(), "--fresh") {
+		t.Fatalf("error should tell how to start again: %v", err)
+	}
+
+	r3 := openRun(t, dir, clock, time.Hour, func(o *Options) { o.Fresh = true })
+	if r3.State().RunID == id || r3.State().Incarnation != 1 {
+		t.Fatalf("fresh run = %+v", r3.State())
+	}
+	old, err := ReadState(filepath.Join(dir, archiveDir, id))
+	if err != nil || old.RunID != id || !old.Completed {
+		t.Fatalf("archived run: %+v, %v", old, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, archiveDir, id, journalFile)); err != nil {
+		t.Fatalf("archived journal: %v", err)
+	}
+	<-serve(r3, cancelledCtx(), nil)
+}
+
+func TestStateDirIsExclusiveAndPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, dir, clock, time.Hour)
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode = %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	if _, err := Open(Options{StateDir: dir, Target: time.Hour, Clock: clock}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Open = %v, want in-use error", err)
+	}
+	tok, err := ReadToken(dir)
+	if err != nil || len(tok) != 64 || tok != r.Token() {
+		t.Fatalf("token %q, %v", tok, err)
+	}
+	<-serve(r, cancelledCtx(), nil)
+	// The lock is released when Serve returns.
+	r2 := openRun(t, dir, clock, time.Hour)
+	if r2.Token() != tok {
+		t.Fatal("token changed across incarnations")
+	}
+	<-serve(r2, cancelledCtx(), nil)
+}
+
+func TestCorruptStateIsNotOverwritten(t *testing.T) {
+	dir := t.TempDir()
+	garbage := []byte("{\"version\": 1, \"run_id\": ")
+	if err := os.WriteFile(filepath.Join(dir, stateFile), garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Options{StateDir: dir, Target: time.Hour, Clock: clockwork.NewFakeClock()})
+	if err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Open on corrupt state = %v, want corrupt error", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, stateFile))
+	if string(got) != string(garbage) {
+		t.Fatal("corrupt state was overwritten")
+	}
+}
+
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, s)
+	r.mu.Unlock()
+}
+
+type fakeComponent struct {
+	name string
+	rec  *recorder
+}
+
+func (f fakeComponent) Name() string                { return f.name }
+func (f fakeComponent) Start(context.Context) error { f.rec.add("start " + f.name); return nil }
+func (f fakeComponent) Stop(context.Context) error  { f.rec.add("stop " + f.name); return nil }
+func (f fakeComponent) Health() components.Health   { return components.Health{Healthy: true} }
+func (f fakeComponent) Ops() []string               { return nil }
+func (f fakeComponent) Do(context.Context, components.Op) components.Result {
+	return components.Result{Outcome: components.OutcomeFailed}
+}
+
+func TestStartAndShutdownOrder(t *testing.T) {
+	rec := &recorder{}
+	svc := func(name string) Service {
+		return Service{Name: name,
+			Start: func(context.Context) error { rec.add("start " + name); return nil },
+			Stop:  func(context.Context) error { rec.add("stop " + name); return nil }}
+	}
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, t.TempDir(), clock, time.Hour)
+	comps := []components.Component{fakeComponent{"raft", rec}, fakeComponent{"pbft", rec}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := serve(r, ctx, comps, svc("faults"), svc("load"))
+	waitReady(t, r)
+	if st := r.Status(); len(st.Components) != 2 || st.Phase != PhaseRunning {
+		t.Fatalf("status = %+v", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := "start raft,start pbft,start faults,start load,stop load,stop faults,stop pbft,stop raft"
+	if got := strings.Join(rec.calls, ","); got != want {
+		t.Fatalf("order:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestFailedStartStopsWhatStarted(t *testing.T) {
+	rec := &recorder{}
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, t.TempDir(), clock, time.Hour)
+	bad := Service{Name: "faults", Start: func(context.Context) error { return errors.New("boom") }}
+	err := r.Serve(context.Background(), []components.Component{fakeComponent{"raft", rec}}, bad)
+	if err == nil || !strings.Contains(err.Error(), "start faults: boom") {
+		t.Fatalf("Serve = %v", err)
+	}
+	if got := strings.Join(rec.calls, ","); got != "start raft,stop raft" {
+		t.Fatalf("calls = %s", got)
+	}
+	if types := eventTypes(t, r); !contains(types, "run_failed") {
+		t.Fatalf("journal %v lacks run_failed", types)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, s := range xs {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+type chanNotifier struct {
+	interval time.Duration
+	ch       chan string
+}
+
+func (n chanNotifier) Notify(s string) error {
+	select {
+	case n.ch <- s:
+	default:
+	}
+	return nil
+}
+func (n chanNotifier) WatchdogInterval() time.Duration { return n.interval }
+
+func TestWatchdogOnlyWhileHeartbeatFresh(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	n := chanNotifier{interval: 10 * time.Second, ch: make(chan string, 100)}
+	var mu sync.Mutex
+	beat := clock.Now()
+	heartbeat := func() time.Time { mu.Lock(); defer mu.Unlock(); return beat }
+	stale := make(chan time.Duration, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchdog(ctx, clock, 10*time.Second, 4*time.Second, heartbeat, n, func(a time.Duration) { stale <- a })
+	}()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Fresh heartbeat: a ping every interval/2.
+	for range 3 {
+		mu.Lock()
+		beat = clock.Now().Add(5 * time.Second)
+		mu.Unlock()
+		clock.Advance(5 * time.Second)
+		select {
+		case s := <-n.ch:
+			if s != "WATCHDOG=1" {
+				t.Fatalf("notify %q", s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no watchdog ping while heartbeat fresh")
+		}
+	}
+	// Stalled loop: the heartbeat stops moving, pings must stop.
+	for range 3 {
+		clock.Advance(5 * time.Second)
+		select {
+		case <-stale:
+		case <-time.After(5 * time.Second):
+			t.Fatal("stale heartbeat not reported")
+		}
+	}
+	select {
+	case s := <-n.ch:
+		t.Fatalf("got %q with a stale heartbeat", s)
+	default:
+	}
+	cancel()
+	<-done
+}
+
+func TestServeNotifiesReadyAndStopping(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	n := chanNotifier{ch: make(chan string, 100)}
+	r := openRun(t, t.TempDir(), clock, time.Hour, func(o *Options) { o.Notifier = n })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := serve(r, ctx, nil)
+	waitReady(t, r)
+	cancel()
+	<-done
+	close(n.ch)
+	var got []string
+	for s := range n.ch {
+		got = append(got, strings.SplitN(s, "=", 2)[0])
+	}
+	joined := strings.Join(got, ",")
+	for _, want := range []string{"READY", "STATUS", "STOPPING", "EXTEND_TIMEOUT_USEC"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("notifications %v lack %s", got, want)
+		}
+	}
+	if strings.Index(joined, "READY") > strings.Index(joined, "STOPPING") {
+		t.Fatalf("STOPPING before READY: %v", got)
+	}
+}

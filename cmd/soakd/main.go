@@ -68,6 +68,12 @@ Start with:
   soakd check-config FILE         # validate a config before you deploy it`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q", args[0])}
+			}
+			return nil
+		},
 		// A bare "soakd" is a usage error, not a silent success.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_ = cmd.Help()

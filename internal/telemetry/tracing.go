@@ -50,10 +50,15 @@ func NewTracerProvider(ctx context.Context, o TracingOptions) (*Tracing, error) 
 	}
 	var opts []otlptracehttp.Option
 	if strings.Contains(o.Endpoint, "://") {
-		if _, err := url.Parse(o.Endpoint); err != nil {
+		u, err := url.Parse(o.Endpoint)
+		if err != nil {
 			return nil, fmt.Errorf("telemetry.otlp_endpoint: %w", err)
 		}
-		opts = append(opts, otlptracehttp.WithEndpointURL(o.Endpoint))
+		// A bare collector URL means its standard OTLP/HTTP traces path.
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1/traces"
+		}
+		opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
 	} else {
 		opts = append(opts, otlptracehttp.WithEndpoint(o.Endpoint), otlptracehttp.WithInsecure())
 	}

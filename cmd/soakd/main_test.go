@@ -443,3 +443,36 @@ func TestPortInUseFailsCleanly(t *testing.T) {
 		t.Fatalf("run_failed events: %+v", evs)
 	}
 }
+
+// TestCheckConfig runs the binary over every bad config of the config
+// package's table: exit 1 and exactly the expected lines, each starting with
+// the field path.
+func TestCheckConfig(t *testing.T) {
+	files, err := filepath.Glob("../../internal/config/testdata/*.bad.yaml")
+	if err != nil || len(files) < 20 {
+		t.Fatalf("want >= 20 bad configs, found %d (%v)", len(files), err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if e, ok := strings.CutPrefix(line, "# error: "); ok {
+				want = append(want, e)
+			}
+		}
+		out, stderr, code := soakd(t, "check-config", f)
+		got := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		if code != 1 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("check-config %s: exit %d\n got: %q\nwant: %q\nstderr: %s", filepath.Base(f), code, got, want, stderr)
+		}
+	}
+	for _, good := range []string{"../../systemd/soakd.yaml", "../../internal/config/default.yaml"} {
+		out, stderr, code := soakd(t, "check-config", good)
+		if code != 0 || out != "ok\n" {
+			t.Errorf("check-config %s: exit %d %q %q", good, code, out, stderr)
+		}
+	}
+}

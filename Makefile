@@ -1,0 +1,59 @@
+# soakd — build, run, test. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+export GOTOOLCHAIN ?= local
+
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+BIN      := bin/soakd
+STATE_DIR ?= ./soakd-state
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
+CONFDIR ?= /etc/soakd
+
+# Packages fast enough to test under the race detector on every run.
+TEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: help build run test lint vet fmt-check install bench fuzz clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/soakd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/soakd
+
+run: build ## run the daemon on the embedded default config, state in ./soakd-state
+	./$(BIN) run --state-dir $(STATE_DIR)
+
+test: lint ## vet, gofmt check and every test (race detector on)
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint: vet fmt-check ## go vet and gofmt
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+install: build ## install binary, systemd unit and (if absent) the default config
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/soakd
+	install -D -m 0644 systemd/soakd.service $(DESTDIR)$(UNITDIR)/soakd.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/soakd.yaml ]; then \
+		echo "keeping existing $(DESTDIR)$(CONFDIR)/soakd.yaml"; \
+	else \
+		install -D -m 0644 systemd/soakd.yaml $(DESTDIR)$(CONFDIR)/soakd.yaml; \
+	fi
+	@echo "now: systemctl daemon-reload && systemctl enable --now soakd"
+
+bench: ## benchmarks, printing their figures
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+fuzz: ## fuzz the config loader for 60s
+	$(GO) test ./internal/config/ -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+clean:
+	rm -rf bin

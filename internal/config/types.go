@@ -1,0 +1,144 @@
+package config
+
+// Config is the whole soakd configuration, DESIGN.md §3. Every field has a
+// default (see Default); YAML keys are the snake_case names in the tags.
+type Config struct {
+	Run        Run        `yaml:"run"`
+	Listen     string     `yaml:"listen"`
+	StateDir   string     `yaml:"state_dir"`
+	Components Components `yaml:"components"`
+	Load       Workload   `yaml:"load"`
+	Faults     Faults     `yaml:"faults"`
+	LeakCheck  LeakCheck  `yaml:"leakcheck"`
+	Profiling  Profiling  `yaml:"profiling"`
+	Alerting   Alerting   `yaml:"alerting"`
+	Telemetry  Telemetry  `yaml:"telemetry"`
+}
+
+// Run bounds one soak run.
+type Run struct {
+	Duration Duration `yaml:"duration"`
+	Seed     uint64   `yaml:"seed"`
+	Warmup   Duration `yaml:"warmup"`
+	// CheckpointInterval is how often run state is written to disk.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// ShutdownTimeout bounds the ordered shutdown after SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+type Components struct {
+	Raft      RaftComponent      `yaml:"raft"`
+	PBFT      PBFTComponent      `yaml:"pbft"`
+	Migration MigrationComponent `yaml:"migration"`
+}
+
+type RaftComponent struct {
+	Enabled bool `yaml:"enabled"`
+	Nodes   int  `yaml:"nodes"`
+}
+
+type PBFTComponent struct {
+	Enabled  bool `yaml:"enabled"`
+	Replicas int  `yaml:"replicas"`
+}
+
+type MigrationComponent struct {
+	Enabled     bool     `yaml:"enabled"`
+	GuestMemory ByteSize `yaml:"guest_memory"`
+	DirtyRate   Rate     `yaml:"dirty_rate"`
+	Streams     int      `yaml:"streams"`
+	Compression string   `yaml:"compression"` // none | s2 | lz4 | zstd
+}
+
+// Workload is the load section. It is not named Load because func Load
+// (read a config file) has that name.
+type Workload struct {
+	Raft      RateLoad     `yaml:"raft"`
+	PBFT      RateLoad     `yaml:"pbft"`
+	Migration IntervalLoad `yaml:"migration"`
+}
+
+// RateLoad is an open-loop load at Rate operations per second.
+type RateLoad struct {
+	Rate     float64            `yaml:"rate"`
+	Mix      map[string]float64 `yaml:"mix"`
+	Keys     int                `yaml:"keys"`
+	Arrivals string             `yaml:"arrivals"` // poisson | uniform
+	KeyDist  string             `yaml:"key_dist"` // uniform | zipf
+	Diurnal  Diurnal            `yaml:"diurnal"`
+}
+
+type Diurnal struct {
+	Amplitude Percent `yaml:"amplitude"`
+}
+
+type IntervalLoad struct {
+	Interval Duration `yaml:"interval"`
+}
+
+type Faults struct {
+	Backend            string         `yaml:"backend"` // local | chaosmesh
+	Random             *RandomFaults  `yaml:"random"`  // nil: only the timeline
+	Timeline           []TimedFault   `yaml:"timeline"`
+	BlastRadius        map[string]int `yaml:"blast_radius"`
+	PauseWhenUnhealthy bool           `yaml:"pause_when_unhealthy"`
+	Replay             string         `yaml:"replay"`
+}
+
+type RandomFaults struct {
+	MeanInterval  Duration      `yaml:"mean_interval"`
+	Duration      DurationRange `yaml:"duration"`
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	Kinds         []string      `yaml:"kinds"`
+}
+
+type DurationRange struct {
+	Min Duration `yaml:"min"`
+	Max Duration `yaml:"max"`
+}
+
+type TimedFault struct {
+	At       Duration          `yaml:"at"`
+	Duration Duration          `yaml:"duration"`
+	Kind     string            `yaml:"kind"`
+	Target   string            `yaml:"target"`
+	Params   map[string]string `yaml:"params"`
+}
+
+type LeakCheck struct {
+	Interval   Duration        `yaml:"interval"`
+	Window     Duration        `yaml:"window"`
+	Confidence float64         `yaml:"confidence"`
+	For        int             `yaml:"for"`
+	Thresholds map[string]Rate `yaml:"thresholds"`
+	Evidence   Evidence        `yaml:"evidence"`
+}
+
+type Evidence struct {
+	Keep int `yaml:"keep"`
+}
+
+type Profiling struct {
+	Pyroscope Pyroscope `yaml:"pyroscope"`
+	Snapshots Snapshots `yaml:"snapshots"`
+}
+
+type Pyroscope struct {
+	ServerAddress   string `yaml:"server_address"`
+	ApplicationName string `yaml:"application_name"`
+}
+
+type Snapshots struct {
+	Interval Duration `yaml:"interval"`
+	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+type Alerting struct {
+	AlertmanagerURL string `yaml:"alertmanager_url"`
+	WebhookURL      string `yaml:"webhook_url"`
+}
+
+type Telemetry struct {
+	OTLPEndpoint string  `yaml:"otlp_endpoint"`
+	TraceRatio   float64 `yaml:"trace_ratio"`
+}

@@ -1,0 +1,397 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Names the config refers to. Other packages register against these, and a
+// test there should check that every name here has an implementation.
+var (
+	// FaultKinds is every fault kind a schedule may name.
+	FaultKinds = []string{"partition", "delay", "loss", "bandwidth", "blackhole", "reset",
+		"duplicate", "reorder", "crash", "byzantine", "cpu", "memory", "fds", "disk", "leak"}
+	// LeakSignals is every signal the leak checker samples.
+	LeakSignals = []string{"heap_live_bytes", "goroutines", "open_fds", "rss_bytes", "threads"}
+	// LeakResources is what a leak fault (the canary) can leak.
+	LeakResources = []string{"heap", "goroutines", "fds"}
+	// RaftOps and PBFTOps are the operations a load mix may weight.
+	RaftOps = []string{"put", "get", "cas"}
+	PBFTOps = []string{"put", "get"}
+	// Compressions is every migration page compression.
+	Compressions = []string{"none", "s2", "lz4", "zstd"}
+	// TargetComponents is what a fault target "<component>/<selector>" may
+	// name; self is soakd's own process.
+	TargetComponents = []string{"raft", "pbft", "migration", "self"}
+
+	clusterComponents = []string{"raft", "pbft", "migration"}
+)
+
+// Bounds that are policy rather than user choice.
+const (
+	MinRaftNodes          = 3 // fewer cannot lose a node and keep quorum
+	MaxRaftNodes          = 7
+	MaxPBFTReplicas       = 31 // all-to-all messages grow as n²
+	MaxMigrationStreams   = 64
+	MinCheckpointInterval = Duration(100 * time.Millisecond)
+	MaxCheckpointInterval = Duration(10 * time.Minute)
+	MinGuestMemory        = ByteSize(1 << 20)
+	MinSnapshotBytes      = ByteSize(1 << 20)
+)
+
+// Validate checks c against every rule in DESIGN.md §3 and returns all
+// problems as Errors, in field order, or nil. Settings of a disabled
+// component, and its load, are not checked: they will not be used.
+func (c *Config) Validate() error {
+	v := &validator{}
+	c.validateRun(v)
+	c.validateComponents(v)
+	c.validateLoad(v)
+	c.validateFaults(v)
+	c.validateLeakCheck(v)
+	c.validateProfiling(v)
+	v.url("alerting.alertmanager_url", c.Alerting.AlertmanagerURL)
+	v.url("alerting.webhook_url", c.Alerting.WebhookURL)
+	if e := c.Telemetry.OTLPEndpoint; e != "" {
+		if strings.Contains(e, "://") {
+			v.url("telemetry.otlp_endpoint", e)
+		} else if msg := hostPort(e, 1); msg != "" {
+			v.add("telemetry.otlp_endpoint", "must be host:port or an http(s) URL: %s", msg)
+		}
+	}
+	if r := c.Telemetry.TraceRatio; !(r >= 0 && r <= 1) {
+		v.add("telemetry.trace_ratio", "must be in [0, 1]")
+	}
+	return v.err()
+}
+
+type validator struct{ problems }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems.add(path, fmt.Sprintf(format, args...))
+}
+
+// positive checks a duration is > 0.
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.add(path, "must be > 0")
+	}
+}
+
+// atLeast checks an integer setting's lower bound.
+func (v *validator) atLeast(path string, n, min int) {
+	if n < min {
+		v.add(path, "must be >= %d", min)
+	}
+}
+
+func (v *validator) oneOf(path, s string, allowed []string) {
+	if !slices.Contains(allowed, s) {
+		v.add(path, "must be one of %s, got %q", strings.Join(allowed, ", "), s)
+	}
+}
+
+// url checks an optional http(s) URL.
+func (v *validator) url(path, s string) {
+	if s == "" {
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		v.add(path, "must be an http(s) URL with a host, got %q", s)
+	}
+}
+
+// hostPort returns what is wrong with a host:port address, or "".
+func hostPort(s string, minPort int) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("cannot parse %q as host:port", s)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Sprintf("invalid host %q", host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < minPort || p > 65535 {
+		return fmt.Sprintf("port must be a number in %d-65535, got %q", minPort, port)
+	}
+	return ""
+}
+
+func (c *Config) validateRun(v *validator) {
+	r := c.Run
+	v.positive("run.duration", r.Duration)
+	if r.Warmup < 0 {
+		v.add("run.warmup", "must be >= 0")
+	} else if r.Duration > 0 && r.Warmup >= r.Duration {
+		v.add("run.warmup", "must be < run.duration (%s)", r.Duration)
+	}
+	if r.CheckpointInterval < MinCheckpointInterval || r.CheckpointInterval > MaxCheckpointInterval {
+		v.add("run.checkpoint_interval", "must be between %s and %s", MinCheckpointInterval, MaxCheckpointInterval)
+	}
+	v.positive("run.shutdown_timeout", r.ShutdownTimeout)
+	if msg := hostPort(c.Listen, 0); msg != "" {
+		v.add("listen", "%s", msg)
+	}
+}
+
+func (c *Config) validateComponents(v *validator) {
+	if r := c.Components.Raft; r.Enabled && (r.Nodes < MinRaftNodes || r.Nodes > MaxRaftNodes) {
+		v.add("components.raft.nodes", "must be between %d and %d", MinRaftNodes, MaxRaftNodes)
+	}
+	if p := c.Components.PBFT; p.Enabled {
+		const path = "components.pbft.replicas"
+		switch n := p.Replicas; {
+		case n < 4:
+			v.add(path, "must be >= 4 (3f+1 with f >= 1)")
+		case n > MaxPBFTReplicas:
+			v.add(path, "must be <= %d", MaxPBFTReplicas)
+		case (n-1)%3 != 0:
+			v.add(path, "must be 3f+1 (4, 7, 10, ...)")
+		}
+	}
+	if m := c.Components.Migration; m.Enabled {
+		const p = "components.migration."
+		if m.GuestMemory < MinGuestMemory {
+			v.add(p+"guest_memory", "must be >= %s", MinGuestMemory)
+		}
+		if r := float64(m.DirtyRate); !(r >= 0) || math.IsInf(r, 0) {
+			v.add(p+"dirty_rate", "must be >= 0 and finite")
+		}
+		if m.Streams < 1 || m.Streams > MaxMigrationStreams {
+			v.add(p+"streams", "must be between 1 and %d", MaxMigrationStreams)
+		}
+		v.oneOf(p+"compression", m.Compression, Compressions)
+	}
+}
+
+func (c *Config) validateLoad(v *validator) {
+	if c.Components.Raft.Enabled {
+		validateRateLoad(v, "load.raft", c.Load.Raft, RaftOps)
+	}
+	if c.Components.PBFT.Enabled {
+		validateRateLoad(v, "load.pbft", c.Load.PBFT, PBFTOps)
+	}
+	if c.Components.Migration.Enabled {
+		v.positive("load.migration.interval", c.Load.Migration.Interval)
+	}
+}
+
+func validateRateLoad(v *validator, path string, l RateLoad, ops []string) {
+	if !(l.Rate > 0) || math.IsInf(l.Rate, 0) {
+		v.add(path+".rate", "must be > 0")
+	}
+	sum, weightsOK := 0.0, true
+	for _, op := range sortedKeys(l.Mix) {
+		p := field(path+".mix", op)
+		if !slices.Contains(ops, op) {
+			v.add(p, "unknown op (want %s)", orList(ops))
+			weightsOK = false
+			continue
+		}
+		w := l.Mix[op]
+		if !(w >= 0) || math.IsInf(w, 0) {
+			v.add(p, "must be >= 0")
+			weightsOK = false
+			continue
+		}
+		sum += w
+	}
+	if weightsOK && !(sum > 0) {
+		v.add(path+".mix", "weights must sum to > 0")
+	}
+	v.atLeast(path+".keys", l.Keys, 1)
+	v.oneOf(path+".arrivals", l.Arrivals, []string{"poisson", "uniform"})
+	v.oneOf(path+".key_dist", l.KeyDist, []string{"uniform", "zipf"})
+	if a := l.Diurnal.Amplitude; !(a >= 0 && a < 1) {
+		v.add(path+".diurnal.amplitude", "must be in [0%%, 100%%)")
+	}
+}
+
+func (c *Config) validateFaults(v *validator) {
+	f := c.Faults
+	v.oneOf("faults.backend", f.Backend, []string{"local", "chaosmesh"})
+	if r := f.Random; r != nil {
+		const p = "faults.random."
+		v.positive(p+"mean_interval", r.MeanInterval)
+		v.positive(p+"duration.min", r.Duration.Min)
+		if r.Duration.Max < r.Duration.Min {
+			v.add(p+"duration.max", "must be >= duration.min (%s)", r.Duration.Min)
+		}
+		v.atLeast(p+"max_concurrent", r.MaxConcurrent, 1)
+		if len(r.Kinds) == 0 {
+			v.add(p+"kinds", "must list at least one kind")
+		}
+		seen := map[string]bool{}
+		for i, k := range r.Kinds {
+			switch {
+			case !slices.Contains(FaultKinds, k):
+				v.add(index(p+"kinds", i), "unknown fault kind %q", k)
+			case seen[k]:
+				v.add(index(p+"kinds", i), "duplicate kind %q", k)
+			}
+			seen[k] = true
+		}
+	}
+	for i, t := range f.Timeline {
+		c.validateTimedFault(v, index("faults.timeline", i), t)
+	}
+	for _, comp := range sortedKeys(f.BlastRadius) {
+		c.validateBlastRadius(v, field("faults.blast_radius", comp), comp, f.BlastRadius[comp])
+	}
+}
+
+// validateTimedFault checks one timeline entry. An entry at or after
+// run.duration is not an error: it never fires in this run, which lets a
+// shorter run (soakd run --duration 30m) reuse a long run's config.
+func (c *Config) validateTimedFault(v *validator, path string, t TimedFault) {
+	v.positive(path+".duration", t.Duration)
+	switch {
+	case t.Kind == "":
+		v.add(path+".kind", "required")
+	case !slices.Contains(FaultKinds, t.Kind):
+		v.add(path+".kind", "unknown fault kind %q", t.Kind)
+	}
+	if t.Target != "" {
+		comp, sel, ok := strings.Cut(t.Target, "/")
+		switch {
+		case !ok || comp == "" || sel == "":
+			v.add(path+".target", "must be <component>/<selector>, got %q", t.Target)
+		case !slices.Contains(TargetComponents, comp):
+			v.add(path+".target", "unknown component %q (want %s)", comp, orList(TargetComponents))
+		case !c.enabled(comp):
+			v.add(path+".target", "component %q is disabled", comp)
+		}
+	}
+	if t.Kind == "leak" {
+		p := path + ".params."
+		switch res, ok := t.Params["resource"]; {
+		case !ok:
+			v.add(p+"resource", "required for kind leak (%s)", orList(LeakResources))
+		case !slices.Contains(LeakResources, res):
+			v.add(p+"resource", "must be %s, got %q", orList(LeakResources), res)
+		}
+		rate, ok := t.Params["rate"]
+		if !ok {
+			v.add(p+"rate", "required for kind leak (e.g. 2MiB/min)")
+		} else if r, err := ParseRate(rate); err != nil {
+			v.add(p+"rate", "%s", err)
+		} else if r <= 0 {
+			v.add(p+"rate", "must be > 0")
+		}
+	}
+}
+
+// enabled reports whether a fault target component is running.
+func (c *Config) enabled(comp string) bool {
+	switch comp {
+	case "raft":
+		return c.Components.Raft.Enabled
+	case "pbft":
+		return c.Components.PBFT.Enabled
+	case "migration":
+		return c.Components.Migration.Enabled
+	}
+	return true
+}
+
+// validateBlastRadius keeps faults from taking out more of a cluster than the
+// soak is meant to survive: a stalled cluster tests nothing but the alert.
+func (c *Config) validateBlastRadius(v *validator, path, comp string, n int) {
+	if !slices.Contains(clusterComponents, comp) {
+		v.add(path, "unknown component (want %s)", orList(clusterComponents))
+		return
+	}
+	if n < 0 {
+		v.add(path, "must be >= 0")
+		return
+	}
+	switch comp {
+	case "raft":
+		nodes := c.Components.Raft.Nodes
+		if !c.Components.Raft.Enabled || nodes < 1 {
+			return
+		}
+		if quorum := nodes/2 + 1; n >= nodes {
+			v.add(path, "must be < %d (raft nodes): would allow losing every node", nodes)
+		} else if n >= quorum {
+			v.add(path, "must be < %d (raft quorum): would allow losing quorum", quorum)
+		}
+	case "pbft":
+		replicas := c.Components.PBFT.Replicas
+		if !c.Components.PBFT.Enabled || replicas < 1 {
+			return
+		}
+		if f := (replicas - 1) / 3; n >= replicas {
+			v.add(path, "must be < %d (pbft replicas): would allow losing every replica", replicas)
+		} else if n > f {
+			v.add(path, "must be <= %d (f for %d replicas): more faulty replicas void PBFT's guarantees", f, replicas)
+		}
+	}
+}
+
+func (c *Config) validateLeakCheck(v *validator) {
+	l := c.LeakCheck
+	const p = "leakcheck."
+	v.positive(p+"interval", l.Interval)
+	if l.Window <= 0 {
+		v.add(p+"window", "must be > 0")
+	} else if l.Interval > 0 && l.Window/2 < l.Interval {
+		// Window/2 < Interval is Window < 2*Interval without overflow.
+		if l.Interval <= math.MaxInt64/2 {
+			v.add(p+"window", "must be >= 2*interval (%s)", 2*l.Interval)
+		} else {
+			v.add(p+"window", "must be >= 2*interval")
+		}
+	}
+	if !(l.Confidence > 0.5 && l.Confidence < 1) {
+		v.add(p+"confidence", "must be in (0.5, 1)")
+	}
+	v.atLeast(p+"for", l.For, 1)
+	for _, sig := range sortedKeys(l.Thresholds) {
+		path := field(p+"thresholds", sig)
+		if !slices.Contains(LeakSignals, sig) {
+			v.add(path, "unknown leak signal (want %s)", orList(LeakSignals))
+			continue
+		}
+		if r := float64(l.Thresholds[sig]); !(r > 0) || math.IsInf(r, 0) {
+			v.add(path, "must be > 0")
+		}
+	}
+	v.atLeast(p+"evidence.keep", l.Evidence.Keep, 1)
+}
+
+func (c *Config) validateProfiling(v *validator) {
+	p := c.Profiling
+	v.url("profiling.pyroscope.server_address", p.Pyroscope.ServerAddress)
+	if strings.TrimSpace(p.Pyroscope.ApplicationName) == "" {
+		v.add("profiling.pyroscope.application_name", "must not be empty")
+	}
+	v.positive("profiling.snapshots.interval", p.Snapshots.Interval)
+	if p.Snapshots.MaxBytes < MinSnapshotBytes {
+		v.add("profiling.snapshots.max_bytes", "must be >= %s", MinSnapshotBytes)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// orList renders "a, b or c".
+func orList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
+}

@@ -4,7 +4,8 @@ GO ?= go
 export GOTOOLCHAIN ?= local
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 BIN      := bin/soakd
 STATE_DIR ?= ./soakd-state
 

@@ -9,11 +9,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at link time (-ldflags "-X main.version=...").
-var version = "dev"
+// version and revision are set at link time (-ldflags "-X main.version=...").
+var (
+	version  = "dev"
+	revision = ""
+)
 
-// buildRevision returns the VCS revision stamped by the Go toolchain, if any.
+// buildRevision returns the linked revision, else the VCS revision stamped
+// by the Go toolchain, if any.
 func buildRevision() string {
+	if revision != "" {
+		return revision
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {

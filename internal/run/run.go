@@ -481,6 +481,7 @@ func (r *Run) shutdown(started []Service, completed bool, startErr error) {
 	case startErr != nil:
 	default:
 		r.Event("run_stopped", map[string]any{"elapsed_seconds": el.Seconds()})
+		r.log.Info("run stopped; start again to resume", "run_id", r.state.RunID, "elapsed", el.Round(time.Second))
 	}
 	if err := r.journal.Close(); err != nil {
 		r.log.Error("journal close failed", "err", err)

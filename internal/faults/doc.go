@@ -1,0 +1,8 @@
+// Package faults owns the Fault contract (a kind validates its parameters
+// and Inject returns its own Revert, the roachtest Run → Cleanup shape), the
+// registry of kinds, and the runner that injects the configured timeline on
+// the run's elapsed time.
+//
+// Sub-packages implement kinds: leak (the canary). faults imports config;
+// kinds may import components; nothing below faults imports it.
+package faults

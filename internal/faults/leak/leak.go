@@ -1,0 +1,286 @@
+package leak
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/config"
+)
+
+// Hard caps, so a mistyped rate cannot take the host down with soakd.
+const (
+	MaxHeapBytes  = 2 << 30
+	MaxGoroutines = 100_000
+	MaxFDs        = 10_000
+	// tick is how often the canary leaks its next slice: fine enough that
+	// a 5 s sampler sees a smooth line.
+	tick = 250 * time.Millisecond
+	// stepSpan is how much growth a "step" leaks at once: one minute's worth.
+	stepSpan = time.Minute
+	// defaultPlateauAfter is how long a "plateau" grows before it flattens.
+	defaultPlateauAfter = 30 * time.Second
+)
+
+// Kind is the "leak" fault kind.
+type Kind struct {
+	clock clockwork.Clock
+	log   *slog.Logger
+}
+
+// New returns the kind; clock drives the leak's pace.
+func New(clock clockwork.Clock, log *slog.Logger) *Kind {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Kind{clock: clock, log: log}
+}
+
+func (*Kind) Name() string { return "leak" }
+
+type params struct {
+	resource     string
+	perSecond    float64
+	shape        string
+	plateauAfter time.Duration
+	unreachable  bool
+}
+
+func parse(p map[string]string) (params, error) {
+	var out params
+	out.resource = p["resource"]
+	switch out.resource {
+	case "heap", "goroutines", "fds":
+	case "":
+		return out, errors.New("resource: required (heap, goroutines or fds)")
+	default:
+		return out, fmt.Errorf("resource: %q is not heap, goroutines or fds", out.resource)
+	}
+	if p["rate"] == "" {
+		return out, errors.New("rate: required (e.g. 8MiB/min, 20/min)")
+	}
+	rate, err := config.ParseRate(p["rate"])
+	if err != nil {
+		return out, fmt.Errorf("rate: %w", err)
+	}
+	if out.perSecond = rate.PerSecond(); out.perSecond <= 0 {
+		return out, errors.New("rate: must be > 0")
+	}
+	out.shape = p["shape"]
+	switch out.shape {
+	case "":
+		out.shape = "linear"
+	case "linear", "step", "plateau":
+	default:
+		return out, fmt.Errorf("shape: %q is not linear, step or plateau", out.shape)
+	}
+	out.plateauAfter = defaultPlateauAfter
+	if v := p["plateau_after"]; v != "" {
+		d, err := config.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return out, fmt.Errorf("plateau_after: %q is not a positive duration", v)
+		}
+		out.plateauAfter = d.Std()
+	}
+	if v := p["unreachable"]; v != "" {
+		if out.unreachable, err = strconv.ParseBool(v); err != nil {
+			return out, fmt.Errorf("unreachable: %q is not true or false", v)
+		}
+		if out.unreachable && out.resource != "goroutines" {
+			return out, errors.New("unreachable: only for resource goroutines")
+		}
+	}
+	for k := range p {
+		switch k {
+		case "resource", "rate", "shape", "plateau_after", "unreachable":
+		default:
+			return out, fmt.Errorf("%s: unknown parameter", k)
+		}
+	}
+	return out, nil
+}
+
+// Validate checks the parameters.
+func (*Kind) Validate(p map[string]string) error {
+	_, err := parse(p)
+	return err
+}
+
+// Inject starts leaking; target is ignored (the canary lives in soakd).
+func (k *Kind) Inject(ctx context.Context, _ string, p map[string]string) (func(context.Context) error, error) {
+	pp, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	c := &canary{p: pp, clock: k.clock, log: k.log, stop: make(chan struct{}), done: make(chan struct{})}
+	go pprof.Do(context.WithoutCancel(ctx), pprof.Labels("component", "canary"), func(context.Context) { c.loop() })
+	var once sync.Once
+	var revertErr error
+	return func(context.Context) error {
+		once.Do(func() { revertErr = c.free() })
+		return revertErr
+	}, nil
+}
+
+// canary holds everything it leaked so revert can free it.
+type canary struct {
+	p     params
+	clock clockwork.Clock
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	heap   [][]byte
+	bytes  int64
+	parked []chan struct{}
+	lost   int // unreachable goroutines: never freed
+	fds    []*os.File
+	owed   float64 // fractional units carried to the next tick
+	capped bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (c *canary) loop() {
+	defer close(c.done)
+	start := c.clock.Now()
+	if c.p.shape == "step" {
+		c.leak(c.p.perSecond * stepSpan.Seconds())
+	}
+	t := c.clock.NewTicker(tick)
+	defer t.Stop()
+	last := start
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.Chan():
+			dt := now.Sub(last).Seconds()
+			last = now
+			switch c.p.shape {
+			case "linear":
+				c.leak(c.p.perSecond * dt)
+			case "plateau":
+				if now.Sub(start) <= c.p.plateauAfter {
+					c.leak(c.p.perSecond * dt)
+				}
+			}
+		}
+	}
+}
+
+func (c *canary) leak(units float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.owed += units
+	n := int(c.owed)
+	if n <= 0 {
+		return
+	}
+	c.owed -= float64(n)
+	switch c.p.resource {
+	case "heap":
+		if c.bytes+int64(n) > MaxHeapBytes {
+			c.capOnce()
+			return
+		}
+		c.heap = append(c.heap, leakHeap(n))
+		c.bytes += int64(n)
+	case "goroutines":
+		for range n {
+			if len(c.parked)+c.lost >= MaxGoroutines {
+				c.capOnce()
+				return
+			}
+			if c.p.unreachable {
+				go parkUnreachable()
+				c.lost++
+				continue
+			}
+			ch := make(chan struct{})
+			go parkForever(ch)
+			c.parked = append(c.parked, ch)
+		}
+	case "fds":
+		for range n {
+			if len(c.fds) >= MaxFDs {
+				c.capOnce()
+				return
+			}
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				c.capOnce()
+				c.log.Warn("leak canary cannot open more fds", "err", err)
+				return
+			}
+			c.fds = append(c.fds, f)
+		}
+	}
+}
+
+func (c *canary) capOnce() {
+	if !c.capped {
+		c.capped = true
+		c.log.Warn("leak canary reached its cap; holding", "resource", c.p.resource)
+	}
+}
+
+// leakHeap allocates and touches n bytes. It is a named, non-inlined
+// function so heap profiles attribute the growth to it.
+//
+//go:noinline
+func leakHeap(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1 // touch every page so RSS grows too
+	}
+	return b
+}
+
+// parkForever blocks until the canary closes ch.
+//
+//go:noinline
+func parkForever(ch chan struct{}) { <-ch }
+
+// parkUnreachable blocks on a channel nothing else can reach: a true leak.
+//
+//go:noinline
+func parkUnreachable() {
+	ch := make(chan struct{})
+	<-ch
+}
+
+// free stops leaking and releases everything the canary holds.
+func (c *canary) free() error {
+	close(c.stop)
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.parked {
+		close(ch)
+	}
+	var errs []error
+	for _, f := range c.fds {
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.lost > 0 {
+		c.log.Warn("leak canary: unreachable goroutines stay leaked by design", "goroutines", c.lost)
+	}
+	c.heap, c.parked, c.fds, c.bytes = nil, nil, nil, 0
+	runtime.GC() // hand the heap back now, so the resolve is visible promptly
+	return errors.Join(errs...)
+}

@@ -1,0 +1,216 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/soakd/soakd/internal/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fakeKind struct {
+	mu         sync.Mutex
+	log        []string
+	failRevert atomic.Int32 // fail this many reverts
+}
+
+func (k *fakeKind) Name() string { return "fake" }
+func (k *fakeKind) Validate(p map[string]string) error {
+	if p["bad"] != "" {
+		return errors.New("bad: not allowed")
+	}
+	return nil
+}
+func (k *fakeKind) Inject(_ context.Context, target string, _ map[string]string) (Revert, error) {
+	k.add("inject " + target)
+	return func(context.Context) error {
+		if k.failRevert.Add(-1) >= 0 {
+			k.add("revert-fail " + target)
+			return errors.New("stuck")
+		}
+		k.add("revert " + target)
+		return nil
+	}, nil
+}
+func (k *fakeKind) add(s string) { k.mu.Lock(); k.log = append(k.log, s); k.mu.Unlock() }
+func (k *fakeKind) calls() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return strings.Join(k.log, ",")
+}
+
+type events struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (e *events) add(typ string, f map[string]any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := typ
+	if r, ok := f["resumed"].(bool); ok && r {
+		s += "(resumed)"
+	}
+	e.evs = append(e.evs, s)
+}
+func (e *events) String() string { e.mu.Lock(); defer e.mu.Unlock(); return strings.Join(e.evs, ",") }
+
+func tf(at, d time.Duration, kind, target string) config.TimedFault {
+	return config.TimedFault{At: config.Duration(at), Duration: config.Duration(d), Kind: kind, Target: target}
+}
+
+type harness struct {
+	r       *Runner
+	kind    *fakeKind
+	ev      *events
+	elapsed atomic.Int64
+	reg     *prometheus.Registry
+}
+
+func newHarness(t *testing.T, timeline []config.TimedFault, start time.Duration) *harness {
+	t.Helper()
+	h := &harness{kind: &fakeKind{}, ev: &events{}, reg: prometheus.NewRegistry()}
+	h.elapsed.Store(int64(start))
+	reg := NewRegistry()
+	if err := reg.Register(h.kind); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	h.r, err = NewRunner(RunnerOptions{Timeline: timeline, Registry: reg, Clock: clockwork.NewFakeClock(),
+		Elapsed: func() time.Duration { return time.Duration(h.elapsed.Load()) }, Event: h.ev.add, Metrics: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// at sets the run's elapsed time and runs one step.
+func (h *harness) at(d time.Duration) {
+	h.elapsed.Store(int64(d))
+	h.r.step(context.Background())
+}
+
+func TestTimelineInjectsAndReverts(t *testing.T) {
+	h := newHarness(t, []config.TimedFault{tf(10*time.Second, 5*time.Second, "fake", "raft/leader"), tf(20*time.Second, time.Second, "nope", "")}, 0)
+	h.at(9 * time.Second)
+	if h.kind.calls() != "" {
+		t.Fatal("injected early")
+	}
+	h.at(10 * time.Second)
+	if got := h.r.Active(); len(got) != 1 || got[0].Kind != "fake" || got[0].Target != "raft/leader" {
+		t.Fatalf("active = %+v", got)
+	}
+	if v := testutil.ToFloat64(h.r.metrics.active.WithLabelValues("fake")); v != 1 {
+		t.Fatalf("soakd_faults_active = %v", v)
+	}
+	h.at(14 * time.Second)
+	h.at(15 * time.Second)
+	h.at(20 * time.Second)
+	if got := h.kind.calls(); got != "inject raft/leader,revert raft/leader" {
+		t.Fatalf("calls = %s", got)
+	}
+	if got := h.ev.String(); got != "fault_injected,fault_reverted,fault_skipped" {
+		t.Fatalf("events = %s", got)
+	}
+	if v := testutil.ToFloat64(h.r.metrics.injected.WithLabelValues("fake")); v != 1 {
+		t.Fatalf("injected_total = %v", v)
+	}
+	if v := testutil.ToFloat64(h.r.metrics.active.WithLabelValues("fake")); v != 0 {
+		t.Fatalf("active after revert = %v", v)
+	}
+}
+
+func TestResumeReappliesForRemainingTime(t *testing.T) {
+	// The daemon died at 12 s, inside [10 s, 15 s): the resumed run
+	// re-applies the fault until 15 s; the earlier one at 1 s stays done.
+	h := newHarness(t, []config.TimedFault{tf(time.Second, time.Second, "fake", "a"), tf(10*time.Second, 5*time.Second, "fake", "b")}, 12*time.Second)
+	h.at(12 * time.Second)
+	if got := h.kind.calls(); got != "inject b" {
+		t.Fatalf("calls = %s", got)
+	}
+	if got := h.ev.String(); got != "fault_injected(resumed)" {
+		t.Fatalf("events = %s", got)
+	}
+	a := h.r.Active()[0]
+	if rem := a.Until.Sub(a.Since); rem != 3*time.Second {
+		t.Fatalf("remaining = %v, want 3s", rem)
+	}
+	h.at(15 * time.Second)
+	if len(h.r.Active()) != 0 {
+		t.Fatal("not reverted at its end")
+	}
+}
+
+func TestFailingRevertBacksOffAndGetsStuck(t *testing.T) {
+	h := newHarness(t, []config.TimedFault{tf(0, time.Second, "fake", "x"), tf(30*time.Second, time.Second, "fake", "x")}, 0)
+	h.kind.failRevert.Store(3)
+	h.at(0)
+	h.at(time.Second)     // fail 1, next try at +2s
+	h.at(2 * time.Second) // backing off: no attempt
+	h.at(3 * time.Second) // fail 2, next try at +4s
+	h.at(7 * time.Second) // fail 3: stuck
+	if a := h.r.Active(); len(a) != 1 || !a[0].Stuck {
+		t.Fatalf("active = %+v, want one stuck fault", a)
+	}
+	if got := strings.Count(h.kind.calls(), "revert-fail"); got != 3 {
+		t.Fatalf("revert attempts = %d (%s)", got, h.kind.calls())
+	}
+	if v := testutil.ToFloat64(h.r.metrics.errors.WithLabelValues("fake")); v != 3 {
+		t.Fatalf("fault_errors_total = %v", v)
+	}
+	// A stuck target blocks new faults on it until it is reverted.
+	h.elapsed.Store(int64(30 * time.Second))
+	h.r.mu.Lock()
+	h.r.active["timeline-0"].nextTry = time.Hour
+	h.r.mu.Unlock()
+	h.r.step(context.Background())
+	if !strings.Contains(h.ev.String(), "fault_failed,fault_skipped") {
+		t.Fatalf("events = %s", h.ev)
+	}
+	if err := h.r.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.r.Active()) != 0 {
+		t.Fatal("Stop left the fault active")
+	}
+}
+
+func TestStopRevertsActiveAndBadParamsFail(t *testing.T) {
+	h := newHarness(t, []config.TimedFault{tf(0, time.Hour, "fake", "y")}, 0)
+	if err := h.r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.r.Active()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("not injected")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := h.r.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.kind.calls(); got != "inject y,revert y" {
+		t.Fatalf("calls = %s", got)
+	}
+
+	reg := NewRegistry()
+	_ = reg.Register(&fakeKind{})
+	bad := tf(0, time.Second, "fake", "")
+	bad.Params = map[string]string{"bad": "1"}
+	_, err := NewRunner(RunnerOptions{Timeline: []config.TimedFault{bad}, Registry: reg, Elapsed: func() time.Duration { return 0 }})
+	if err == nil || err.Error() != "faults.timeline[0].params: bad: not allowed" {
+		t.Fatalf("NewRunner = %v", err)
+	}
+}

@@ -3,6 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 export GOTOOLCHAIN ?= local
 
+# Go 1.26 has the goroutineleak profile behind an experiment (standard from
+# 1.27): turn it on where the toolchain knows it, so leak evidence includes it.
+GOEXPERIMENT ?= $(shell GOEXPERIMENT=goroutineleakprofile $(GO) env GOEXPERIMENT >/dev/null 2>&1 && echo goroutineleakprofile)
+export GOEXPERIMENT
+
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/soakd/soakd/internal/run"
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 // soakdBin is the real binary, built once; these tests drive it as a user
@@ -67,9 +67,10 @@ components:
   raft: {enabled: false}
   pbft: {enabled: false}
   migration: {enabled: false}
-faults:
-  timeline: []
 ` + extra
+	if !strings.Contains(extra, "faults:") {
+		cfg += "faults:\n  timeline: []\n"
+	}
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -81,33 +82,16 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	exited chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var listenRE = regexp.MustCompile(`msg="serving HTTP" addr=(\S+)`)
 
 func startDaemon(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	d := &proc{t: t, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	d := &proc{t: t, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(soakdBin, append([]string{"run"}, args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()

@@ -1,170 +1,24 @@
 package alert_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/testutil"
 )
-
-const amConfig = `global:
-  resolve_timeout: 5m
-route:
-  receiver: "null"
-  group_by: [alertname]
-receivers:
-  - name: "null"
-`
-
-// syncBuffer collects a child process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startAlertmanager runs the real Alertmanager on a free loopback port and
-// returns its base URL once /-/ready answers 200.
-func startAlertmanager(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if bin, err = exec.LookPath("alertmanager"); err != nil {
-			t.Skip("prometheus-alertmanager binary not found in PATH (Debian package prometheus-alertmanager); skipping the Alertmanager integration test")
-		}
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte(amConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-		"--log.level=warn",
-	)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", out.String())
-		}
-	})
-
-	base := "http://" + addr
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited before it was ready:\n%s", out.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready after 30s (last error %v):\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// gettableAlert is the part of Alertmanager's API v2 gettableAlert we check.
-type gettableAlert struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	UpdatedAt    time.Time         `json:"updatedAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-	Status       struct {
-		State string `json:"state"`
-	} `json:"status"`
-}
-
-func getAlerts(t *testing.T, client *http.Client, url string) ([]gettableAlert, string) {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	var out []gettableAlert
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatalf("GET %s: decode %s: %v", url, body, err)
-	}
-	return out, string(body)
-}
-
-func findAlert(alerts []gettableAlert, name, runID string) *gettableAlert {
-	for i := range alerts {
-		if alerts[i].Labels["alertname"] == name && alerts[i].Labels["run_id"] == runID {
-			return &alerts[i]
-		}
-	}
-	return nil
-}
 
 // amtoolQuery runs `amtool alert query -o json` and returns the alerts;
 // ok is false when amtool is not installed.
-func amtoolQuery(t *testing.T, base string, matchers ...string) (alerts []gettableAlert, ok bool) {
+func amtoolQuery(t *testing.T, base string, matchers ...string) (alerts []testutil.GettableAlert, ok bool) {
 	t.Helper()
 	amtool, err := exec.LookPath("amtool")
 	if err != nil {
@@ -185,7 +39,7 @@ func amtoolQuery(t *testing.T, base string, matchers ...string) (alerts []gettab
 }
 
 func TestAlertmanagerIntegration(t *testing.T) {
-	base := startAlertmanager(t)
+	base := testutil.StartAlertmanager(t)
 	transport := &http.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: transport}
@@ -223,9 +77,9 @@ func TestAlertmanagerIntegration(t *testing.T) {
 	d.Notify(a)
 	waitSent()
 
-	alerts, raw := getAlerts(t, client, base+"/api/v2/alerts")
+	alerts, raw := testutil.GetAlerts(t, client, base+"/api/v2/alerts")
 	t.Logf("GET /api/v2/alerts after firing: %s", raw)
-	got := findAlert(alerts, "SoakdHeapLeak", runID)
+	got := testutil.FindAlert(alerts, "SoakdHeapLeak", runID)
 	if got == nil {
 		t.Fatalf("SoakdHeapLeak run_id=%s not in /api/v2/alerts: %s", runID, raw)
 	}
@@ -266,8 +120,8 @@ func TestAlertmanagerIntegration(t *testing.T) {
 	// takes each one (updatedAt moves).
 	waitSent()
 	waitSent()
-	alerts, _ = getAlerts(t, client, base+"/api/v2/alerts")
-	if re := findAlert(alerts, "SoakdHeapLeak", runID); re == nil || !re.UpdatedAt.After(got.UpdatedAt) {
+	alerts, _ = testutil.GetAlerts(t, client, base+"/api/v2/alerts")
+	if re := testutil.FindAlert(alerts, "SoakdHeapLeak", runID); re == nil || !re.UpdatedAt.After(got.UpdatedAt) {
 		t.Errorf("re-sent alert not updated in Alertmanager: before %v, after %+v", got.UpdatedAt, re)
 	}
 
@@ -278,8 +132,8 @@ func TestAlertmanagerIntegration(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if len(d.Active()) == 0 {
-			active, raw := getAlerts(t, client, base+"/api/v2/alerts?active=true")
-			if findAlert(active, "SoakdHeapLeak", runID) == nil {
+			active, raw := testutil.GetAlerts(t, client, base+"/api/v2/alerts?active=true")
+			if testutil.FindAlert(active, "SoakdHeapLeak", runID) == nil {
 				t.Logf("GET /api/v2/alerts?active=true after resolve: %s", raw)
 				break
 			}
@@ -289,8 +143,8 @@ func TestAlertmanagerIntegration(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	all, raw := getAlerts(t, client, base+"/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true")
-	if findAlert(all, "SoakdHeapLeak", runID) != nil {
+	all, raw := testutil.GetAlerts(t, client, base+"/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true")
+	if testutil.FindAlert(all, "SoakdHeapLeak", runID) != nil {
 		t.Errorf("resolved alert still listed: %s", raw)
 	}
 	if q, ok := amtoolQuery(t, base, "alertname=SoakdHeapLeak", "run_id="+runID); ok && len(q) != 0 {
@@ -315,7 +169,7 @@ func TestAlertmanagerIntegration(t *testing.T) {
 // carries the status and the body, and the dispatcher drops rather than
 // retries it.
 func TestAlertmanagerRejectsInvalid(t *testing.T) {
-	base := startAlertmanager(t)
+	base := testutil.StartAlertmanager(t)
 	transport := &http.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
 	sink, err := alert.NewAlertmanagerSink(base+"/", &http.Client{Timeout: 5 * time.Second, Transport: transport})

@@ -8,12 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/telemetry"
 )
@@ -71,6 +74,44 @@ func Run(ctx context.Context, o Options) error {
 	}
 	reg := telemetry.NewRegistry(o.Version, o.Revision)
 	var runMetrics *telemetry.RunMetrics
+	// The run's status reads the engines, which are built after the run
+	// opens; these hold them once they exist.
+	var faultsProvider atomic.Pointer[faults.Runner]
+	var monitorProvider atomic.Pointer[leakcheck.Monitor]
+	faultStatus := func() []run.FaultStatus {
+		f := faultsProvider.Load()
+		if f == nil {
+			return nil
+		}
+		var out []run.FaultStatus
+		for _, a := range f.Active() {
+			out = append(out, run.FaultStatus{Kind: a.Kind, Target: a.Target, Since: a.Since, Until: a.Until, Stuck: a.Stuck})
+		}
+		return out
+	}
+	alertStatus := func() []run.AlertStatus {
+		m := monitorProvider.Load()
+		if m == nil {
+			return nil
+		}
+		var out []run.AlertStatus
+		for _, a := range m.Firing() {
+			out = append(out, run.AlertStatus{Name: a.Name, Signal: a.Signal, Since: a.Since, Evidence: a.Evidence})
+		}
+		return out
+	}
+	residueStatus := func() []run.FaultResidue {
+		m := monitorProvider.Load()
+		if m == nil {
+			return nil
+		}
+		var out []run.FaultResidue
+		for _, res := range m.Residue().Residues() {
+			out = append(out, run.FaultResidue{Kind: res.Kind, Injections: res.Injections, WithResidue: res.WithResidue,
+				LastResidue: res.LastResidue, TotalResidue: res.TotalResidue})
+		}
+		return out
+	}
 
 	r, err := run.Open(run.Options{
 		StateDir:           o.StateDir,
@@ -82,6 +123,9 @@ func Run(ctx context.Context, o Options) error {
 		Clock:              clock,
 		Logger:             log,
 		Notifier:           o.Notifier,
+		Faults:             faultStatus,
+		Alerts:             alertStatus,
+		Residue:            residueStatus,
 		OnEvent: func(e run.Event) {
 			if runMetrics != nil {
 				runMetrics.Events.WithLabelValues(e.Type).Inc()
@@ -145,7 +189,16 @@ func Run(ctx context.Context, o Options) error {
 		r.Event("run_failed", map[string]any{"stage": "components", "error": err.Error()})
 		comps, ctx = nil, cancelled()
 	}
-	serveErr := r.Serve(ctx, comps)
+	eng, err := buildEngines(o, cfg, r, reg, clock, log)
+	if err != nil {
+		r.Event("run_failed", map[string]any{"stage": "engines", "error": err.Error()})
+		_ = r.Serve(cancelled(), nil)
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	faultsProvider.Store(eng.faults)
+	monitorProvider.Store(eng.monitor)
+	serveErr := r.Serve(ctx, comps, eng.services...)
 	if err != nil {
 		serveErr = err
 	}

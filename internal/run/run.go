@@ -43,8 +43,9 @@ type Options struct {
 	// OnEvent observes every journaled event (metrics).
 	OnEvent func(Event)
 	// Faults and Alerts feed /api/v1/status; nil means none yet.
-	Faults func() []FaultStatus
-	Alerts func() []AlertStatus
+	Faults  func() []FaultStatus
+	Alerts  func() []AlertStatus
+	Residue func() []FaultResidue
 }
 
 // Service is an engine the run starts after its components and stops

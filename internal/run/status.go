@@ -17,6 +17,17 @@ type Status struct {
 	Components     []ComponentStatus `json:"components"`
 	ActiveFaults   []FaultStatus     `json:"active_faults"`
 	FiringAlerts   []AlertStatus     `json:"firing_alerts"`
+	// FaultResidue is, per fault kind, what its injections left behind.
+	FaultResidue []FaultResidue `json:"fault_residue"`
+}
+
+// FaultResidue is what one fault kind left behind after its reverts.
+type FaultResidue struct {
+	Kind         string             `json:"kind"`
+	Injections   int                `json:"injections"`
+	WithResidue  int                `json:"with_residue"`
+	LastResidue  map[string]float64 `json:"last_residue"`
+	TotalResidue map[string]float64 `json:"total_residue"`
 }
 
 // ComponentStatus is one component's health.
@@ -70,6 +81,10 @@ func (r *Run) Status() Status {
 	st.FiringAlerts = []AlertStatus{}
 	if r.opts.Alerts != nil {
 		st.FiringAlerts = append(st.FiringAlerts, r.opts.Alerts()...)
+	}
+	st.FaultResidue = []FaultResidue{}
+	if r.opts.Residue != nil {
+		st.FaultResidue = append(st.FaultResidue, r.opts.Residue()...)
 	}
 	return st
 }

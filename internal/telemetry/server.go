@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	pyroscopepprof "github.com/grafana/pyroscope-go/http/pprof"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -97,7 +98,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	// pyroscope-go holds the CPU profiler while it pushes; its handler
+	// shares it instead of failing with "cpu profiling already in use".
+	mux.HandleFunc("GET /debug/pprof/profile", pyroscopepprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/faults"
 )
 
 // Hard caps, so a mistyped rate cannot take the host down with soakd.
@@ -119,7 +120,7 @@ func (*Kind) Validate(p map[string]string) error {
 }
 
 // Inject starts leaking; target is ignored (the canary lives in soakd).
-func (k *Kind) Inject(ctx context.Context, _ string, p map[string]string) (func(context.Context) error, error) {
+func (k *Kind) Inject(ctx context.Context, _ string, p map[string]string) (faults.Revert, error) {
 	pp, err := parse(p)
 	if err != nil {
 		return nil, err

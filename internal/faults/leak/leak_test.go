@@ -10,11 +10,13 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/goleak"
+
+	"github.com/soakd/soakd/internal/faults"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func inject(t *testing.T, clock *clockwork.FakeClock, p map[string]string) func(context.Context) error {
+func inject(t *testing.T, clock *clockwork.FakeClock, p map[string]string) faults.Revert {
 	t.Helper()
 	k := New(clock, nil)
 	revert, err := k.Inject(context.Background(), "", p)

@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/faults/leak"
+	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/profiling"
+	"github.com/soakd/soakd/internal/run"
+)
+
+// engines are the run's services besides its components, in start order:
+// alert delivery and profiling first (they outlive what they observe),
+// then the leak monitor, then the fault runner, so faults stop first and
+// the monitor sees every revert.
+type engines struct {
+	services []run.Service
+	faults   *faults.Runner
+	monitor  *leakcheck.Monitor
+}
+
+func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Registry, clock clockwork.Clock, log *slog.Logger) (*engines, error) {
+	runID := r.State().RunID
+	sinks := []alert.Sink{alert.NewLogSink(log.With("sink", "log"))}
+	if u := cfg.Alerting.AlertmanagerURL; u != "" {
+		s, err := alert.NewAlertmanagerSink(u, nil)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	if u := cfg.Alerting.WebhookURL; u != "" {
+		s, err := alert.NewWebhookSink(u, nil)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	sendErrors := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "soakd", Name: "alert_send_errors_total",
+		Help: "Failed deliveries to an alert sink (retried with backoff)."}, []string{"sink"})
+	if err := reg.Register(sendErrors); err != nil {
+		return nil, err
+	}
+	disp := alert.NewDispatcher(alert.DispatcherOptions{Sinks: sinks, Clock: clock, Logger: log.With("stage", "alert"),
+		OnSendError: func(sink string) { sendErrors.WithLabelValues(sink).Inc() }})
+
+	prof, err := profiling.New(profiling.Options{Config: cfg.Profiling, Dir: filepath.Join(r.Dir(), "profiles"),
+		RunID: runID, Clock: clock, Logger: log.With("stage", "profiling")})
+	if err != nil {
+		return nil, err
+	}
+
+	mon, err := leakcheck.NewMonitor(leakcheck.MonitorOptions{Config: cfg.LeakCheck, Warmup: cfg.Run.Warmup.Std(),
+		RunID: runID, EvidenceDir: filepath.Join(r.Dir(), "evidence"), Clock: clock, Logger: log.With("stage", "leakcheck"),
+		Metrics: reg, Notify: disp.Notify, Event: r.Event})
+	if err != nil {
+		return nil, err
+	}
+
+	kinds := faults.NewRegistry()
+	if err := kinds.Register(leak.New(clock, log.With("fault", "leak"))); err != nil {
+		return nil, err
+	}
+	runner, err := faults.NewRunner(faults.RunnerOptions{Timeline: cfg.Faults.Timeline, Registry: kinds, Clock: clock,
+		Elapsed: r.Elapsed, Event: r.Event, Logger: log.With("stage", "faults"), Metrics: reg,
+		Observers: []faults.Observer{mon.Residue()}})
+	if err != nil {
+		return nil, err
+	}
+
+	return &engines{
+		faults:  runner,
+		monitor: mon,
+		services: []run.Service{
+			{Name: "alerts", Start: func(context.Context) error { disp.Start(); return nil }, Stop: disp.Stop},
+			{Name: "profiling", Start: prof.Start, Stop: prof.Stop},
+			{Name: "leakcheck", Start: mon.Start, Stop: mon.Stop},
+			{Name: "faults", Start: runner.Start, Stop: runner.Stop},
+		},
+	}, nil
+}

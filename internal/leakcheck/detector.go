@@ -1,0 +1,286 @@
+package leakcheck
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// DetectorConfig sets one signal's detector. Zero fields take the defaults
+// documented on each field (see WithDefaults).
+type DetectorConfig struct {
+	// Threshold is the growth rate, in the signal's unit per second, above
+	// which the signal is leaking (leakcheck.thresholds). Required, > 0.
+	Threshold float64
+	// Confidence is the one-sided confidence that the slope exceeds
+	// Threshold (leakcheck.confidence); also the Mann–Kendall level, p <
+	// 1-Confidence. Default 0.99.
+	Confidence float64
+	// Window is how far back an evaluation looks (leakcheck.window).
+	// Required, > 0.
+	Window time.Duration
+	// Interval is the sampling interval (leakcheck.interval). It only sets
+	// the MinSamples default.
+	Interval time.Duration
+	// MinSamples is the fewest samples in the window for a verdict. Default
+	// max(8, half the samples a full window holds, (Window/Interval+1)/2):
+	// a window missing more than half its samples (sampler stalls, stale
+	// heap readings) is not evidence of anything, and 8 is the smallest n
+	// for which Sen's bounds exist at 0.99.
+	MinSamples int
+	// PlateauFraction is the recent part of the window the plateau guard
+	// looks at. Default 0.25 (7.5 minutes of a 30-minute window). Must be in
+	// (0, 1].
+	PlateauFraction float64
+	// DisablePlateau turns the plateau guard off (for comparison only).
+	DisablePlateau bool
+}
+
+// Defaults for DetectorConfig.
+const (
+	DefaultConfidence      = 0.99
+	DefaultPlateauFraction = 0.25
+	// minMinSamples is the floor of the MinSamples default.
+	minMinSamples = 8
+	// coverage is the part of the window the oldest sample must reach back
+	// to: before that the window is still filling (start-up, a long sampler
+	// gap) and a slope over its short span would overstate noise.
+	coverage = 0.8
+	// minRecent is the fewest samples the plateau guard judges on.
+	minRecent = 5
+)
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c DetectorConfig) WithDefaults() DetectorConfig {
+	if c.Confidence == 0 {
+		c.Confidence = DefaultConfidence
+	}
+	if c.PlateauFraction == 0 {
+		c.PlateauFraction = DefaultPlateauFraction
+	}
+	if c.MinSamples == 0 && c.Interval > 0 && c.Window > 0 {
+		c.MinSamples = max(minMinSamples, (int(c.Window/c.Interval)+1)/2)
+	}
+	if c.MinSamples == 0 {
+		c.MinSamples = minMinSamples
+	}
+	return c
+}
+
+// Validate reports the first problem with a defaulted config.
+func (c DetectorConfig) Validate() error {
+	switch {
+	case !(c.Threshold > 0) || math.IsInf(c.Threshold, 0):
+		return errors.New("threshold must be > 0")
+	case !(c.Confidence > 0.5 && c.Confidence < 1):
+		return errors.New("confidence must be in (0.5, 1)")
+	case c.Window <= 0:
+		return errors.New("window must be > 0")
+	case c.Interval < 0:
+		return errors.New("interval must be >= 0")
+	case c.MinSamples < 3:
+		return errors.New("min samples must be >= 3")
+	case !(c.PlateauFraction > 0 && c.PlateauFraction <= 1):
+		return errors.New("plateau fraction must be in (0, 1]")
+	}
+	return nil
+}
+
+// Evaluation is one detector verdict. It is JSON-safe: every float is finite.
+type Evaluation struct {
+	Signal string    `json:"signal"`
+	At     time.Time `json:"at"`
+	N      int       `json:"n"` // samples in the window
+	// Slope is the Theil–Sen slope over the window, per second; Lower and
+	// Upper are Sen's one-sided bounds at the configured confidence.
+	Slope float64 `json:"slope_per_second"`
+	Lower float64 `json:"lower_per_second"`
+	Upper float64 `json:"upper_per_second"`
+	// MKZ and MKP are the Mann–Kendall Z and one-sided p (increasing).
+	MKZ float64 `json:"mk_z"`
+	MKP float64 `json:"mk_p"`
+	// TrendAgrees: the Mann–Kendall test rejects "no trend" in favour of
+	// growth at the configured confidence (MKP < 1-Confidence).
+	TrendAgrees bool `json:"trend_agrees"`
+	// RecentSlope is the Theil–Sen slope over the last PlateauFraction of
+	// the window; Plateau says it is below Threshold: growth has stopped.
+	RecentSlope float64 `json:"recent_slope_per_second"`
+	Plateau     bool    `json:"plateau"`
+	// Insufficient: too few samples, or the window not yet covered; no
+	// verdict (Suspect is false). AlertFSM.Observe treats it specially.
+	Insufficient bool   `json:"insufficient"`
+	Suspect      bool   `json:"suspect"`
+	Reason       string `json:"reason"`
+}
+
+// Evaluation reasons, one per outcome (constants, so an evaluation allocates
+// nothing).
+const (
+	ReasonInsufficient = "insufficient data"
+	ReasonBelow        = "slope lower bound not above threshold"
+	ReasonNoTrend      = "no significant increasing trend"
+	ReasonPlateau      = "growth stopped (plateau)"
+	ReasonLeak         = "leak suspected"
+)
+
+// Detector decides, from a window of samples, whether one signal is leaking.
+// It is a pure function of its arguments (no clock, no goroutines): the
+// caller samples, keeps the window (a Ring) and calls Evaluate every
+// interval. It keeps scratch buffers, so it is not safe for concurrent use.
+//
+// A window is suspect when all of:
+//
+//  1. Sen's one-sided lower bound on the Theil–Sen slope is above Threshold:
+//     the signal grows faster than the threshold with the configured
+//     confidence. Theil–Sen ignores up to 29% of wild points, so GC
+//     sawtooth, spikes and a one-off step (at most half the pairs straddle
+//     a step, and the lower bound sits below the median) do not pass.
+//  2. Mann–Kendall says the growth is a monotone trend at the same level, a
+//     second, rank-only opinion that a few large jumps cannot produce.
+//  3. Not a plateau: the Theil–Sen slope over the most recent
+//     PlateauFraction of the window is at least Threshold.
+//
+// Why the plateau guard, and why this form. A cache that fills and then
+// stops keeps the whole-window slope above threshold for up to a window
+// after growth ends, because the window still straddles the growth. The
+// guard asks the question that matters for an alert — is it still growing
+// faster than the threshold now? — over a sub-window that forgets the
+// growth after PlateauFraction·Window. Its cut is Threshold itself, the
+// rate the user called a leak: a linear leak at ≥2× threshold has a true
+// recent slope ≥ 2·Threshold and a stopped one 0, so noise must move the
+// recent estimate by a whole Threshold to misclassify either. With a
+// quarter window (31 samples at 30m/15s) the sub-window slope's noise from
+// a 10 MiB GC sawtooth is about a tenth of the 1 MiB/min heap threshold
+// (the tests measure it). A statistical test there (MK p ≥ 0.5) would not
+// do: a flat segment's p is uniform, so half the time it would call a
+// plateau still growing, and a fast leak's short sub-window is never in
+// doubt anyway.
+type Detector struct {
+	signal string
+	cfg    DetectorConfig
+	// Two estimators, so each keeps its own sliding state.
+	est, recent Estimator
+}
+
+// NewDetector returns a detector for signal with cfg (defaults applied).
+func NewDetector(signal string, cfg DetectorConfig) (*Detector, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("leakcheck: %s detector: %w", signal, err)
+	}
+	return &Detector{signal: signal, cfg: cfg}, nil
+}
+
+// Config returns the detector's config with defaults applied.
+func (d *Detector) Config() DetectorConfig { return d.cfg }
+
+// Signal returns the signal name.
+func (d *Detector) Signal() string { return d.signal }
+
+// windowOf returns the samples of s (time-ordered) with now-w <= T <= now.
+func windowOf(s []Sample, now time.Time, w time.Duration) []Sample {
+	from := now.Add(-w)
+	i := sort.Search(len(s), func(k int) bool { return !s[k].T.Before(from) })
+	j := sort.Search(len(s), func(k int) bool { return s[k].T.After(now) })
+	if i >= j {
+		return nil
+	}
+	return s[i:j]
+}
+
+// Evaluate judges the samples within [now-Window, now]; samples must be in
+// time order (as Ring.Samples returns them), others are ignored. It
+// allocates nothing once its scratch buffers have grown to the window.
+func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
+	c := &d.cfg
+	ev := Evaluation{Signal: d.signal, At: now}
+	win := windowOf(samples, now, c.Window)
+	ev.N = len(win)
+	covered := len(win) > 0 && !win[0].T.After(now.Add(-time.Duration(coverage*float64(c.Window))))
+	if ev.N < c.MinSamples || !covered {
+		ev.Insufficient, ev.Reason = true, ReasonInsufficient
+		return ev
+	}
+	f := d.est.fit(win, c.Confidence, true)
+	ev.N = f.N // finite values only
+	if f.N < c.MinSamples || math.IsInf(f.Lower, 0) || math.IsInf(f.Upper, 0) {
+		// Non-finite values removed too many, or the series cannot bound
+		// its slope at this confidence.
+		ev.Insufficient, ev.Reason = true, ReasonInsufficient
+		return ev
+	}
+	ev.Slope, ev.Lower, ev.Upper = f.Slope, f.Lower, f.Upper
+	ev.MKZ, ev.MKP = f.Z, f.P
+	ev.TrendAgrees = f.P < 1-c.Confidence
+
+	if !c.DisablePlateau {
+		recent := windowOf(win, now, time.Duration(c.PlateauFraction*float64(c.Window)))
+		if len(recent) >= minRecent {
+			ev.RecentSlope = d.recent.slope(recent)
+			ev.Plateau = ev.RecentSlope < c.Threshold
+		}
+	}
+
+	switch {
+	case !(ev.Lower > c.Threshold):
+		ev.Reason = ReasonBelow
+	case !ev.TrendAgrees:
+		ev.Reason = ReasonNoTrend
+	case ev.Plateau:
+		ev.Reason = ReasonPlateau
+	default:
+		ev.Suspect, ev.Reason = true, ReasonLeak
+	}
+	return ev
+}
+
+// PredictedDetection returns how long after a leak starts the detector with
+// cfg, fed a noiseless signal sampled every interval, first has forCount
+// consecutive suspect evaluations (when an AlertFSM with For = forCount
+// fires). The signal is flat for one full window, then grows at rate per
+// second; every interval one sample is added and the detector evaluates.
+// It is the detector's own math, simulated, not a formula: noise can move
+// the real delay either way, and tests allow a stated margin. It returns -1
+// when the leak is not detected within three windows (a rate at or below
+// the threshold) or the config is invalid.
+func PredictedDetection(cfg DetectorConfig, interval time.Duration, rate float64, forCount int) time.Duration {
+	if interval <= 0 || forCount < 1 {
+		return -1
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = interval
+	}
+	d, err := NewDetector("predicted", cfg)
+	if err != nil {
+		return -1
+	}
+	w := d.cfg.Window
+	ring := NewRing(RingCapacity(w, interval))
+	buf := make([]Sample, 0, ring.Cap())
+	t0 := time.Unix(0, 0).UTC()
+	start := t0.Add(w) // the leak starts after a full flat window
+	const base = 1000.0
+	streak := 0
+	for now := t0; !now.After(start.Add(3 * w)); now = now.Add(interval) {
+		v := base
+		if now.After(start) {
+			v += rate * now.Sub(start).Seconds()
+		}
+		ring.Add(Sample{T: now, V: v})
+		if !now.After(start) {
+			continue
+		}
+		buf = ring.Samples(buf[:0])
+		if d.Evaluate(now, buf).Suspect {
+			streak++
+			if streak >= forCount {
+				return now.Sub(start)
+			}
+		} else {
+			streak = 0
+		}
+	}
+	return -1
+}

@@ -1,0 +1,376 @@
+package leakcheck
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/config"
+)
+
+// AlertNames maps signals to the alertname soakd pushes (DESIGN.md §3,
+// extended with RSS and threads).
+var AlertNames = map[string]string{
+	SignalHeap:       "SoakdHeapLeak",
+	SignalGoroutines: "SoakdGoroutineLeak",
+	SignalFDs:        "SoakdFDLeak",
+	SignalRSS:        "SoakdRSSLeak",
+	SignalThreads:    "SoakdThreadLeak",
+}
+
+// MonitorOptions configures NewMonitor.
+type MonitorOptions struct {
+	Config config.LeakCheck
+	// Warmup is ignored by the detectors in every incarnation: a restarted
+	// process warms its caches again, and that growth is not a leak.
+	Warmup      time.Duration
+	RunID       string
+	EvidenceDir string
+	Clock       clockwork.Clock
+	Logger      *slog.Logger
+	Metrics     prometheus.Registerer
+	// Notify receives every firing and resolved alert (the dispatcher).
+	Notify func(alert.Alert)
+	// Event journals an event.
+	Event func(typ string, fields map[string]any)
+	// ResidueSettle is how long after a fault's revert its residue is
+	// measured (default: 4 sampling intervals, at least 30 s).
+	ResidueSettle time.Duration
+}
+
+// FiringAlert is one firing leak alert, for /api/v1/status and alerts.
+type FiringAlert struct {
+	Name     string    `json:"name"`
+	Signal   string    `json:"signal"`
+	Since    time.Time `json:"since"`
+	Evidence string    `json:"evidence"`
+	Slope    float64   `json:"slope_per_second"`
+}
+
+type signalState struct {
+	name     string
+	ring     *Ring
+	det      *Detector // nil: sampled, not judged (no threshold)
+	fsm      AlertFSM
+	alert    alert.Alert
+	evidence string
+	last     Evaluation
+}
+
+// Monitor samples soakd's own signals every interval, judges each with
+// its detector, drives the alert state machines, captures evidence when an
+// alert fires and tells the sinks. All of its memory is fixed at start: a
+// ring per signal, a few baseline profiles, a state per signal.
+type Monitor struct {
+	o        MonitorOptions
+	cfg      config.LeakCheck
+	interval time.Duration
+	log      *slog.Logger
+	sampler  *Sampler
+	residue  *ResidueTracker
+	base     *Baselines
+	started  time.Time
+
+	mu      sync.Mutex
+	signals []*signalState
+	scratch []Sample
+
+	slope    *prometheus.GaugeVec
+	lower    *prometheus.GaugeVec
+	firing   *prometheus.GaugeVec
+	alerts   *prometheus.CounterVec
+	value    *prometheus.GaugeVec
+	thresh   *prometheus.GaugeVec
+	evalErrs prometheus.Counter
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewMonitor builds the detectors from the config's thresholds.
+func NewMonitor(o MonitorOptions) (*Monitor, error) {
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = prometheus.NewRegistry()
+	}
+	if o.Notify == nil {
+		o.Notify = func(alert.Alert) {}
+	}
+	if o.Event == nil {
+		o.Event = func(string, map[string]any) {}
+	}
+	cfg := o.Config
+	interval := cfg.Interval.Std()
+	if o.ResidueSettle <= 0 {
+		o.ResidueSettle = max(4*interval, 30*time.Second)
+	}
+	s, err := NewSampler()
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s,
+		residue: NewResidueTracker(o.ResidueSettle), base: NewBaselines(cfg.Window.Std())}
+	capacity := RingCapacity(cfg.Window.Std(), interval)
+	for _, sig := range Signals {
+		st := &signalState{name: sig, ring: NewRing(capacity), fsm: AlertFSM{For: cfg.For}}
+		if th, ok := cfg.Thresholds[sig]; ok {
+			st.det, err = NewDetector(sig, DetectorConfig{Threshold: th.PerSecond(), Confidence: cfg.Confidence,
+				Window: cfg.Window.Std(), Interval: interval})
+			if err != nil {
+				return nil, fmt.Errorf("leakcheck.thresholds.%s: %w", sig, err)
+			}
+		}
+		m.signals = append(m.signals, st)
+	}
+	if err := m.registerMetrics(o.Metrics); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
+	const ns = "soakd"
+	m.slope = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_slope_per_second",
+		Help: "Theil-Sen slope of the signal over the leak window, in its unit per second."}, []string{"signal"})
+	m.lower = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_slope_lower_bound_per_second",
+		Help: "Lower confidence bound (Sen) of the slope at leakcheck.confidence."}, []string{"signal"})
+	m.firing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_firing",
+		Help: "1 while the signal's leak alert is firing."}, []string{"signal"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "leak_alerts_total",
+		Help: "Leak alerts fired, by signal."}, []string{"signal"})
+	m.value = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_signal_value",
+		Help: "Last sampled value of the leak signal (bytes or count)."}, []string{"signal"})
+	m.thresh = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_threshold_per_second",
+		Help: "Configured leak threshold of the signal, in its unit per second."}, []string{"signal"})
+	m.evalErrs = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "leak_sample_errors_total",
+		Help: "Failed samples of the leak signals."})
+	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("leakcheck: register metrics: %w", err)
+		}
+	}
+	for _, st := range m.signals {
+		if st.det != nil {
+			m.thresh.WithLabelValues(st.name).Set(st.det.Config().Threshold)
+			m.firing.WithLabelValues(st.name).Set(0)
+			m.alerts.WithLabelValues(st.name)
+		}
+	}
+	return nil
+}
+
+// Residue is the fault observer that measures what faults leave behind.
+func (m *Monitor) Residue() *ResidueTracker { return m.residue }
+
+// Start samples in the background every leakcheck.interval.
+func (m *Monitor) Start(ctx context.Context) error {
+	m.started = m.o.Clock.Now()
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.wg.Go(func() {
+		t := m.o.Clock.NewTicker(m.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.Chan():
+				m.Tick(m.o.Clock.Now())
+			}
+		}
+	})
+	return nil
+}
+
+// Stop halts sampling. Firing alerts stay firing in the sinks: a restart
+// resumes the run, and the alert resolves only when the data says so.
+func (m *Monitor) Stop(context.Context) error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	return nil
+}
+
+// Tick takes one sample and evaluates every signal at now.
+func (m *Monitor) Tick(now time.Time) {
+	r, err := m.sampler.Read(now)
+	if err != nil {
+		m.evalErrs.Inc()
+		m.log.Warn("leak sample failed", "err", err)
+		return
+	}
+	m.residue.Observe(r)
+	warm := now.Sub(m.started) >= m.o.Warmup
+	if warm && m.base.Due(now) {
+		if snap, err := CaptureSnapshot(now); err != nil {
+			m.log.Warn("baseline profile failed", "err", err)
+		} else {
+			m.base.Add(snap)
+		}
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range m.signals {
+		v, ok := r.Value(st.name)
+		if !ok {
+			continue
+		}
+		m.value.WithLabelValues(st.name).Set(v)
+		if !warm {
+			continue // warm-up growth is not data for the detectors
+		}
+		st.ring.Add(Sample{T: now, V: v})
+		if st.det == nil {
+			continue
+		}
+		m.scratch = st.ring.Samples(m.scratch[:0])
+		ev := st.det.Evaluate(now, m.scratch)
+		st.last = ev
+		if !ev.Insufficient {
+			m.slope.WithLabelValues(st.name).Set(ev.Slope)
+			m.lower.WithLabelValues(st.name).Set(ev.Lower)
+		}
+		switch st.fsm.Observe(ev) {
+		case Fired:
+			m.fire(now, st, ev)
+		case Resolved:
+			m.resolve(now, st, ev)
+		}
+	}
+}
+
+func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
+	name := AlertNames[st.name]
+	id := now.UTC().Format("20060102T150405Z") + "-" + st.name
+	th := st.det.Config().Threshold
+	leaky := m.residue.Leaky()
+
+	evidence := ""
+	snapNow, err := CaptureSnapshot(now)
+	base, haveBase := m.base.At(now.Add(-m.cfg.Window.Std()))
+	var sum Summary
+	switch {
+	case err != nil:
+		m.log.Error("evidence capture failed", "err", err)
+	case !haveBase:
+		m.log.Warn("no baseline profile yet; evidence compares now with now")
+		base = snapNow
+		fallthrough
+	default:
+		evidence, sum, err = WriteEvidence(m.o.EvidenceDir, m.cfg.Evidence.Keep, EvidenceInput{
+			AlertID: id, AlertName: name, Signal: st.name, RunID: m.o.RunID, FiredAt: now,
+			Evaluation: ev, Threshold: th, Base: base, Now: snapNow, Residue: leaky})
+		if err != nil {
+			m.log.Error("evidence bundle failed", "err", err)
+		}
+	}
+
+	st.evidence = evidence
+	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at %.0f%% confidence, threshold %s/min) over the last %s, %d samples.",
+		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60), 100*m.cfg.Confidence, m.fmt(st.name, th*60), m.cfg.Window.Std(), ev.N)
+	if top := topCulprit(st.name, sum); top != "" {
+		desc += " Top growth: " + top + "."
+	}
+	for _, r := range leaky {
+		desc += fmt.Sprintf(" Fault %s left residue after %d of %d injections.", r.Kind, r.WithResidue, r.Injections)
+	}
+	st.alert = alert.Alert{
+		Name:   name,
+		Labels: map[string]string{"severity": severity(st.name), "run_id": m.o.RunID, "signal": st.name},
+		Annotations: map[string]string{
+			"summary":     fmt.Sprintf("soakd %s is leaking %s/min", st.name, m.fmt(st.name, ev.Slope*60)),
+			"description": desc,
+			"evidence":    evidence,
+		},
+		StartsAt: now,
+	}
+	m.firing.WithLabelValues(st.name).Set(1)
+	m.alerts.WithLabelValues(st.name).Inc()
+	m.o.Notify(st.alert)
+	m.o.Event("leak_alert_fired", map[string]any{"alertname": name, "signal": st.name, "slope_per_second": ev.Slope,
+		"lower_per_second": ev.Lower, "threshold_per_second": th, "evidence": evidence})
+}
+
+func (m *Monitor) resolve(now time.Time, st *signalState, ev Evaluation) {
+	a := st.alert
+	a.EndsAt = now
+	m.firing.WithLabelValues(st.name).Set(0)
+	m.o.Notify(a)
+	m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": st.name, "slope_per_second": ev.Slope})
+	st.alert, st.evidence = alert.Alert{}, ""
+}
+
+func severity(signal string) string {
+	switch signal {
+	case SignalHeap, SignalGoroutines, SignalFDs:
+		return "critical"
+	}
+	return "warning"
+}
+
+func (m *Monitor) fmt(signal string, v float64) string {
+	if signal == SignalHeap || signal == SignalRSS {
+		neg := ""
+		if v < 0 {
+			neg, v = "-", -v
+		}
+		return neg + humanize.IBytes(uint64(v))
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func topCulprit(signal string, s Summary) string {
+	switch {
+	case (signal == SignalHeap || signal == SignalRSS) && len(s.TopHeapSites) > 0:
+		h := s.TopHeapSites[0]
+		return fmt.Sprintf("%s (+%s in use) at %s:%d", h.Function, humanize.IBytes(uint64(max(h.DeltaBytes, 0))), filepath.Base(h.File), h.Line)
+	case len(s.TopStacks) > 0:
+		g := s.TopStacks[0]
+		return fmt.Sprintf("%s (%+d goroutines)", g.Key, g.Delta)
+	}
+	return ""
+}
+
+// Firing lists the firing alerts, by signal.
+func (m *Monitor) Firing() []FiringAlert {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []FiringAlert
+	for _, st := range m.signals {
+		if st.fsm.State == Firing {
+			out = append(out, FiringAlert{Name: AlertNames[st.name], Signal: st.name, Since: st.fsm.Since,
+				Evidence: st.evidence, Slope: st.last.Slope})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Signal < out[j].Signal })
+	return out
+}
+
+// Describe returns the last evaluation per judged signal, for debugging.
+func (m *Monitor) Describe() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	for _, st := range m.signals {
+		if st.det != nil {
+			fmt.Fprintf(&b, "%s: %s n=%d slope=%.4g lower=%.4g p=%.3g state=%s\n", st.name, st.last.Reason, st.last.N, st.last.Slope, st.last.Lower, st.last.MKP, st.fsm.State)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,51 @@
+package leakcheck
+
+import (
+	"testing"
+	"time"
+)
+
+func TestResidueCountsWhatFaultsLeaveBehind(t *testing.T) {
+	tr := NewResidueTracker(30 * time.Second)
+	t0 := time.Unix(1_700_000_000, 0)
+	goroutines := 100.0
+	now := t0
+	feed := func(n int) {
+		for range n {
+			now = now.Add(5 * time.Second)
+			tr.Observe(Reading{T: now, Goroutines: goroutines, HeapLive: 50 << 20, GCCycles: 1, FDs: 10, RSS: 100 << 20, Threads: 8})
+		}
+	}
+	feed(10)
+	// "crash" leaves 20 goroutines behind each time; "delay" leaves nothing.
+	for i := range 3 {
+		tr.FaultInjected("c", "crash")
+		goroutines += 50 // while the fault is active
+		feed(4)
+		goroutines -= 30 // revert frees only part
+		tr.FaultReverted("c", "crash")
+		feed(4) // not yet settled: 20 s < 30 s settle
+		if i == 0 && len(tr.Residues()) != 0 {
+			t.Fatal("judged before the settle time")
+		}
+		feed(8)
+
+		tr.FaultInjected("d", "delay")
+		feed(4)
+		tr.FaultReverted("d", "delay")
+		feed(12)
+	}
+	res := tr.Residues()
+	if len(res) != 2 || res[0].Kind != "crash" || res[0].Injections != 3 || res[0].WithResidue != 3 {
+		t.Fatalf("residues = %+v", res)
+	}
+	if got := res[0].TotalResidue[SignalGoroutines]; got != 60 {
+		t.Fatalf("crash total goroutine residue = %v, want 60", got)
+	}
+	if res[1].Kind != "delay" || res[1].WithResidue != 0 || res[1].Injections != 3 {
+		t.Fatalf("delay = %+v", res[1])
+	}
+	if l := tr.Leaky(); len(l) != 1 || l[0].Kind != "crash" {
+		t.Fatalf("leaky = %+v", l)
+	}
+}

@@ -1,0 +1,112 @@
+package leakcheck
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+var sink [][]byte
+
+func TestSamplerSeesGrowth(t *testing.T) {
+	s, err := NewSampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug.FreeOSMemory() // start from a scavenged heap so RSS can only grow
+	r0, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r0.Goroutines < 1 || r0.FDs < 3 || r0.RSS < 1<<20 || r0.Threads < 1 || r0.HeapLive <= 0 {
+		t.Fatalf("implausible reading %+v", r0)
+	}
+	// Grow every signal the sampler can see from inside.
+	for range 64 {
+		b := make([]byte, 256<<10)
+		for i := range b {
+			b[i] = 1 // resident, not just reserved
+		}
+		sink = append(sink, b)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stop := make(chan struct{})
+	for range 10 {
+		go func() { <-stop }()
+	}
+	defer close(stop)
+
+	// A GC may have run mid-allocation; the sampler reports the last
+	// completed cycle, so complete one after the allocations.
+	runtime.GC()
+	r1, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r1.HeapFresh || r1.GCCycles == r0.GCCycles {
+		t.Fatalf("heap sample not fresh: cycles %d → %d", r0.GCCycles, r1.GCCycles)
+	}
+	if r1.HeapLive-r0.HeapLive < 15<<20 {
+		t.Fatalf("heap live grew %.0f bytes, want >= 15MiB of the 16MiB allocated", r1.HeapLive-r0.HeapLive)
+	}
+	if r1.Goroutines-r0.Goroutines < 10 {
+		t.Fatalf("goroutines %v → %v", r0.Goroutines, r1.Goroutines)
+	}
+	if r1.FDs-r0.FDs < 1 {
+		t.Fatalf("fds %v → %v", r0.FDs, r1.FDs)
+	}
+	if r1.RSS-r0.RSS < 8<<20 {
+		t.Fatalf("rss %v → %v", r0.RSS, r1.RSS)
+	}
+	if v, ok := r1.Value(SignalHeap); !ok || v != r1.HeapLive {
+		t.Fatal("Value(heap)")
+	}
+	runtime.KeepAlive(sink)
+	sink = nil
+}
+
+func TestSamplerWithoutForcedGCReportsStaleHeap(t *testing.T) {
+	s, err := NewSampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ForceGCWhenIdle = false
+	runtime.GC()
+	if _, err := s.Read(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HeapFresh {
+		t.Skip("a GC ran between the two reads; nothing to check")
+	}
+	if _, ok := r.Value(SignalHeap); ok {
+		t.Fatal("stale heap sample reported as valid")
+	}
+}
+
+func TestSamplerForcesGCWhenIdle(t *testing.T) {
+	s, err := NewSampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r1.HeapFresh || r1.GCCycles <= r0.GCCycles {
+		t.Fatalf("idle second read: fresh=%v cycles %d → %d; want a forced GC", r1.HeapFresh, r0.GCCycles, r1.GCCycles)
+	}
+}

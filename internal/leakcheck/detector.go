@@ -27,8 +27,9 @@ type DetectorConfig struct {
 	// MinSamples is the fewest samples in the window for a verdict. Default
 	// max(8, half the samples a full window holds, (Window/Interval+1)/2):
 	// a window missing more than half its samples (sampler stalls, stale
-	// heap readings) is not evidence of anything, and 8 is the smallest n
-	// for which Sen's bounds exist at 0.99.
+	// heap readings) is not evidence of anything. The floor of 8 keeps
+	// short windows clear of the n at which Sen's bounds stop existing
+	// (n < 6 at 0.99; Evaluate reports those as insufficient too).
 	MinSamples int
 	// PlateauFraction is the recent part of the window the plateau guard
 	// looks at. Default 0.25 (7.5 minutes of a 30-minute window). Must be in
@@ -128,35 +129,47 @@ const (
 // Detector decides, from a window of samples, whether one signal is leaking.
 // It is a pure function of its arguments (no clock, no goroutines): the
 // caller samples, keeps the window (a Ring) and calls Evaluate every
-// interval. It keeps scratch buffers, so it is not safe for concurrent use.
+// interval. It keeps scratch state, so it is not safe for concurrent use.
 //
 // A window is suspect when all of:
 //
 //  1. Sen's one-sided lower bound on the Theil–Sen slope is above Threshold:
-//     the signal grows faster than the threshold with the configured
-//     confidence. Theil–Sen ignores up to 29% of wild points, so GC
-//     sawtooth, spikes and a one-off step (at most half the pairs straddle
-//     a step, and the lower bound sits below the median) do not pass.
-//  2. Mann–Kendall says the growth is a monotone trend at the same level, a
-//     second, rank-only opinion that a few large jumps cannot produce.
+//     the signal grows faster than the threshold at the configured
+//     confidence. Theil–Sen shrugs off spikes and GC sawtooth (it tolerates
+//     29% wild points). The bound is about the 43rd percentile of the
+//     pairwise slopes (n = 121, 0.99), and pairs from before a leak have
+//     slope ~0, so no leak, however fast, fires before it spans about a
+//     third of the window (about 10 minutes at 30m; PredictedDetection).
+//  2. Mann–Kendall rejects "no trend" in favour of growth at the same level
+//     (p < 1-Confidence). Sen's interval is built from the same Var S, so
+//     a lower bound above a positive threshold nearly implies this (S ≥ C
+//     up to ties and the continuity correction); it is an explicit,
+//     separately reported rank test, not an independent filter. On its own
+//     it would fire constantly: autocorrelated noise (wander, sawtooth)
+//     makes about a third of clean 30-minute windows "significant" (the
+//     72-hour tests count it). The threshold is what carries the decision.
 //  3. Not a plateau: the Theil–Sen slope over the most recent
 //     PlateauFraction of the window is at least Threshold.
 //
 // Why the plateau guard, and why this form. A cache that fills and then
-// stops keeps the whole-window slope above threshold for up to a window
-// after growth ends, because the window still straddles the growth. The
-// guard asks the question that matters for an alert — is it still growing
-// faster than the threshold now? — over a sub-window that forgets the
-// growth after PlateauFraction·Window. Its cut is Threshold itself, the
-// rate the user called a leak: a linear leak at ≥2× threshold has a true
-// recent slope ≥ 2·Threshold and a stopped one 0, so noise must move the
-// recent estimate by a whole Threshold to misclassify either. With a
-// quarter window (31 samples at 30m/15s) the sub-window slope's noise from
-// a 10 MiB GC sawtooth is about a tenth of the 1 MiB/min heap threshold
-// (the tests measure it). A statistical test there (MK p ≥ 0.5) would not
-// do: a flat segment's p is uniform, so half the time it would call a
-// plateau still growing, and a fast leak's short sub-window is never in
-// doubt anyway.
+// stops, or a one-off step, keeps the whole-window bound above threshold
+// for up to a window after growth ends: the window straddles the growth,
+// and with noise the pairs on either side of it spread both ways while the
+// pairs across it are all steep. The guard asks the question that matters
+// for an alert — is it still growing faster than the threshold now? — over
+// a sub-window that forgets the growth PlateauFraction·Window after it
+// stops, so a firing alert resolves within that plus ResolveAfter
+// intervals, and a step or a short warm-up, which takes ~12 minutes to
+// push the whole-window bound over, has left the 7.5-minute sub-window by
+// then and never fires (tested, with the guard-less detector firing as the
+// control). The cut is Threshold itself, the rate the user called a leak:
+// a linear leak at ≥2× threshold has a true recent slope ≥ 2·Threshold and
+// a stopped one 0, so noise must move the estimate by a whole Threshold to
+// misclassify either. With a quarter window (31 samples) the tests' 5–10
+// MiB GC sawtooth moved the recent heap slope by at most half the 1 MiB/min
+// threshold. A statistical guard (MK p ≥ 0.5) would not do: a flat
+// segment's p is uniform, so it would miss half of all plateaus. A shorter
+// sub-window reacts faster but doubles the noise: 0.25 is the balance.
 type Detector struct {
 	signal string
 	cfg    DetectorConfig
@@ -198,7 +211,11 @@ func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
 	ev := Evaluation{Signal: d.signal, At: now}
 	win := windowOf(samples, now, c.Window)
 	ev.N = len(win)
-	covered := len(win) > 0 && !win[0].T.After(now.Add(-time.Duration(coverage*float64(c.Window))))
+	first := 0 // the oldest finite sample must reach back far enough
+	for first < len(win) && !finite(win[first].V) {
+		first++
+	}
+	covered := first < len(win) && !win[first].T.After(now.Add(-time.Duration(coverage*float64(c.Window))))
 	if ev.N < c.MinSamples || !covered {
 		ev.Insufficient, ev.Reason = true, ReasonInsufficient
 		return ev

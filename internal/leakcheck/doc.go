@@ -1,11 +1,18 @@
 // Package leakcheck owns samplers, robust trend detectors, the alert state
-// machine and evidence capture; it imports config, run-independent; nothing
-// imports it but daemon.
+// machine and evidence capture; it imports config and alert (the alert
+// type it hands to the sinks), not run; nothing imports it but daemon.
 //
 // The detection core is pure and deterministic: Ring keeps a bounded window
 // of Samples, Estimator computes Theil–Sen slopes, Sen's confidence bounds
 // and the Mann–Kendall test, Detector turns a window into an Evaluation, and
 // AlertFSM turns evaluations into Inactive/Pending/Firing. None of them reads
 // a clock or starts a goroutine: every time is an argument, so a 72-hour run
-// is simulated in well under a second.
+// is simulated in about half a second (a few seconds under -race).
+//
+// The shell around it: Sampler reads runtime/metrics and procfs; Monitor
+// samples every leakcheck.interval, feeds the detectors, and on a firing
+// alert captures an evidence bundle (heap diff against a baseline profile
+// from the window's start, goroutines by stack and by component label, the
+// goroutineleak profile where the runtime has it) and notifies the sinks.
+// ResidueTracker measures what each fault kind leaves behind.
 package leakcheck

@@ -8,18 +8,18 @@ import (
 	"time"
 )
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+var tEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // series returns samples at t0 + i·step with values vs.
-func series(step time.Duration, vs ...float64) []Sample {
+func seriesOf(step time.Duration, vs ...float64) []Sample {
 	s := make([]Sample, len(vs))
 	for i, v := range vs {
-		s[i] = Sample{T: t0.Add(time.Duration(i) * step), V: v}
+		s[i] = Sample{T: tEpoch.Add(time.Duration(i) * step), V: v}
 	}
 	return s
 }
 
-func near(a, b, tol float64) bool {
+func nearlyEqual(a, b, tol float64) bool {
 	if math.IsInf(a, 0) || math.IsInf(b, 0) {
 		return a == b
 	}
@@ -116,7 +116,7 @@ func TestTheilSenExactLine(t *testing.T) {
 	for i := range 20 {
 		vs = append(vs, 7+2*15*float64(i))
 	}
-	s := series(15*time.Second, vs...)
+	s := seriesOf(15*time.Second, vs...)
 	slope, icept := TheilSen(s)
 	if slope != 2 || icept != 7 {
 		t.Fatalf("TheilSen = %v, %v; want 2, 7", slope, icept)
@@ -141,7 +141,7 @@ func TestTheilSenIgnoresOutliers(t *testing.T) {
 		vs = append(vs, float64(i))
 	}
 	vs[3], vs[8], vs[11], vs[15], vs[19] = 1e6, -1e6, 5e5, 1e6, -3e5
-	slope, _ := TheilSen(series(time.Second, vs...))
+	slope, _ := TheilSen(seriesOf(time.Second, vs...))
 	if math.Abs(slope-1) > 0.25 {
 		t.Fatalf("slope with 25%% outliers = %v, want about 1", slope)
 	}
@@ -165,8 +165,8 @@ func TestMannKendallByHand(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var e Estimator
-			f := e.Fit(series(time.Minute, tc.vs...), 0.95)
-			if f.S != tc.s || !near(f.VarS, tc.varS, 1e-12) || !near(f.Z, tc.z, 1e-12) || !near(f.P, tc.p, 1e-5) {
+			f := e.Fit(seriesOf(time.Minute, tc.vs...), 0.95)
+			if f.S != tc.s || !nearlyEqual(f.VarS, tc.varS, 1e-12) || !nearlyEqual(f.Z, tc.z, 1e-12) || !nearlyEqual(f.P, tc.p, 1e-5) {
 				t.Fatalf("S, Var, Z, p = %v, %v, %v, %v; want %v, %v, %v, %v", f.S, f.VarS, f.Z, f.P, tc.s, tc.varS, tc.z, tc.p)
 			}
 		})
@@ -179,7 +179,7 @@ func TestMannKendallFallingSeriesNearOne(t *testing.T) {
 	for i := range 100 {
 		vs = append(vs, 1000-3*float64(i)+rng.NormFloat64()*20)
 	}
-	_, z, p := MannKendall(series(15*time.Second, vs...))
+	_, z, p := MannKendall(seriesOf(15*time.Second, vs...))
 	if z > -5 || p < 0.999999 {
 		t.Fatalf("falling series: z %v p %v, want p near 1", z, p)
 	}
@@ -194,7 +194,7 @@ func TestSenConfidenceByHand(t *testing.T) {
 	for i := range 10 {
 		vs = append(vs, float64(i)+rng.Float64()*3)
 	}
-	s := series(time.Second, vs...)
+	s := seriesOf(time.Second, vs...)
 	var slopes []float64
 	for i := range s {
 		for j := i + 1; j < len(s); j++ {
@@ -207,7 +207,7 @@ func TestSenConfidenceByHand(t *testing.T) {
 		t.Fatalf("bounds %v, %v; want 9th %v and 37th %v of %v", lo, hi, slopes[8], slopes[36], slopes)
 	}
 	// Too few samples for 0.99: unbounded rather than made up.
-	lo, hi = SenConfidence(series(time.Second, 1, 2, 3, 4), 0.99)
+	lo, hi = SenConfidence(seriesOf(time.Second, 1, 2, 3, 4), 0.99)
 	if !math.IsInf(lo, -1) || !math.IsInf(hi, 1) {
 		t.Fatalf("n=4 at 0.99: %v, %v; want -Inf, +Inf", lo, hi)
 	}
@@ -222,7 +222,7 @@ func TestNormalQuantile(t *testing.T) {
 		{0.025, -1.959963984540054},
 		{1e-10, -6.361340902404056},
 	} {
-		if got := NormalQuantile(tc.p); !near(got, tc.z, 1e-13) {
+		if got := NormalQuantile(tc.p); !nearlyEqual(got, tc.z, 1e-13) {
 			t.Errorf("NormalQuantile(%v) = %v, want %v", tc.p, got, tc.z)
 		}
 	}
@@ -235,7 +235,7 @@ func TestNormalQuantile(t *testing.T) {
 // duplicate timestamps, a few NaNs, optionally shuffled.
 func randomSeries(rng *rand.Rand, n int) []Sample {
 	s := make([]Sample, n)
-	tt := t0
+	tt := tEpoch
 	for i := range s {
 		if rng.IntN(8) != 0 { // 1 in 8: same timestamp as previous
 			tt = tt.Add(time.Duration(1+rng.IntN(30)) * time.Second)
@@ -258,10 +258,10 @@ func randomSeries(rng *rand.Rand, n int) []Sample {
 func checkAgainstBrute(t *testing.T, s []Sample, conf float64, got Fit) {
 	t.Helper()
 	want := brute(s, conf)
-	if got.Pairs != len(want.slopes) || !near(got.Slope, want.slope, 1e-12) ||
-		!near(got.Lower, want.lower, 1e-12) || !near(got.Upper, want.upper, 1e-12) ||
-		got.S != want.s || !near(got.VarS, want.varS, 1e-12) || !near(got.Z, want.z, 1e-12) ||
-		!near(got.P, want.p, 1e-9) || !near(got.Intercept, want.icept, 1e-9) {
+	if got.Pairs != len(want.slopes) || !nearlyEqual(got.Slope, want.slope, 1e-12) ||
+		!nearlyEqual(got.Lower, want.lower, 1e-12) || !nearlyEqual(got.Upper, want.upper, 1e-12) ||
+		got.S != want.s || !nearlyEqual(got.VarS, want.varS, 1e-12) || !nearlyEqual(got.Z, want.z, 1e-12) ||
+		!nearlyEqual(got.P, want.p, 1e-9) || !nearlyEqual(got.Intercept, want.icept, 1e-9) {
 		t.Fatalf("n=%d: got %+v\nwant slope %v [%v, %v] icept %v S %v var %v z %v p %v pairs %d",
 			len(s), got, want.slope, want.lower, want.upper, want.icept, want.s, want.varS, want.z, want.p, len(want.slopes))
 	}
@@ -282,13 +282,14 @@ func TestFitMatchesBruteForce(t *testing.T) {
 // fit bit for bit against a fresh Estimator, and periodically against brute
 // force. It also checks the incremental path was actually taken.
 func TestSlidingIsBitIdentical(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
-	ring := NewRing(90)
+	ring := NewRing(70)
 	var e Estimator
 	var buf []Sample
-	now := t0
+	now := tEpoch
 	v := 100.0
-	for step := range 3000 {
+	for step := range 2000 {
 		adds := 1
 		switch r := rng.IntN(50); {
 		case r == 0:
@@ -299,12 +300,12 @@ func TestSlidingIsBitIdentical(t *testing.T) {
 		for range adds {
 			now = now.Add(15 * time.Second)
 			v += rng.NormFloat64() * 3
-			if step > 1500 {
+			if step > 1000 {
 				v = math.Round(v) // integer-valued: ties everywhere
 			}
 			ring.Add(Sample{T: now, V: v + float64(rng.IntN(3))})
 		}
-		buf = ring.Since(now.Add(-20*time.Minute), buf[:0])
+		buf = ring.Since(now.Add(-15*time.Minute), buf[:0])
 		if rng.IntN(200) == 0 && len(buf) > 2 {
 			buf[len(buf)/2].V += 1 // edited history must not be trusted
 		}
@@ -319,8 +320,8 @@ func TestSlidingIsBitIdentical(t *testing.T) {
 			checkAgainstBrute(t, buf, conf, got)
 		}
 	}
-	if e.slides < 2000 {
-		t.Fatalf("only %d of 3000 fits slid (rebuilds %d): incremental path not exercised", e.slides, e.rebuilds)
+	if e.slides < 1500 {
+		t.Fatalf("only %d of 2000 fits slid (rebuilds %d): incremental path not exercised", e.slides, e.rebuilds)
 	}
 	t.Logf("slides %d rebuilds %d", e.slides, e.rebuilds)
 }
@@ -337,14 +338,15 @@ func sameBits(a, b Fit) bool {
 // true slope in at least about 99% of series (rounding outwards can only
 // raise that), and is not uselessly loose.
 func TestSenLowerBoundCoverage(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(11, 12))
-	const trials, n, slope = 3000, 40, 0.5
+	const trials, n, slope = 1000, 40, 0.5
 	var e Estimator
 	covered, falsePos := 0, 0
 	s := make([]Sample, n)
 	for range trials {
 		for i := range s {
-			s[i] = Sample{T: t0.Add(time.Duration(i) * time.Second), V: slope*float64(i) + rng.NormFloat64()*5}
+			s[i] = Sample{T: tEpoch.Add(time.Duration(i) * time.Second), V: slope*float64(i) + rng.NormFloat64()*5}
 		}
 		if f := e.Fit(s, 0.99); f.Lower <= slope {
 			covered++
@@ -357,10 +359,10 @@ func TestSenLowerBoundCoverage(t *testing.T) {
 		}
 	}
 	t.Logf("coverage %.4f, MK false positives %.4f", float64(covered)/trials, float64(falsePos)/trials)
-	if c := float64(covered) / trials; c < 0.985 || c > 0.999 {
+	if c := float64(covered) / trials; c < 0.98 || c > 0.9995 {
 		t.Errorf("lower-bound coverage %.4f, want about 0.99", c)
 	}
-	if fp := float64(falsePos) / trials; fp < 0.003 || fp > 0.02 {
+	if fp := float64(falsePos) / trials; fp < 0.002 || fp > 0.025 {
 		t.Errorf("Mann–Kendall false-positive rate %.4f at 0.01, want about 0.01", fp)
 	}
 }
@@ -396,15 +398,65 @@ func TestEstimatorZeroAndTinyInputs(t *testing.T) {
 	if f := e.Fit(nil, 0.99); f.N != 0 || f.Slope != 0 || f.P != 0.5 {
 		t.Errorf("empty: %+v", f)
 	}
-	if f := e.Fit(series(time.Second, 5), 0.99); f.N != 1 || f.Intercept != 5 {
+	if f := e.Fit(seriesOf(time.Second, 5), 0.99); f.N != 1 || f.Intercept != 5 {
 		t.Errorf("one sample: %+v", f)
 	}
 	// Two samples at the same instant: no slope, no trend.
-	s := []Sample{{T: t0, V: 1}, {T: t0, V: 9}}
+	s := []Sample{{T: tEpoch, V: 1}, {T: tEpoch, V: 9}}
 	if f := e.Fit(s, 0.99); f.Pairs != 0 || f.Slope != 0 || f.S != 0 {
 		t.Errorf("same instant: %+v", f)
 	}
-	if f := e.Fit([]Sample{{T: t0, V: math.NaN()}, {T: t0.Add(time.Second), V: math.Inf(1)}}, 0.99); f.N != 0 {
+	if f := e.Fit([]Sample{{T: tEpoch, V: math.NaN()}, {T: tEpoch.Add(time.Second), V: math.Inf(1)}}, 0.99); f.N != 0 {
 		t.Errorf("non-finite only: %+v", f)
+	}
+}
+
+// TestBlocksMultiset checks the blocked sorted multiset against a sorted
+// slice under random inserts and removes (many duplicates, growth and
+// shrinkage so blocks split, merge and empty).
+func TestBlocksMultiset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	var b blocks
+	var ref []float64
+	b.reset(nil)
+	for step := range 20000 {
+		grow := (step/2000)%2 == 0 // phases of net growth and net shrinkage
+		if len(ref) == 0 || (rng.IntN(10) < 6) == grow {
+			v := float64(rng.IntN(50))
+			if rng.IntN(2) == 0 {
+				v = rng.NormFloat64()
+			}
+			b.insert(v)
+			i, _ := slices.BinarySearch(ref, v)
+			ref = slices.Insert(ref, i, v)
+		} else {
+			v := ref[rng.IntN(len(ref))]
+			if rng.IntN(20) == 0 {
+				v += 0.5 // absent (mostly)
+			}
+			i, found := slices.BinarySearch(ref, v)
+			if got := b.remove(v); got != found {
+				t.Fatalf("step %d: remove(%v) = %v, want %v", step, v, got, found)
+			}
+			if found {
+				ref = slices.Delete(ref, i, i+1)
+			}
+		}
+		if b.total != len(ref) {
+			t.Fatalf("step %d: total %d, want %d", step, b.total, len(ref))
+		}
+		if step%97 == 0 && len(ref) > 0 {
+			ranks := []int{0, len(ref) / 3, len(ref) / 2, len(ref) - 1}
+			out := make([]float64, len(ranks))
+			b.at(ranks, out)
+			for k, r := range ranks {
+				if out[k] != ref[r] {
+					t.Fatalf("step %d: rank %d = %v, want %v", step, r, out[k], ref[r])
+				}
+			}
+			if nb := len(b.seg); nb > 4*len(ref)/blockCap+1 {
+				t.Fatalf("step %d: %d blocks for %d values", step, nb, len(ref))
+			}
+		}
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/soakd/soakd/internal/config"
 )
@@ -70,6 +72,17 @@ type Nodes interface {
 	Restart(node string) error
 }
 
+// Dialer opens a connection from node from to node to at addr. Every
+// node-to-node connection of a component goes through it, so the fault
+// fabric can delay, throttle, drop or cut single links.
+type Dialer func(ctx context.Context, from, to, addr string) (net.Conn, error)
+
+// DirectDialer dials addr over TCP with no fault in the way.
+func DirectDialer(ctx context.Context, _, _, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
 // Deps is what a component gets from the run that builds it.
 type Deps struct {
 	// StateDir is the component's own directory (<state-dir>/components/<name>).
@@ -78,6 +91,13 @@ type Deps struct {
 	Clock    clockwork.Clock
 	Logger   *slog.Logger
 	Config   *config.Config
+	// Dial is the link hook (nil: DirectDialer).
+	Dial Dialer
+	// Metrics is where the component registers its collectors (nil: a
+	// private registry).
+	Metrics prometheus.Registerer
+	// Event journals an event (nil: dropped).
+	Event func(typ string, fields map[string]any)
 }
 
 // Factory builds a component from the run's configuration.

@@ -44,15 +44,28 @@ func heapLive() int64 {
 	return int64(m.HeapAlloc)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond. A starved canary goroutine may still hold an old
+// tick when the fake clock stops (the ticker keeps one pending tick and
+// drops the rest), so every 50 ms it nudges the clock by one tick; the
+// canary leaks by elapsed clock time, so the nudges only add their own
+// share. It returns how much extra clock time the nudges added.
+func waitFor(t *testing.T, clock *clockwork.FakeClock, what string, cond func() bool) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	var extra time.Duration
+	deadline := time.Now().Add(10 * time.Second)
+	lastNudge := time.Now()
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+		if clock != nil && time.Since(lastNudge) > 50*time.Millisecond {
+			clock.Advance(tick)
+			extra += tick
+			lastNudge = time.Now()
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return extra
 }
 
 func TestHeapLinearLeaksAtRateAndFrees(t *testing.T) {
@@ -61,9 +74,9 @@ func TestHeapLinearLeaksAtRateAndFrees(t *testing.T) {
 	revert := inject(t, clock, map[string]string{"resource": "heap", "rate": "60MiB/min"})
 	run(clock, 10*time.Second)
 	// 60 MiB/min for 10 s is 10 MiB; allow the in-flight tick.
-	waitFor(t, "heap growth", func() bool { return heapLive()-before >= 9<<20 })
-	if grew := heapLive() - before; grew > 12<<20 {
-		t.Fatalf("heap grew %d bytes, want ~10MiB", grew)
+	extra := waitFor(t, clock, "heap growth", func() bool { return heapLive()-before >= 9<<20 })
+	if grew, want := heapLive()-before, int64((10*time.Second+extra).Seconds()*(1<<20)); grew > want+2<<20 {
+		t.Fatalf("heap grew %d bytes, want ~%d", grew, want)
 	}
 	if err := revert(context.Background()); err != nil {
 		t.Fatal(err)
@@ -78,7 +91,7 @@ func TestGoroutinesLeakAndAreFreed(t *testing.T) {
 	before := runtime.NumGoroutine()
 	revert := inject(t, clock, map[string]string{"resource": "goroutines", "rate": "600/min"})
 	run(clock, 5*time.Second)
-	waitFor(t, "50 leaked goroutines", func() bool { return runtime.NumGoroutine()-before >= 50 })
+	waitFor(t, clock, "50 leaked goroutines", func() bool { return runtime.NumGoroutine()-before >= 50 })
 	var buf strings.Builder
 	_ = pprofGoroutines(&buf)
 	if !strings.Contains(buf.String(), "leak.parkForever") {
@@ -87,7 +100,7 @@ func TestGoroutinesLeakAndAreFreed(t *testing.T) {
 	if err := revert(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+	waitFor(t, nil, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestFDsLeakAndAreClosed(t *testing.T) {
@@ -96,7 +109,7 @@ func TestFDsLeakAndAreClosed(t *testing.T) {
 	before := count()
 	revert := inject(t, clock, map[string]string{"resource": "fds", "rate": "20/s"})
 	run(clock, 2*time.Second)
-	waitFor(t, "40 fds", func() bool { return count()-before >= 39 })
+	waitFor(t, clock, "40 fds", func() bool { return count()-before >= 39 })
 	if err := revert(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +127,7 @@ func TestShapes(t *testing.T) {
 	before := heapLive()
 	// step: one minute's worth at once, then flat.
 	revert := inject(t, clock, map[string]string{"resource": "heap", "rate": "6MiB/min", "shape": "step"})
-	waitFor(t, "step", func() bool { return heapLive()-before >= 11<<19 })
+	waitFor(t, nil, "step", func() bool { return heapLive()-before >= 11<<19 })
 	run(clock, 10*time.Second)
 	if grew := heapLive() - before; grew > 7<<20 {
 		t.Fatalf("step kept growing: %d", grew)
@@ -124,7 +137,7 @@ func TestShapes(t *testing.T) {
 	before = heapLive()
 	revert = inject(t, clock, map[string]string{"resource": "heap", "rate": "60MiB/min", "shape": "plateau", "plateau_after": "5s"})
 	run(clock, 20*time.Second)
-	waitFor(t, "plateau", func() bool { return heapLive()-before >= 4<<20 })
+	waitFor(t, clock, "plateau", func() bool { return heapLive()-before >= 4<<20 })
 	if grew := heapLive() - before; grew > 6<<20 {
 		t.Fatalf("plateau grew %d after plateau_after, want ~5MiB", grew)
 	}

@@ -1,0 +1,225 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/pprof"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/soakd/soakd/internal/components"
+)
+
+// Client retries: an attempt that definitely did not apply (no leader, not
+// the leader, enqueue timeout) is retried on the (new) leader after a
+// backoff doubling from clientBackoffMin to clientBackoffMax, at most
+// clientAttempts times in all, and never past the op's deadline.
+const (
+	clientAttempts   = 5
+	clientBackoffMin = 10 * time.Millisecond
+	clientBackoffMax = 200 * time.Millisecond
+	// enqueueTimeout bounds waiting for the leader to accept a command
+	// (hashicorp's Apply timeout covers only the enqueue).
+	enqueueTimeout = time.Second
+)
+
+var (
+	// ErrUnknownOp is returned (outcome failed) for an op name not in Ops.
+	ErrUnknownOp = errors.New("raft: unknown op")
+	// ErrTooLarge is returned (outcome failed) for a key or value over the
+	// limits.
+	ErrTooLarge = errors.New("raft: key or value too large")
+	// ErrNoLeader is returned (outcome failed) when no leader was found in
+	// any attempt.
+	ErrNoLeader = errors.New("raft: no leader")
+)
+
+// HistoryOp is one finished client operation, as the linearizability
+// checker needs it.
+type HistoryOp struct {
+	ClientID     int
+	Call, Return time.Time
+	Op           string // put | get | cas
+	Key          string
+	Value        []byte // put, cas: the value written
+	Expect       []byte // cas: the compare value
+	// Output: get: the value read; cas: the value before the op (equal to
+	// Expect when Swapped). Only meaningful when Outcome is ok.
+	Output []byte
+	// Found: the key existed (get: when read; cas: before the op).
+	Found   bool
+	Swapped bool
+	Outcome components.Outcome
+}
+
+// Recorder receives every operation Do finishes. Record is called on the
+// caller's goroutine, so it must be fast and safe for concurrent use.
+type Recorder interface {
+	Record(op HistoryOp)
+}
+
+type recorderBox struct{ r Recorder }
+
+// SetRecorder installs the history hook (nil removes it).
+func (c *Cluster) SetRecorder(r Recorder) {
+	if r == nil {
+		c.recorder.Store(nil)
+		return
+	}
+	c.recorder.Store(&recorderBox{r: r})
+}
+
+type clientIDKey struct{}
+
+// WithClientID tags the operations done with ctx as one client's (a load
+// worker's), so the checker sees its ops as sequential. Without it every
+// call is its own client.
+func WithClientID(ctx context.Context, id int) context.Context {
+	return context.WithValue(ctx, clientIDKey{}, id)
+}
+
+// Do implements components.Component for ops put, get and cas. A cas
+// that does not swap is outcome ok (the compare was performed); its
+// Result.Value is the current value and the Recorder sees Swapped false.
+func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, components.DefaultOpTimeout)
+		defer cancel()
+	}
+	id, ok := ctx.Value(clientIDKey{}).(int)
+	if !ok {
+		id = int(c.clientIDs.Add(1))
+	}
+	call := c.clock.Now()
+	rep, res := c.exec(ctx, op)
+	ret := c.clock.Now()
+	if b := c.recorder.Load(); b != nil {
+		h := HistoryOp{ClientID: id, Call: call, Return: ret, Op: op.Name, Key: op.Key, Value: op.Value, Expect: op.Expect, Outcome: res.Outcome}
+		if rep != nil {
+			h.Output, h.Found, h.Swapped = rep.value, rep.found, rep.swapped
+		}
+		b.r.Record(h)
+	}
+	return res
+}
+
+func (c *Cluster) exec(ctx context.Context, op components.Op) (*reply, components.Result) {
+	var cmd command
+	switch op.Name {
+	case "put":
+		cmd = command{op: opPut, key: op.Key, value: op.Value}
+	case "get":
+		cmd = command{op: opGet, key: op.Key}
+	case "cas":
+		cmd = command{op: opCAS, key: op.Key, value: op.Value, expect: op.Expect}
+	default:
+		return nil, components.Result{Outcome: components.OutcomeFailed, Err: fmt.Errorf("%w %q", ErrUnknownOp, op.Name)}
+	}
+	if len(op.Key) > MaxKeyBytes || len(op.Value) > MaxValueBytes || len(op.Expect) > MaxValueBytes {
+		return nil, components.Result{Outcome: components.OutcomeFailed, Err: ErrTooLarge}
+	}
+	data := encodeCommand(cmd)
+	backoff := clientBackoffMin
+	hint := ""
+	lastErr := ErrNoLeader
+	for attempt := 0; attempt < clientAttempts; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				// Every earlier attempt definitely did not apply.
+				return nil, components.Result{Outcome: components.OutcomeFailed, Err: fmt.Errorf("raft: %w (last: %w)", ctx.Err(), lastErr)}
+			case <-t.C:
+			}
+			backoff = min(2*backoff, clientBackoffMax)
+		}
+		inst := c.leader(hint)
+		if inst == nil {
+			lastErr = ErrNoLeader
+			continue
+		}
+		timeout := enqueueTimeout
+		if d, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(d))
+		}
+		if timeout <= 0 {
+			return nil, components.Result{Outcome: components.OutcomeFailed, Err: context.DeadlineExceeded}
+		}
+		f := inst.raft.Apply(data, timeout)
+		err := c.wait(ctx, f)
+		switch classify(err) {
+		case components.OutcomeOK:
+			rep, _ := f.Response().(*reply)
+			if rep == nil {
+				return nil, components.Result{Outcome: components.OutcomeUnknown, Err: errors.New("raft: missing FSM response")}
+			}
+			if rep.err != nil {
+				// The FSM rejected it deterministically on every node: no
+				// state changed.
+				return rep, components.Result{Outcome: components.OutcomeFailed, Err: rep.err}
+			}
+			return rep, components.Result{Outcome: components.OutcomeOK, Value: rep.value}
+		case components.OutcomeFailed:
+			lastErr = err
+			if _, id := inst.raft.LeaderWithID(); id != "" {
+				hint = string(id) // follow the redirect
+			}
+			continue
+		default:
+			return nil, components.Result{Outcome: components.OutcomeUnknown, Err: fmt.Errorf("raft: %s on %s: %w", op.Name, inst.id, err)}
+		}
+	}
+	return nil, components.Result{Outcome: components.OutcomeFailed, Err: fmt.Errorf("raft: %d attempts: %w", clientAttempts, lastErr)}
+}
+
+// wait waits for an Apply future, or ctx. hashicorp's futures have no
+// context, so a helper goroutine waits; it ends when the future resolves,
+// which every future does on commit, leadership loss or Shutdown.
+func (c *Cluster) wait(ctx context.Context, f hraft.ApplyFuture) error {
+	done := make(chan error, 1)
+	go func() {
+		pprof.SetGoroutineLabels(c.labels)
+		done <- f.Error()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// classify maps an Apply result to an outcome, following hashicorp/raft
+// v1.8.0's error semantics:
+//
+//   - nil: committed by a quorum and applied on the leader → ok.
+//   - ErrNotLeader: the command reached a node that is not (or is stepping
+//     down as) leader, which answers before appending it to any log → failed
+//     (retried on the leader).
+//   - ErrLeadershipTransferInProgress: the leader refused it before
+//     appending → failed (retried).
+//   - ErrEnqueueTimeout: Apply's timeout covers only handing the command to
+//     the leader loop, which never took it → failed (retried).
+//   - ErrLeadershipLost: appended by a leader that lost leadership before
+//     commit; a later leader may still commit it → unknown.
+//   - ErrRaftShutdown: either before enqueue or while in flight, and the
+//     two are indistinguishable → unknown.
+//   - the op's deadline passing while waiting: it may commit later →
+//     unknown.
+//   - anything else (e.g. a log store write error) → unknown.
+func classify(err error) components.Outcome {
+	switch {
+	case err == nil:
+		return components.OutcomeOK
+	case errors.Is(err, hraft.ErrNotLeader),
+		errors.Is(err, hraft.ErrLeadershipTransferInProgress),
+		errors.Is(err, hraft.ErrEnqueueTimeout):
+		return components.OutcomeFailed
+	default:
+		return components.OutcomeUnknown
+	}
+}

@@ -66,6 +66,12 @@ type RateLoad struct {
 	Arrivals string             `yaml:"arrivals"` // poisson | uniform
 	KeyDist  string             `yaml:"key_dist"` // uniform | zipf
 	Diurnal  Diurnal            `yaml:"diurnal"`
+	// RampUp is how long the rate climbs from 10% to 100% at the start of
+	// the run (on the run's elapsed time: a resume does not ramp again).
+	RampUp Duration `yaml:"ramp_up"`
+	// MaxInFlight caps concurrent operations; an arrival beyond it is
+	// dropped and counted, never queued.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 type Diurnal struct {

@@ -212,7 +212,16 @@ func validateRateLoad(v *validator, path string, l RateLoad, ops []string) {
 	if a := l.Diurnal.Amplitude; !(a >= 0 && a < 1) {
 		v.add(path+".diurnal.amplitude", "must be in [0%%, 100%%)")
 	}
+	if l.RampUp < 0 {
+		v.add(path+".ramp_up", "must be >= 0")
+	}
+	if l.MaxInFlight < 1 || l.MaxInFlight > MaxInFlight {
+		v.add(path+".max_in_flight", "must be in 1..%d", MaxInFlight)
+	}
 }
+
+// MaxInFlight bounds load.*.max_in_flight: each in-flight op is a worker.
+const MaxInFlight = 65536
 
 func (c *Config) validateFaults(v *validator) {
 	f := c.Faults

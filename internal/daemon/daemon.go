@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
@@ -179,17 +181,17 @@ func Run(ctx context.Context, o Options) error {
 	})
 	if err != nil {
 		log.Error("tracing disabled", "err", err)
-		tracing = &telemetry.Tracing{}
+		tracing = &telemetry.Tracing{Provider: noop.NewTracerProvider()}
 	}
 
 	// Components are built once the run is open, so a resumed run hands
 	// them the seed it started with.
-	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log)
+	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event)
 	if err != nil {
 		r.Event("run_failed", map[string]any{"stage": "components", "error": err.Error()})
 		comps, ctx = nil, cancelled()
 	}
-	eng, err := buildEngines(o, cfg, r, reg, clock, log)
+	eng, err := buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider)
 	if err != nil {
 		r.Event("run_failed", map[string]any{"stage": "engines", "error": err.Error()})
 		_ = r.Serve(cancelled(), nil)
@@ -221,7 +223,7 @@ func cancelled() context.Context {
 	return ctx
 }
 
-func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger) ([]components.Component, error) {
+func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger, reg prometheus.Registerer, event func(string, map[string]any)) ([]components.Component, error) {
 	enabled := map[string]bool{
 		"raft":      cfg.Components.Raft.Enabled,
 		"pbft":      cfg.Components.PBFT.Enabled,
@@ -239,6 +241,7 @@ func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork
 		c, err := o.Components.Build(name, components.Deps{
 			StateDir: filepath.Join(o.StateDir, "components", name),
 			Seed:     seed, Clock: clock, Logger: log.With("component", name), Config: cfg,
+			Dial: components.DirectDialer, Metrics: reg, Event: event,
 		})
 		if err != nil {
 			return nil, err

@@ -8,11 +8,15 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/faults/leak"
 	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/load"
 	"github.com/soakd/soakd/internal/profiling"
 	"github.com/soakd/soakd/internal/run"
 )
@@ -25,9 +29,11 @@ type engines struct {
 	services []run.Service
 	faults   *faults.Runner
 	monitor  *leakcheck.Monitor
+	load     []*load.Generator
 }
 
-func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Registry, clock clockwork.Clock, log *slog.Logger) (*engines, error) {
+func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Registry, clock clockwork.Clock, log *slog.Logger,
+	comps []components.Component, tp trace.TracerProvider) (*engines, error) {
 	runID := r.State().RunID
 	sinks := []alert.Sink{alert.NewLogSink(log.With("sink", "log"))}
 	if u := cfg.Alerting.AlertmanagerURL; u != "" {
@@ -76,7 +82,7 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		return nil, err
 	}
 
-	return &engines{
+	eng := &engines{
 		faults:  runner,
 		monitor: mon,
 		services: []run.Service{
@@ -85,5 +91,31 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 			{Name: "leakcheck", Start: mon.Start, Stop: mon.Stop},
 			{Name: "faults", Start: runner.Start, Stop: runner.Stop},
 		},
-	}, nil
+	}
+
+	// Load starts last and stops first.
+	lm, err := load.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	tracer := tp.Tracer("github.com/soakd/soakd/internal/load")
+	for _, c := range comps {
+		var lc config.RateLoad
+		switch c.Name() {
+		case "raft":
+			lc = cfg.Load.Raft
+		case "pbft":
+			lc = cfg.Load.PBFT
+		default:
+			continue // interval-driven components join with their own schedule
+		}
+		g, err := load.New(load.Options{Component: c, Load: lc, Seed: r.State().Seed, Clock: clock, Elapsed: r.Elapsed,
+			Metrics: lm, Tracer: tracer, Logger: log.With("stage", "load", "component", c.Name())})
+		if err != nil {
+			return nil, err
+		}
+		eng.load = append(eng.load, g)
+		eng.services = append(eng.services, run.Service{Name: "load/" + c.Name(), Start: g.Start, Stop: g.Stop})
+	}
+	return eng, nil
 }

@@ -66,6 +66,9 @@ type Generator struct {
 
 	histMu sync.Mutex
 	hist   map[string]*hdrhistogram.Histogram
+	// lag is how late ops start against their intended time: the engine's
+	// own scheduling error, separate from the component's latency.
+	lag *hdrhistogram.Histogram
 
 	// Per-second counts over the last minute: scheduled arrivals and
 	// started ops (dropped = scheduled − started while not paused).
@@ -119,6 +122,7 @@ func New(o Options) (*Generator, error) {
 		keys: newKeyPicker(o.Load.Keys, o.Load.KeyDist, rng),
 		cap:  max(o.Load.MaxInFlight, 1),
 		hist: map[string]*hdrhistogram.Histogram{},
+		lag:  hdrhistogram.New(1, int64(5*time.Minute/time.Microsecond), 3),
 	}
 	g.lastValue = make([][]byte, o.Load.Keys)
 	for _, op := range ops.names {
@@ -231,6 +235,7 @@ func (g *Generator) run(ctx context.Context, j job) {
 	ctx, span := g.o.Tracer.Start(ctx, g.name+"."+j.op.Name, trace.WithTimestamp(j.intended),
 		trace.WithAttributes(attribute.String("soakd.component", g.name), attribute.String("soakd.op", j.op.Name)))
 	ctx, cancel := context.WithTimeout(ctx, components.DefaultOpTimeout)
+	lag := g.o.Clock.Since(j.intended)
 	res := g.o.Component.Do(ctx, j.op)
 	cancel()
 	lat := g.o.Clock.Since(j.intended)
@@ -248,6 +253,7 @@ func (g *Generator) run(ctx context.Context, j job) {
 	g.o.Metrics.duration.WithLabelValues(g.name, j.op.Name).Observe(lat.Seconds())
 	g.histMu.Lock()
 	_ = g.hist[j.op.Name].RecordValue(max(lat.Microseconds(), 1))
+	_ = g.lag.RecordValue(max(lag.Microseconds(), 1))
 	g.histMu.Unlock()
 }
 
@@ -308,6 +314,8 @@ type Stats struct {
 	Started    int64                `json:"started"`
 	Dropped    int64                `json:"dropped"`
 	Latency    map[string]Quantiles `json:"latency"`
+	// StartLag is how late ops started against their intended time.
+	StartLag Quantiles `json:"start_lag"`
 }
 
 // Quantiles of one op's latency since start, from its HDR histogram.
@@ -326,8 +334,14 @@ func (g *Generator) Stats() Stats {
 	g.histMu.Lock()
 	defer g.histMu.Unlock()
 	for op, h := range g.hist {
-		us := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1e6 }
-		s.Latency[op] = Quantiles{Count: h.TotalCount(), P50: us(50), P99: us(99), P999: us(99.9), Max: float64(h.Max()) / 1e6}
+		s.Latency[op] = quantiles(h)
 	}
+	s.StartLag = quantiles(g.lag)
 	return s
+}
+
+func quantiles(h *hdrhistogram.Histogram) Quantiles {
+	sec := func(us int64) float64 { return float64(us) / 1e6 }
+	return Quantiles{Count: h.TotalCount(), P50: sec(h.ValueAtQuantile(50)), P99: sec(h.ValueAtQuantile(99)),
+		P999: sec(h.ValueAtQuantile(99.9)), Max: sec(h.Max())}
 }

@@ -1,0 +1,974 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/soakd/soakd/internal/components"
+)
+
+// Defaults and bounds of the linearizability checker.
+const (
+	DefaultWindow        = 10 * time.Second
+	DefaultMaxOps        = 50_000
+	DefaultTimeout       = 5 * time.Second
+	DefaultMaxOpDuration = 30 * time.Second
+	DefaultMaxKeys       = 1 << 18
+	// MaxPendingPerKey bounds the unknown-outcome writes carried forward per
+	// key; past it the key is left unchecked (unknown) until they expire.
+	MaxPendingPerKey = 16
+	// EvidenceKeep is how many evidence HTML files per component are kept.
+	EvidenceKeep = 20
+)
+
+// Check results, the values of the result label of soakd_checks_total.
+const (
+	ResultOK      = "ok"
+	ResultIllegal = "illegal"
+	ResultUnknown = "unknown"
+)
+
+// Reasons an op is counted in soakd_check_dropped_ops_total.
+const (
+	DropBufferFull = "buffer_full" // buffer at MaxOps when the op arrived
+	DropLate       = "late"        // arrived after the window holding it was checked
+	DropInvalid    = "invalid"     // unknown Op or Outcome
+)
+
+const checkerLinearizability = "linearizability"
+
+// KVOp is one finished client operation on a key-value store.
+//
+// Record keeps the byte slices; the caller must not modify them afterwards.
+// A cas matches only a present key whose value equals Expect byte for byte
+// (nil and empty are the same value); it never matches an absent key.
+type KVOp struct {
+	ClientID     int
+	Call, Return time.Time
+	Op           string // "put" | "get" | "cas"
+	Key          string
+	Value        []byte // put: value written; cas: new value
+	Expect       []byte // cas: expected current value
+	Output       []byte // get: value read (nil = not found, with Found=false)
+	Found        bool   // get: key existed
+	Swapped      bool   // cas: whether it swapped
+	Outcome      components.Outcome
+}
+
+func (op KVOp) writes() bool { return op.Op == "put" || op.Op == "cas" }
+
+// LinearizabilityOptions configures a Linearizability checker. Zero values
+// take the defaults.
+type LinearizabilityOptions struct {
+	Component string        // label value, e.g. "raft"
+	Window    time.Duration // check every Window of history (by Return time), default 10s
+	MaxOps    int           // hard bound on ops held (buffered + being checked), default 50_000
+	Timeout   time.Duration // porcupine time budget per key per window, default 5s
+	// MaxOpDuration is the longest an operation can be in flight (the
+	// client's timeout including retries). The background loop cuts the
+	// history at now-MaxOpDuration, so every op called before a cut has
+	// been recorded when the cut is checked. Default 30s.
+	MaxOpDuration time.Duration
+	// UnknownTTL is how long after its call an operation with outcome
+	// unknown may still take effect. Default 2×MaxOpDuration.
+	UnknownTTL time.Duration
+	// InitialAbsent: keys the checker has never seen start absent (a fresh
+	// store). False (the default): they start as "any value", which is
+	// right for a store resumed from disk.
+	InitialAbsent bool
+	// MaxKeys bounds the per-key state carried between windows. Past it,
+	// keys are forgotten (their state becomes "any value"). Default 2^18.
+	MaxKeys     int
+	EvidenceDir string                // where to save porcupine's visualization HTML of a failing key
+	Metrics     prometheus.Registerer // nil: metrics are kept but not registered
+	Event       func(typ string, fields map[string]any)
+	Clock       clockwork.Clock
+	Logger      *slog.Logger
+}
+
+// Violation describes the last illegal key-window.
+type Violation struct {
+	Key         string
+	WindowStart time.Time
+	WindowEnd   time.Time
+	Evidence    string // path of the visualization HTML, "" when none was written
+	DetectedAt  time.Time
+}
+
+// Results are the checker's running totals. OK, Illegal and Unknown count
+// key-windows (one porcupine check of one key's ops in one window).
+type Results struct {
+	Windows  uint64
+	OK       uint64
+	Illegal  uint64
+	Unknown  uint64
+	Recorded uint64 // ops passed to Record (failed-outcome ops included)
+	Failed   uint64 // ops with outcome failed: not applied, so not part of the history
+	Checked  uint64 // ops that left the buffer through a checked window
+	Dropped  uint64 // ops not checked (buffer full, late, invalid); see soakd_check_dropped_ops_total
+	Buffered int    // ops held now (buffered plus being checked)
+	// MaxBuffered is the high-water mark of Buffered.
+	MaxBuffered   int
+	LastViolation *Violation
+}
+
+type pendingOp struct {
+	op     KVOp
+	expiry time.Time
+}
+
+// Linearizability checks a KV history for linearizability in bounded
+// windows. See the package documentation for the design.
+type Linearizability struct {
+	o      LinearizabilityOptions
+	clock  clockwork.Clock
+	logger *slog.Logger
+
+	checks     *prometheus.CounterVec
+	violations prometheus.Counter
+	dropped    *prometheus.CounterVec
+	buffered   prometheus.Gauge
+
+	trigger chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	buf       []KVOp
+	checking  int // ops taken out of buf by the check in progress
+	lastCut   time.Time
+	resets    map[string]struct{}  // keys whose carried state must become "any"
+	dropTaint map[string]time.Time // keys left unchecked until the time
+	res       Results
+
+	checkMu sync.Mutex // serializes checks; guards the fields below
+	states  map[string]regState
+	pending map[string][]pendingOp
+	taint   map[string]time.Time
+	evicted bool
+
+	lifeMu  sync.Mutex
+	started bool
+	stopCh  chan struct{}
+	done    chan struct{}
+	cancel  context.CancelFunc
+}
+
+// NewLinearizability returns a checker; it registers its metrics with
+// o.Metrics (sharing them with other checkers on the same registry).
+func NewLinearizability(o LinearizabilityOptions) (*Linearizability, error) {
+	if o.Component == "" {
+		return nil, errors.New("check: linearizability: component must be set")
+	}
+	if o.Window < 0 || o.MaxOps < 0 || o.Timeout < 0 || o.MaxOpDuration < 0 || o.UnknownTTL < 0 || o.MaxKeys < 0 {
+		return nil, errors.New("check: linearizability: durations and bounds must not be negative")
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.MaxOps == 0 {
+		o.MaxOps = DefaultMaxOps
+	}
+	if o.MaxOps < 2 {
+		return nil, errors.New("check: linearizability: max ops must be at least 2")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxOpDuration == 0 {
+		o.MaxOpDuration = DefaultMaxOpDuration
+	}
+	if o.UnknownTTL == 0 {
+		o.UnknownTTL = 2 * o.MaxOpDuration
+	}
+	if o.MaxKeys == 0 {
+		o.MaxKeys = DefaultMaxKeys
+	}
+	l := &Linearizability{
+		o:         o,
+		clock:     o.Clock,
+		logger:    o.Logger,
+		trigger:   make(chan struct{}, 1),
+		resets:    map[string]struct{}{},
+		dropTaint: map[string]time.Time{},
+		states:    map[string]regState{},
+		pending:   map[string][]pendingOp{},
+		taint:     map[string]time.Time{},
+	}
+	if l.clock == nil {
+		l.clock = clockwork.NewRealClock()
+	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	l.logger = l.logger.With("component", o.Component, "checker", checkerLinearizability)
+	if err := l.initMetrics(o.Metrics); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Linearizability) initMetrics(reg prometheus.Registerer) error {
+	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "soakd_checks_total",
+		Help: "Correctness checks run, by component, checker and result (ok, illegal, unknown). The linearizability checker counts one check per key per window.",
+	}, []string{"component", "checker", "result"})
+	violations := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "soakd_invariant_violations_total",
+		Help: "Invariant violations found, by component and invariant.",
+	}, []string{"component", "invariant"})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "soakd_check_dropped_ops_total",
+		Help: "Operations a checker could not check, by component, checker and reason (buffer_full, late, invalid).",
+	}, []string{"component", "checker", "reason"})
+	buffered := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "soakd_check_buffered_ops",
+		Help: "Operations a checker holds in memory (buffered plus being checked).",
+	}, []string{"component", "checker"})
+	if reg != nil {
+		var err error
+		if checks, err = registerVec(reg, checks); err != nil {
+			return err
+		}
+		if violations, err = registerVec(reg, violations); err != nil {
+			return err
+		}
+		if dropped, err = registerVec(reg, dropped); err != nil {
+			return err
+		}
+		if buffered, err = registerVec(reg, buffered); err != nil {
+			return err
+		}
+	}
+	c := l.o.Component
+	l.checks = checks.MustCurryWith(prometheus.Labels{"component": c, "checker": checkerLinearizability})
+	for _, r := range []string{ResultOK, ResultIllegal, ResultUnknown} {
+		l.checks.WithLabelValues(r)
+	}
+	l.violations = violations.WithLabelValues(c, checkerLinearizability)
+	l.dropped = dropped.MustCurryWith(prometheus.Labels{"component": c, "checker": checkerLinearizability})
+	for _, r := range []string{DropBufferFull, DropLate, DropInvalid} {
+		l.dropped.WithLabelValues(r)
+	}
+	l.buffered = buffered.WithLabelValues(c, checkerLinearizability)
+	return nil
+}
+
+// registerVec registers c, or returns the collector of the same shape that
+// another checker already registered.
+func registerVec[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if ex, ok := are.ExistingCollector.(T); ok {
+				return ex, nil
+			}
+		}
+		var zero T
+		return zero, fmt.Errorf("check: register metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Record adds one finished operation. It is safe for concurrent use, O(1),
+// and never waits for a check: when the buffer is half full it wakes the
+// background loop, and when it is full the op is dropped and counted in
+// soakd_check_dropped_ops_total (a dropped write also leaves its key
+// unchecked, reported unknown, rather than risking a false alarm).
+func (l *Linearizability) Record(op KVOp) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.res.Recorded++
+	switch {
+	case op.Outcome == components.OutcomeFailed:
+		// Definitely not applied: not part of the history.
+		l.res.Failed++
+		return
+	case op.Outcome != components.OutcomeOK && op.Outcome != components.OutcomeUnknown,
+		op.Op != "put" && op.Op != "get" && op.Op != "cas",
+		op.Return.Before(op.Call):
+		l.dropLocked(op, DropInvalid)
+		return
+	}
+	if !l.lastCut.IsZero() && !op.Call.After(l.lastCut) {
+		// Called before a cut that has already been checked: that
+		// window's end state did not account for it.
+		if op.writes() {
+			l.resets[op.Key] = struct{}{}
+		}
+		if !op.Return.After(l.lastCut) {
+			l.dropLocked(op, DropLate)
+			return
+		}
+		// It straddles the last cut: check it in the next window as a
+		// write that may already have taken effect.
+	}
+	if len(l.buf)+l.checking >= l.o.MaxOps {
+		l.dropLocked(op, DropBufferFull)
+		l.wake()
+		return
+	}
+	l.buf = append(l.buf, op)
+	held := len(l.buf) + l.checking
+	l.res.MaxBuffered = max(l.res.MaxBuffered, held)
+	l.buffered.Set(float64(held))
+	if held >= l.o.MaxOps/2 {
+		l.wake()
+	}
+}
+
+func (l *Linearizability) wake() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// dropLocked counts a dropped op. A dropped write leaves its key unchecked
+// until the op can no longer take effect.
+func (l *Linearizability) dropLocked(op KVOp, reason string) {
+	l.res.Dropped++
+	l.dropped.WithLabelValues(reason).Inc()
+	if reason == DropInvalid || !op.writes() {
+		return
+	}
+	until := op.Return
+	if op.Outcome == components.OutcomeUnknown {
+		until = op.Call.Add(l.o.UnknownTTL)
+	}
+	if until.After(l.dropTaint[op.Key]) {
+		l.dropTaint[op.Key] = until
+	}
+	l.resets[op.Key] = struct{}{}
+}
+
+// Start runs the background loop: every Window on the clock, or when the
+// buffer is half full, it checks the history up to now-MaxOpDuration.
+func (l *Linearizability) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.lifeMu.Lock()
+	defer l.lifeMu.Unlock()
+	if l.started {
+		return errors.New("check: linearizability: already started")
+	}
+	l.started = true
+	loopCtx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.stopCh = make(chan struct{})
+	l.done = make(chan struct{})
+	ticker := l.clock.NewTicker(l.o.Window)
+	go l.loop(loopCtx, ticker)
+	return nil
+}
+
+func (l *Linearizability) loop(ctx context.Context, ticker clockwork.Ticker) {
+	defer close(l.done)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-l.stopCh:
+			return
+		case <-ticker.Chan():
+		case <-l.trigger:
+		}
+		l.checkUntil(ctx, l.clock.Now().Add(-l.o.MaxOpDuration))
+	}
+}
+
+// Stop stops the background loop and checks everything still buffered
+// (the last, partial window). If ctx ends first, the keys not yet checked
+// are counted unknown and ctx's error is returned.
+func (l *Linearizability) Stop(ctx context.Context) error {
+	l.lifeMu.Lock()
+	if l.started {
+		l.started = false
+		close(l.stopCh)
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			l.cancel()
+			<-l.done // bounded: each key's check is bounded by Timeout
+		}
+		l.cancel()
+	}
+	l.lifeMu.Unlock()
+	l.checkAll(ctx)
+	return ctx.Err()
+}
+
+// CheckNow synchronously checks everything buffered, as if the window
+// closed at the latest Return recorded, and returns the totals. Ops recorded
+// later that were called before that point count as late.
+func (l *Linearizability) CheckNow() Results {
+	l.checkAll(context.Background())
+	return l.Results()
+}
+
+// CheckUntil synchronously checks the history up to cut (ops with Return ≤
+// cut; ops in flight at cut are carried). Every op called before cut must
+// have been recorded already.
+func (l *Linearizability) CheckUntil(cut time.Time) Results {
+	l.checkUntil(context.Background(), cut)
+	return l.Results()
+}
+
+func (l *Linearizability) checkAll(ctx context.Context) {
+	l.mu.Lock()
+	var cut time.Time
+	for _, op := range l.buf {
+		if op.Return.After(cut) {
+			cut = op.Return
+		}
+	}
+	l.mu.Unlock()
+	if !cut.IsZero() {
+		l.checkUntil(ctx, cut)
+	}
+}
+
+// Results returns the running totals.
+func (l *Linearizability) Results() Results {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.res
+	r.Buffered = len(l.buf) + l.checking
+	if r.LastViolation != nil {
+		v := *r.LastViolation
+		r.LastViolation = &v
+	}
+	return r
+}
+
+// checkUntil closes the window (lastCut, cut] and checks it.
+func (l *Linearizability) checkUntil(ctx context.Context, cut time.Time) {
+	l.checkMu.Lock()
+	defer l.checkMu.Unlock()
+
+	l.mu.Lock()
+	prev := l.lastCut
+	if !cut.After(prev) {
+		l.mu.Unlock()
+		return
+	}
+	var window []KVOp // ops with Return ≤ cut, then the straddlers of cut
+	keep := l.buf[:0]
+	var straddlers []KVOp
+	for _, op := range l.buf {
+		switch {
+		case !op.Return.After(cut):
+			window = append(window, op)
+		case !op.Call.After(cut):
+			straddlers = append(straddlers, op)
+			keep = append(keep, op)
+		default:
+			keep = append(keep, op)
+		}
+	}
+	clear(l.buf[len(keep):])
+	l.buf = keep
+	l.checking = len(window)
+	closed := len(window)
+	window = append(window, straddlers...)
+	l.lastCut = cut
+	resets, dropTaint := l.resets, l.dropTaint
+	l.resets, l.dropTaint = map[string]struct{}{}, map[string]time.Time{}
+	l.mu.Unlock()
+
+	defer func() {
+		l.mu.Lock()
+		l.checking = 0
+		l.buffered.Set(float64(len(l.buf)))
+		l.mu.Unlock()
+	}()
+
+	for k := range resets {
+		l.setState(k, topState(false))
+	}
+	for k, until := range dropTaint {
+		if until.After(l.taint[k]) {
+			l.taint[k] = until
+		}
+	}
+
+	byKey := map[string][]KVOp{}
+	for _, op := range window {
+		byKey[op.Key] = append(byKey[op.Key], op)
+	}
+	keys := slices.Collect(maps.Keys(byKey))
+	for k := range l.pending {
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+
+	var ok, illegal, unknown uint64
+	var lastViolation *Violation
+	for _, key := range keys {
+		ops := byKey[key]
+		res, v := l.checkKey(ctx, key, ops, prev, cut)
+		switch res {
+		case ResultOK:
+			ok++
+		case ResultIllegal:
+			illegal++
+			lastViolation = v
+		case ResultUnknown:
+			unknown++
+		}
+	}
+	for k, until := range l.taint {
+		if !until.After(cut) {
+			delete(l.taint, k)
+		}
+	}
+	l.boundKeys()
+
+	l.checks.WithLabelValues(ResultOK).Add(float64(ok))
+	l.checks.WithLabelValues(ResultIllegal).Add(float64(illegal))
+	l.checks.WithLabelValues(ResultUnknown).Add(float64(unknown))
+	l.mu.Lock()
+	l.res.Windows++
+	l.res.OK += ok
+	l.res.Illegal += illegal
+	l.res.Unknown += unknown
+	l.res.Checked += uint64(closed)
+	if lastViolation != nil {
+		l.res.LastViolation = lastViolation
+	}
+	l.mu.Unlock()
+	if illegal > 0 || unknown > 0 {
+		l.logger.Info("linearizability window checked", "window_end", cut, "ok", ok, "illegal", illegal, "unknown", unknown)
+	}
+}
+
+func (l *Linearizability) stateOf(key string) regState {
+	if s, ok := l.states[key]; ok {
+		return s
+	}
+	if l.o.InitialAbsent && !l.evicted {
+		return single(absentVal, false)
+	}
+	return topState(false)
+}
+
+func (l *Linearizability) setState(key string, s regState) {
+	if s.top && !l.o.InitialAbsent || s.top && l.evicted {
+		delete(l.states, key) // "any" is the default
+		return
+	}
+	s.lossy = false
+	l.states[key] = s
+}
+
+// boundKeys forgets carried state past MaxKeys; a forgotten key's state
+// becomes "any value", which is sound.
+func (l *Linearizability) boundKeys() {
+	if len(l.states) <= l.o.MaxKeys {
+		return
+	}
+	if !l.evicted {
+		l.evicted = true
+		for k, s := range l.states {
+			if s.top {
+				delete(l.states, k)
+			}
+		}
+	}
+	for k := range l.states {
+		if len(l.states) <= l.o.MaxKeys {
+			break
+		}
+		delete(l.states, k)
+	}
+}
+
+// checkKey checks one key's ops of the window (prev, cut] and carries its
+// state forward. It returns "" when there was nothing to check.
+func (l *Linearizability) checkKey(ctx context.Context, key string, ops []KVOp, prev, cut time.Time) (string, *Violation) {
+	init := l.stateOf(key)
+	pend := l.pending[key]
+	delete(l.pending, key)
+
+	// New pending set: still-live carried ones plus this window's closed
+	// unknown writes.
+	var nextPend []pendingOp
+	for _, p := range pend {
+		if p.expiry.After(cut) {
+			nextPend = append(nextPend, p)
+		}
+	}
+	for _, op := range ops {
+		if op.Outcome == components.OutcomeUnknown && op.writes() && !op.Return.After(cut) {
+			if exp := op.Call.Add(l.o.UnknownTTL); exp.After(cut) {
+				nextPend = append(nextPend, pendingOp{op: op, expiry: exp})
+			}
+		}
+	}
+	if len(nextPend) > MaxPendingPerKey {
+		var until time.Time
+		for _, p := range nextPend {
+			until = maxTime(until, p.expiry)
+		}
+		l.taint[key] = maxTime(l.taint[key], until)
+		nextPend = nil
+	}
+	if len(nextPend) > 0 {
+		l.pending[key] = nextPend
+	}
+
+	if until, tainted := l.taint[key]; tainted && until.After(prev) {
+		l.setState(key, topState(false))
+		if len(ops) == 0 {
+			return "", nil
+		}
+		return ResultUnknown, nil
+	}
+	if ctx.Err() != nil {
+		l.setState(key, topState(false))
+		return ResultUnknown, nil
+	}
+
+	h := l.buildHistory(ops, pend, prev, cut)
+	if !h.constrained {
+		l.setState(key, closure(init, h.maybes))
+		return "", nil
+	}
+	res, end, info := l.runChecks(init, h)
+	l.setState(key, end)
+	if res != ResultIllegal {
+		return res, nil
+	}
+	v := &Violation{Key: key, WindowStart: prev, WindowEnd: cut, DetectedAt: l.clock.Now()}
+	if v.WindowStart.IsZero() {
+		v.WindowStart = time.Unix(0, h.minCall)
+	}
+	v.Evidence = l.writeEvidence(key, registerModel(init, h.pending), info)
+	l.violations.Inc()
+	l.logger.Error("linearizability violation", "key", key, "window_start", v.WindowStart, "window_end", cut, "evidence", v.Evidence)
+	if l.o.Event != nil {
+		l.o.Event("invariant_violation", map[string]any{
+			"component":    l.o.Component,
+			"invariant":    checkerLinearizability,
+			"key":          key,
+			"window_start": v.WindowStart.UTC().Format(time.RFC3339Nano),
+			"window_end":   cut.UTC().Format(time.RFC3339Nano),
+			"evidence":     v.Evidence,
+		})
+	}
+	return ResultIllegal, v
+}
+
+type keyHistory struct {
+	ops         []porcupine.Operation
+	maybes      []regInput // every optional write, for closure and candidates
+	pending     []regInput // unknown writes of earlier windows, folded into the model
+	cands       []cand     // end-state candidates from writes
+	hasMand     bool       // a mandatory write exists
+	maxMandCall int64
+	constrained bool // some op constrains the state (a read or a mandatory write)
+	minCall     int64
+	maxCall     int64
+}
+
+type cand struct {
+	value string
+	ret   int64
+}
+
+// buildHistory turns one key's ops into porcupine operations (see doc.go
+// for the rules).
+func (l *Linearizability) buildHistory(ops []KVOp, pend []pendingOp, prev, cut time.Time) keyHistory {
+	h := keyHistory{maxCall: cut.UnixNano(), minCall: cut.UnixNano()}
+	clients := map[int]int{}
+	client := func(id int) int {
+		c, ok := clients[id]
+		if !ok {
+			c = len(clients)
+			clients[id] = c
+		}
+		return c
+	}
+	add := func(clientID int, in regInput, out regOutput, call, ret int64) {
+		h.ops = append(h.ops, porcupine.Operation{ClientId: client(clientID), Input: in, Output: out, Call: call, Return: ret})
+		h.minCall = min(h.minCall, call)
+		h.maxCall = max(h.maxCall, call)
+	}
+	for _, op := range ops {
+		prevStraddle := !prev.IsZero() && !op.Call.After(prev)
+		nextStraddle := op.Return.After(cut)
+		unknown := op.Outcome == components.OutcomeUnknown
+		call, ret := op.Call.UnixNano(), op.Return.UnixNano()
+		switch op.Op {
+		case "get":
+			// A read's effect-free; an unknown read or one straddling a
+			// cut (it may have been linearized in the other window) is
+			// left out.
+			if unknown || prevStraddle || nextStraddle {
+				continue
+			}
+			val := absentVal
+			if op.Found {
+				val = encPresent(op.Output)
+			}
+			add(op.ClientID, regInput{kind: kindGet}, regOutput{value: val}, call, ret)
+			h.constrained = true
+			// From an "any value" state a read is what fixes the value,
+			// so what it saw is an end-state candidate too.
+			h.cands = append(h.cands, cand{value: val, ret: ret})
+		case "put", "cas":
+			in := regInput{kind: kindPut, value: encPresent(op.Value)}
+			if op.Op == "cas" {
+				in.kind = kindCas
+				in.expect = encPresent(op.Expect)
+			}
+			out := regOutput{swapped: op.Swapped}
+			maybe := unknown || prevStraddle || nextStraddle
+			if maybe && op.Op == "cas" && !unknown && !op.Swapped {
+				continue // an acknowledged failed cas is a read: left out when straddling
+			}
+			if unknown || nextStraddle {
+				ret = infinity
+			}
+			in.maybe = maybe
+			add(op.ClientID, in, out, call, ret)
+			if maybe {
+				h.maybes = append(h.maybes, in)
+			} else {
+				h.constrained = true
+			}
+			if maybe || op.Op == "put" || op.Swapped {
+				h.cands = append(h.cands, cand{value: in.value, ret: ret})
+				if !maybe {
+					if !h.hasMand || call > h.maxMandCall {
+						h.maxMandCall = call
+					}
+					h.hasMand = true
+				}
+			}
+		}
+	}
+	for _, p := range pend {
+		op := p.op
+		in := regInput{kind: kindPut, value: encPresent(op.Value), maybe: true}
+		if op.Op == "cas" {
+			in.kind = kindCas
+			in.expect = encPresent(op.Expect)
+		}
+		h.pending = append(h.pending, in)
+		h.maybes = append(h.maybes, in)
+		h.cands = append(h.cands, cand{value: in.value, ret: infinity})
+	}
+	sortOps(h.ops)
+	return h
+}
+
+// closure applies optional writes in every order until nothing changes: a
+// sound over-approximation of the states reachable when none is constrained.
+func closure(s regState, maybes []regInput) regState {
+	for changed := true; changed && !s.top; {
+		changed = false
+		for _, in := range maybes {
+			if in.kind == kindCas && !s.has(in.expect) {
+				continue
+			}
+			n := s.add(in.value)
+			if !stateEqual(n, s) {
+				s, changed = n, true
+			}
+		}
+	}
+	return s
+}
+
+// runChecks decides the window for one key and computes its possible end
+// states by probing: the history plus a synthetic read at the end, after
+// every op, that succeeds only if the register may hold value v. The end
+// set is exactly the set of candidates whose probed history is
+// linearizable. Candidates are every value the register can hold at the
+// end: the values written or read by ops not followed in real time by a
+// mandatory write, and the initial values when the window has no mandatory
+// write.
+func (l *Linearizability) runChecks(init regState, h keyHistory) (string, regState, porcupine.LinearizationInfo) {
+	model := registerModel(init, h.pending)
+	deadline := time.Now().Add(l.o.Timeout)
+	probeCall := h.maxCall + 1
+	probe := func(in regInput) porcupine.CheckResult {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return porcupine.Unknown
+		}
+		hist := append(h.ops[:len(h.ops):len(h.ops)], porcupine.Operation{
+			ClientId: len(h.ops) + 1, Input: in, Output: regOutput{}, Call: probeCall, Return: infinity,
+		})
+		return porcupine.CheckOperationsTimeout(model, hist, remaining)
+	}
+	unknown := func() (string, regState, porcupine.LinearizationInfo) {
+		return ResultUnknown, topState(false), porcupine.LinearizationInfo{}
+	}
+
+	var values []string
+	seen := map[string]bool{}
+	addValue := func(v string) {
+		if !seen[v] {
+			seen[v] = true
+			values = append(values, v)
+		}
+	}
+	all := map[string]bool{}
+	for _, v := range init.vals {
+		all[v] = true
+		if !h.hasMand {
+			addValue(v)
+		}
+	}
+	for _, c := range h.cands {
+		all[c.value] = true
+		if h.hasMand && h.maxMandCall > c.ret {
+			continue // definitely followed by an applied write
+		}
+		addValue(c.value)
+	}
+	lossyPossible := len(all) > MaxStates
+
+	var end regState
+	legal := false
+	if init.top || lossyPossible {
+		switch probe(regInput{kind: kindProbeTop}) {
+		case porcupine.Unknown:
+			return unknown()
+		case porcupine.Ok:
+			end, legal = topState(false), true
+		}
+	}
+	if !legal {
+		for _, v := range values {
+			switch probe(regInput{kind: kindProbeVal, value: v}) {
+			case porcupine.Unknown:
+				return unknown()
+			case porcupine.Ok:
+				if !legal {
+					end, legal = single(v, false), true
+				} else {
+					end = end.add(v)
+				}
+			}
+		}
+	}
+	if !legal {
+		// No end state is reachable, so no linearization exists; confirm
+		// with a plain check, which also yields the visualization data.
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return unknown()
+		}
+		res, info := porcupine.CheckOperationsVerbose(model, h.ops, remaining)
+		switch res {
+		case porcupine.Illegal:
+			return ResultIllegal, topState(false), info
+		case porcupine.Unknown:
+			return unknown()
+		}
+		l.logger.Error("linearizability: no end state found for a linearizable history; key state reset")
+		return ResultOK, topState(false), porcupine.LinearizationInfo{}
+	}
+	if end.top && end.lossy {
+		return ResultUnknown, end, porcupine.LinearizationInfo{}
+	}
+	if lossyPossible {
+		switch probe(regInput{kind: kindProbeLossy}) {
+		case porcupine.Ok, porcupine.Unknown:
+			// The verdict leaned on an over-approximated set.
+			return ResultUnknown, end, porcupine.LinearizationInfo{}
+		}
+	}
+	return ResultOK, end, porcupine.LinearizationInfo{}
+}
+
+// writeEvidence saves porcupine's visualization of the failing key's window
+// and keeps the newest EvidenceKeep files of this component.
+func (l *Linearizability) writeEvidence(key string, model porcupine.Model, info porcupine.LinearizationInfo) string {
+	if l.o.EvidenceDir == "" {
+		return ""
+	}
+	if err := os.MkdirAll(l.o.EvidenceDir, 0o755); err != nil {
+		l.logger.Warn("linearizability: evidence dir", "err", err)
+		return ""
+	}
+	hash := fnv.New64a()
+	_, _ = hash.Write([]byte(key))
+	prefix := "linearizability-" + safeName(l.o.Component) + "-"
+	name := fmt.Sprintf("%s%s-%016x.html", prefix, l.clock.Now().UTC().Format("20060102T150405.000000000Z"), hash.Sum64())
+	path := filepath.Join(l.o.EvidenceDir, name)
+	tmp, err := os.CreateTemp(l.o.EvidenceDir, ".tmp-"+prefix)
+	if err != nil {
+		l.logger.Warn("linearizability: evidence", "err", err)
+		return ""
+	}
+	err = porcupine.Visualize(model, info, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		l.logger.Warn("linearizability: evidence", "err", err)
+		return ""
+	}
+	l.pruneEvidence(prefix)
+	return path
+}
+
+func (l *Linearizability) pruneEvidence(prefix string) {
+	entries, err := os.ReadDir(l.o.EvidenceDir)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, prefix) && strings.HasSuffix(n, ".html") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names) // the timestamp sorts chronologically
+	for len(names) > EvidenceKeep {
+		_ = os.Remove(filepath.Join(l.o.EvidenceDir, names[0]))
+		names = names[1:]
+	}
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/daemon"
 	"github.com/soakd/soakd/internal/run"
@@ -100,7 +99,7 @@ func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer) error {
 		Fresh:      f.fresh,
 		Logger:     log,
 		Notifier:   run.SystemdNotifier{},
-		Components: components.NewRegistry(),
+		Components: daemon.Builtins(),
 		Version:    version,
 		Revision:   buildRevision(),
 	})

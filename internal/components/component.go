@@ -37,7 +37,24 @@ type Op struct {
 type Result struct {
 	Outcome Outcome
 	Value   []byte
+	// Swapped reports whether a cas found its Expect and wrote its Value.
+	// A cas that does not swap is still OutcomeOK: the compare happened.
+	Swapped bool
 	Err     error
+}
+
+type clientIDKey struct{}
+
+// WithClientID tags the operations done with ctx as one client's (a load
+// worker's), so history checkers see that client's ops as sequential.
+func WithClientID(ctx context.Context, id int) context.Context {
+	return context.WithValue(ctx, clientIDKey{}, id)
+}
+
+// ClientID returns the id set by WithClientID.
+func ClientID(ctx context.Context) (int, bool) {
+	id, ok := ctx.Value(clientIDKey{}).(int)
+	return id, ok
 }
 
 // Health is a component's own view of whether it can serve.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/check"
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/raft"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/faults/leak"
@@ -93,6 +96,23 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		},
 	}
 
+	// Checkers start before faults and load, and stop after them, so the
+	// last window of history is checked.
+	for _, c := range comps {
+		rc, ok := c.(*raft.Cluster)
+		if !ok {
+			continue
+		}
+		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(),
+			EvidenceDir: filepath.Join(r.Dir(), "evidence"), Metrics: reg, Event: r.Event, Clock: clock,
+			Logger: log.With("stage", "check", "component", c.Name())})
+		if err != nil {
+			return nil, err
+		}
+		rc.SetRecorder(kvRecorder{lin})
+		eng.services = slices.Insert(eng.services, len(eng.services)-1, run.Service{Name: "check/" + c.Name(), Start: lin.Start, Stop: lin.Stop})
+	}
+
 	// Load starts last and stops first.
 	lm, err := load.NewMetrics(reg)
 	if err != nil {
@@ -118,4 +138,19 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		eng.services = append(eng.services, run.Service{Name: "load/" + c.Name(), Start: g.Start, Stop: g.Stop})
 	}
 	return eng, nil
+}
+
+// kvRecorder feeds a raft cluster's history to the linearizability checker.
+type kvRecorder struct{ lin *check.Linearizability }
+
+func (k kvRecorder) Record(op raft.HistoryOp) {
+	k.lin.Record(check.KVOp{ClientID: op.ClientID, Call: op.Call, Return: op.Return, Op: op.Op, Key: op.Key,
+		Value: op.Value, Expect: op.Expect, Output: op.Output, Found: op.Found, Swapped: op.Swapped, Outcome: op.Outcome})
+}
+
+// Builtins is the registry of every component built into this soakd.
+func Builtins() *components.Registry {
+	reg := components.NewRegistry()
+	_ = reg.Register("raft", raft.New)
+	return reg
 }

@@ -139,8 +139,8 @@ func (g *Generator) Name() string { return g.name }
 func (g *Generator) Start(ctx context.Context) error {
 	ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.jobs = make(chan job, g.cap) // never fuller than the in-flight cap
-	for range g.cap {
-		g.wg.Go(func() { g.worker(ctx) })
+	for i := range g.cap {
+		g.wg.Go(func() { g.worker(ctx, i) })
 	}
 	g.wg.Go(func() { g.dispatch(ctx) })
 	g.wg.Go(func() { g.rates(ctx) })
@@ -219,7 +219,10 @@ func (g *Generator) nextOp() components.Op {
 	return op
 }
 
-func (g *Generator) worker(ctx context.Context) {
+func (g *Generator) worker(ctx context.Context, id int) {
+	// Each worker is one client: its ops are sequential, which is what
+	// the history checkers assume of a client.
+	ctx = components.WithClientID(ctx, id)
 	for {
 		select {
 		case <-ctx.Done():
@@ -242,7 +245,7 @@ func (g *Generator) run(ctx context.Context, j job) {
 	span.SetAttributes(attribute.String("soakd.outcome", string(res.Outcome)))
 	span.End()
 
-	if res.Outcome == components.OutcomeOK && (j.op.Name == "put" || (j.op.Name == "cas" && res.Err == nil)) {
+	if res.Outcome == components.OutcomeOK && (j.op.Name == "put" || (j.op.Name == "cas" && res.Swapped)) {
 		if k, err := strconv.Atoi(j.op.Key[1:]); err == nil && k < len(g.lastValue) {
 			g.valMu.Lock()
 			g.lastValue[k] = j.op.Value

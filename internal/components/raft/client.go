@@ -71,13 +71,11 @@ func (c *Cluster) SetRecorder(r Recorder) {
 	c.recorder.Store(&recorderBox{r: r})
 }
 
-type clientIDKey struct{}
-
 // WithClientID tags the operations done with ctx as one client's (a load
 // worker's), so the checker sees its ops as sequential. Without it every
-// call is its own client.
+// call is its own client. It is components.WithClientID.
 func WithClientID(ctx context.Context, id int) context.Context {
-	return context.WithValue(ctx, clientIDKey{}, id)
+	return components.WithClientID(ctx, id)
 }
 
 // Do implements components.Component for ops put, get and cas. A cas
@@ -89,7 +87,7 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 		ctx, cancel = context.WithTimeout(ctx, components.DefaultOpTimeout)
 		defer cancel()
 	}
-	id, ok := ctx.Value(clientIDKey{}).(int)
+	id, ok := components.ClientID(ctx)
 	if !ok {
 		id = int(c.clientIDs.Add(1))
 	}
@@ -162,7 +160,7 @@ func (c *Cluster) exec(ctx context.Context, op components.Op) (*reply, component
 				// state changed.
 				return rep, components.Result{Outcome: components.OutcomeFailed, Err: rep.err}
 			}
-			return rep, components.Result{Outcome: components.OutcomeOK, Value: rep.value}
+			return rep, components.Result{Outcome: components.OutcomeOK, Value: rep.value, Swapped: rep.swapped}
 		case components.OutcomeFailed:
 			lastErr = err
 			if _, id := inst.raft.LeaderWithID(); id != "" {

@@ -61,12 +61,12 @@ func TestBasics(t *testing.T) {
 	if r := do(t, c, "get", "k", nil, nil); string(r.Value) != "v2" {
 		t.Fatalf("after cas: %+v", r)
 	}
-	// cas on a missing key with an empty expect creates it.
-	if r := do(t, c, "cas", "new", []byte("x"), nil); r.Outcome != components.OutcomeOK {
-		t.Fatalf("cas create: %+v", r)
+	// cas never matches a missing key, even with an empty expect.
+	if r := do(t, c, "cas", "new", []byte("x"), nil); r.Outcome != components.OutcomeOK || r.Swapped {
+		t.Fatalf("cas on a missing key: %+v", r)
 	}
-	if r := do(t, c, "get", "new", nil, nil); string(r.Value) != "x" {
-		t.Fatalf("after cas create: %+v", r)
+	if r := do(t, c, "get", "new", nil, nil); len(r.Value) != 0 {
+		t.Fatalf("cas on a missing key wrote %q", r.Value)
 	}
 	if r := do(t, c, "frob", "k", nil, nil); r.Outcome != components.OutcomeFailed || !errors.Is(r.Err, ErrUnknownOp) {
 		t.Fatalf("unknown op: %+v", r)
@@ -166,7 +166,42 @@ func (d *countingDialer) dial(ctx context.Context, from, to, addr string) (net.C
 	if cut {
 		return nil, fmt.Errorf("partitioned: %s->%s", from, to)
 	}
-	return components.DirectDialer(ctx, from, to, addr)
+	conn, err := components.DirectDialer(ctx, from, to, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &cuttableConn{Conn: conn, d: d, from: from, to: to}, nil
+}
+
+func (d *countingDialer) isCut(from, to string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cut[from] || d.cut[to]
+}
+
+// cuttableConn fails (and closes) once its link is cut, as a fault
+// fabric's proxy cutting an established link would.
+type cuttableConn struct {
+	net.Conn
+	d        *countingDialer
+	from, to string
+}
+
+func (c *cuttableConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.d.isCut(c.from, c.to) {
+		_ = c.Conn.Close()
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *cuttableConn) Write(p []byte) (int, error) {
+	if c.d.isCut(c.from, c.to) {
+		_ = c.Conn.Close()
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
 }
 
 func (d *countingDialer) setCut(node string, on bool) {
@@ -245,8 +280,6 @@ func TestPartitionAndHeal(t *testing.T) {
 		return string(v) == "1"
 	})
 	d.setCut("node-3", true)
-	// Cut existing connections too: the hook only sees new dials.
-	cutConns(c, "node-3")
 	time.Sleep(100 * time.Millisecond) // let anything in flight land
 	before := instOf(c, "node-3").raft.AppliedIndex()
 	for i := range 50 {
@@ -269,29 +302,6 @@ func TestPartitionAndHeal(t *testing.T) {
 	if h := c.Health(); !h.Healthy {
 		t.Fatalf("health after heal: %+v", h)
 	}
-}
-
-// cutConns drops a node's established connections (as a fault fabric
-// cutting a link would).
-func cutConns(c *Cluster, id string) {
-	for _, n := range c.NodeIDs() {
-		s := instOf(c, n).stream
-		s.mu.Lock()
-		var victims []*trackedConn
-		for tc := range s.conns {
-			if n == id {
-				victims = append(victims, tc)
-			} else if r := tc.RemoteAddr().String(); r == raftAddrString(c, id) {
-				victims = append(victims, tc)
-			}
-		}
-		s.mu.Unlock()
-		for _, tc := range victims {
-			_ = tc.Close()
-		}
-	}
-	// Inbound connections from id to others have an ephemeral remote
-	// port; id's own side is closed above, which ends them too.
 }
 
 func waitFor(t testing.TB, d time.Duration, cond func() bool) {

@@ -114,8 +114,9 @@ type reply struct {
 	err     error
 }
 
-// fsm is the replicated KV store. A missing key reads as an empty value, so
-// a cas with an empty expect succeeds on a missing (or empty) key.
+// fsm is the replicated KV store. A cas swaps only a key that exists and
+// holds exactly its expect: a missing key never matches, even an empty
+// expect (the register model of internal/check says the same).
 type fsm struct {
 	maxKeys int
 	// snapshots counts snapshots this node persisted (shared across the
@@ -151,11 +152,8 @@ func (f *fsm) Apply(l *hraft.Log) interface{} {
 		f.kv[c.key] = bytes.Clone(c.value) // do not pin the whole log entry
 		return &reply{found: found}
 	case opCAS:
-		if !bytes.Equal(cur, c.expect) {
+		if !found || !bytes.Equal(cur, c.expect) {
 			return &reply{value: cur, found: found}
-		}
-		if !found && len(f.kv) >= f.maxKeys {
-			return &reply{value: cur, err: ErrKeySpaceFull}
 		}
 		f.kv[c.key] = bytes.Clone(c.value)
 		return &reply{value: cur, found: found, swapped: true}

@@ -83,7 +83,7 @@ Start with:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(stderr), newCheckConfigCmd(stdout), newStatusCmd(stdout), newVersionCmd(stdout))
+	root.AddCommand(newRunCmd(stderr), newCheckConfigCmd(stdout), newPlanCmd(stdout), newStatusCmd(stdout), newVersionCmd(stdout))
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	}

@@ -478,3 +478,28 @@ func writeTemp(t *testing.T, content string) string {
 	}
 	return path
 }
+
+func TestPlanIsReproducible(t *testing.T) {
+	start := time.Now()
+	a, _, code := soakd(t, "plan")
+	took := time.Since(start)
+	b, _, _ := soakd(t, "plan")
+	c, _, _ := soakd(t, "plan", "--seed", "2")
+	if code != 0 || a != b {
+		t.Fatalf("plan twice: exit %d, identical %v", code, a == b)
+	}
+	if a == c {
+		t.Fatal("a different seed gave the same plan")
+	}
+	if !strings.HasPrefix(a, "# seed 1, duration 72h0m0s,") || strings.Count(a, "\n") < 500 {
+		t.Fatalf("plan output:\n%.300s", a)
+	}
+	t.Logf("72 h plan, whole process: %v (timing belongs to BenchmarkPlan72h)", took)
+	j, _, code := soakd(t, "plan", "--format", "json")
+	var doc struct {
+		Faults []map[string]any `json:"faults"`
+	}
+	if code != 0 || json.Unmarshal([]byte(j), &doc) != nil || len(doc.Faults) != strings.Count(a, "\n")-2 {
+		t.Fatalf("json plan: exit %d, %d faults", code, len(doc.Faults))
+	}
+}

@@ -100,6 +100,14 @@ func DirectDialer(ctx context.Context, _, _, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// TargetResolver is implemented by components whose nodes faults can
+// target. Resolve maps a selector ("leader", "follower", "node-2",
+// "minority", "majority", "all") to the node ids it names now; pick seeds
+// any choice among equals, so a replayed fault picks the same way.
+type TargetResolver interface {
+	Resolve(selector string, pick uint64) ([]string, error)
+}
+
 // Deps is what a component gets from the run that builds it.
 type Deps struct {
 	// StateDir is the component's own directory (<state-dir>/components/<name>).

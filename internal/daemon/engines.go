@@ -18,6 +18,7 @@ import (
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/faults/leak"
+	"github.com/soakd/soakd/internal/faults/process"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/load"
 	"github.com/soakd/soakd/internal/profiling"
@@ -74,12 +75,40 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		return nil, err
 	}
 
-	kinds := faults.NewRegistry()
-	if err := kinds.Register(leak.New(clock, log.With("fault", "leak"))); err != nil {
+	plan, err := faults.Plan(cfg, r.State().Seed)
+	if cfg.Faults.Replay != "" {
+		plan, err = faults.ReplayPlan(cfg.Faults.Replay)
+	}
+	if err != nil {
 		return nil, err
 	}
-	runner, err := faults.NewRunner(faults.RunnerOptions{Timeline: cfg.Faults.Timeline, Registry: kinds, Clock: clock,
-		Elapsed: r.Elapsed, Event: r.Event, Logger: log.With("stage", "faults"), Metrics: reg,
+	kinds := faults.NewRegistry()
+	nodes := map[string]components.Nodes{}
+	resolvers := map[string]components.TargetResolver{}
+	for _, c := range comps {
+		if n, ok := c.(components.Nodes); ok {
+			nodes[c.Name()] = n
+		}
+		if tr, ok := c.(components.TargetResolver); ok {
+			resolvers[c.Name()] = tr
+		}
+	}
+	for _, k := range []faults.Kind{leak.New(clock, log.With("fault", "leak")), process.New(nodes)} {
+		if err := kinds.Register(k); err != nil {
+			return nil, err
+		}
+	}
+	healthy := func() (bool, string) {
+		for _, c := range comps {
+			if h := c.Health(); !h.Healthy {
+				return false, c.Name() + ": " + h.Detail
+			}
+		}
+		return true, ""
+	}
+	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Registry: kinds, Resolvers: resolvers,
+		BlastRadius: cfg.Faults.BlastRadius, Healthy: healthy, PauseWhenUnhealthy: cfg.Faults.PauseWhenUnhealthy,
+		Clock: clock, Elapsed: r.Elapsed, Event: r.Event, Logger: log.With("stage", "faults"), Metrics: reg,
 		Observers: []faults.Observer{mon.Residue()}})
 	if err != nil {
 		return nil, err

@@ -3,14 +3,17 @@ package faults
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/components"
 )
 
 // Observer is told about every injection and revert; the leak checker uses
@@ -32,9 +35,20 @@ type ActiveFault struct {
 
 // RunnerOptions configures NewRunner.
 type RunnerOptions struct {
-	Timeline []config.TimedFault
+	// Plan is the run's fault timeline (see Plan and ReplayPlan).
+	Plan     []Planned
 	Registry *Registry
-	Clock    clockwork.Clock
+	// Resolvers name the nodes behind a component's target selectors at
+	// injection time ("raft/leader" → "raft/node-2").
+	Resolvers map[string]components.TargetResolver
+	// BlastRadius caps, per component, how many nodes node-disrupting
+	// faults (crash, partition, blackhole) may hold at once.
+	BlastRadius map[string]int
+	// Healthy reports whether every component is healthy; with
+	// PauseWhenUnhealthy, no new fault starts while it is not.
+	Healthy            func() (bool, string)
+	PauseWhenUnhealthy bool
+	Clock              clockwork.Clock
 	// Elapsed is the run's soak time; the timeline is laid on it, so a
 	// resumed run continues the same schedule.
 	Elapsed   func() time.Duration
@@ -47,6 +61,8 @@ type RunnerOptions struct {
 
 type activeFault struct {
 	ActiveFault
+	nodes    []string // resolved nodes, for the blast radius
+	comp     string
 	kind     string
 	revert   Revert
 	endAt    time.Duration // run elapsed at which to revert
@@ -54,18 +70,25 @@ type activeFault struct {
 	nextTry  time.Duration // run elapsed before which a failed revert is not retried
 }
 
-// Runner injects the configured timeline at its offsets on the run's elapsed
-// time and reverts each fault after its duration. A fault that is active
-// when the daemon dies is re-applied for its remaining time on resume.
+// Runner injects the plan's faults at their offsets on the run's elapsed
+// time and reverts each after its duration. Targets resolve at injection
+// time, the blast radius is enforced, and new faults pause while a
+// component is unhealthy. A fault that is active when the daemon dies is
+// re-applied for its remaining time on resume: in-process faults (links,
+// crashed nodes, canaries) die with the process, so what the journal says
+// is active would otherwise silently vanish.
 type Runner struct {
 	o       RunnerOptions
 	log     *slog.Logger
 	metrics runnerMetrics
 
 	mu     sync.Mutex
-	active map[string]*activeFault // bounded by the timeline's length
-	done   map[int]bool            // timeline entries handled this incarnation
+	active map[string]*activeFault // bounded by the plan's length
+	done   map[int]bool            // plan entries handled this incarnation
 	warned map[string]bool
+	paused bool
+	// healthyStreak counts healthy steps while paused (hysteresis).
+	healthyStreak int
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -109,15 +132,17 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if err := registerAll(o.Metrics, r.metrics.injected, r.metrics.active, r.metrics.errors); err != nil {
 		return nil, err
 	}
-	for i, tf := range o.Timeline {
-		k, ok := o.Registry.Get(tf.Kind)
+	for _, pf := range o.Plan {
+		k, ok := o.Registry.Get(pf.Kind)
 		if !ok {
-			continue // reported once at its time: later issues add kinds
+			continue // reported once at its time
 		}
-		if err := k.Validate(tf.Params); err != nil {
-			return nil, fmt.Errorf("faults.timeline[%d].params: %w", i, err)
+		if err := k.Validate(pf.Params); err != nil {
+			return nil, fmt.Errorf("%s (%s at %s) params: %w", pf.ID, pf.Kind, pf.At, err)
 		}
-		r.metrics.active.WithLabelValues(tf.Kind)
+		r.metrics.active.WithLabelValues(pf.Kind)
+		r.metrics.injected.WithLabelValues(pf.Kind)
+		r.metrics.errors.WithLabelValues(pf.Kind)
 	}
 	return r, nil
 }
@@ -187,23 +212,102 @@ func (r *Runner) step(ctx context.Context) {
 			_ = r.revertLocked(ctx, id, af, "duration")
 		}
 	}
-	for i, tf := range r.o.Timeline {
+	healthy := r.healthLocked()
+	for i, pf := range r.o.Plan {
 		if r.done[i] {
 			continue
 		}
-		at, end := tf.At.Std(), tf.At.Std()+tf.Duration.Std()
-		if el < at {
-			continue
+		if el < pf.At {
+			break // the plan is sorted by time
 		}
 		r.done[i] = true
-		if el >= end {
+		if el >= pf.End() {
 			continue // wholly in the past (an earlier incarnation ran it)
 		}
-		r.injectLocked(ctx, fmt.Sprintf("timeline-%d", i), tf, end, el > at+r.o.Tick)
+		if !healthy {
+			r.o.Event("fault_skipped", map[string]any{"id": pf.ID, "kind": pf.Kind, "target": pf.Target, "reason": "faults paused: a component is unhealthy"})
+			continue
+		}
+		r.injectLocked(ctx, pf, el > pf.At+r.o.Tick)
 	}
 }
 
-func (r *Runner) injectLocked(ctx context.Context, id string, tf config.TimedFault, endAt time.Duration, resumed bool) {
+// healthyToResume is how many healthy steps in a row end a pause.
+const healthyToResume = 10
+
+// healthLocked applies pause_when_unhealthy with hysteresis: pause at the
+// first unhealthy step, resume after healthyToResume healthy ones.
+func (r *Runner) healthLocked() bool {
+	if !r.o.PauseWhenUnhealthy || r.o.Healthy == nil {
+		return true
+	}
+	ok, why := r.o.Healthy()
+	switch {
+	case !ok && !r.paused:
+		r.paused, r.healthyStreak = true, 0
+		r.log.Warn("faults paused: a component is unhealthy", "why", why)
+		r.o.Event("faults_paused", map[string]any{"reason": why})
+	case !ok:
+		r.healthyStreak = 0
+	case r.paused:
+		r.healthyStreak++
+		if r.healthyStreak >= healthyToResume {
+			r.paused = false
+			r.log.Info("faults resumed")
+			r.o.Event("faults_resumed", map[string]any{"healthy_steps": r.healthyStreak})
+		}
+	}
+	return !r.paused
+}
+
+// nodeDisruptive kinds take a node out; they count against blast_radius.
+var nodeDisruptive = map[string]bool{"crash": true, "partition": true, "blackhole": true}
+
+// resolveLocked turns a selector into concrete nodes and enforces the blast
+// radius. It returns the resolved target to hand to the kind.
+func (r *Runner) resolveLocked(pf Planned) (target, comp string, nodes []string, err error) {
+	comp, sel, ok := strings.Cut(pf.Target, "/")
+	res, known := r.o.Resolvers[comp]
+	if !ok || !known {
+		return pf.Target, comp, nil, nil // "self", or a component without nodes
+	}
+	// A replayed target names its nodes already: "node-1,node-3".
+	for _, one := range strings.Split(sel, ",") {
+		got, err := res.Resolve(one, fnvHash(pf.ID))
+		if err != nil {
+			return "", comp, nil, err
+		}
+		nodes = append(nodes, got...)
+	}
+	if nodeDisruptive[pf.Kind] {
+		if limit, set := r.o.BlastRadius[comp]; set {
+			out := map[string]bool{}
+			for _, af := range r.active {
+				if af.comp == comp && nodeDisruptive[af.kind] {
+					for _, n := range af.nodes {
+						out[n] = true
+					}
+				}
+			}
+			for _, n := range nodes {
+				out[n] = true
+			}
+			if len(out) > limit {
+				return "", comp, nil, fmt.Errorf("blast radius: %s would have %d nodes out, faults.blast_radius.%s is %d", comp, len(out), comp, limit)
+			}
+		}
+	}
+	return comp + "/" + strings.Join(nodes, ","), comp, nodes, nil
+}
+
+func fnvHash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
+	id, tf, endAt := pf.ID, pf, pf.End()
 	k, ok := r.o.Registry.Get(tf.Kind)
 	if !ok {
 		if !r.warned[tf.Kind] {
@@ -213,29 +317,36 @@ func (r *Runner) injectLocked(ctx context.Context, id string, tf config.TimedFau
 		r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": "kind not available"})
 		return
 	}
+	target, comp, nodes, err := r.resolveLocked(pf)
+	if err != nil {
+		r.log.Warn("fault skipped", "id", id, "kind", tf.Kind, "target", tf.Target, "reason", err)
+		r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": err.Error()})
+		return
+	}
 	for _, af := range r.active {
-		if af.Stuck && af.Target == tf.Target && tf.Target != "" {
-			r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": "target blocked by a fault that could not be reverted: " + af.ID})
+		if af.Stuck && af.comp == comp && (comp == "" || overlaps(af.nodes, nodes) || af.Target == target) {
+			r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": target, "reason": "target blocked by a fault that could not be reverted: " + af.ID})
 			return
 		}
 	}
-	revert, err := k.Inject(ctx, tf.Target, tf.Params)
+	revert, err := k.Inject(ctx, target, tf.Params)
 	if err != nil {
 		r.metrics.errors.WithLabelValues(tf.Kind).Inc()
 		r.log.Error("fault injection failed", "id", id, "kind", tf.Kind, "err", err)
-		r.o.Event("fault_failed", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "params": tf.Params, "error": err.Error(), "phase": "inject"})
+		r.o.Event("fault_failed", map[string]any{"id": id, "kind": tf.Kind, "target": target, "params": tf.Params, "error": err.Error(), "phase": "inject"})
 		return
 	}
 	now := r.o.Clock.Now()
 	remaining := endAt - r.o.Elapsed()
-	af := &activeFault{ActiveFault: ActiveFault{ID: id, Kind: tf.Kind, Target: tf.Target, Since: now, Until: now.Add(remaining)},
-		kind: tf.Kind, revert: revert, endAt: endAt}
+	af := &activeFault{ActiveFault: ActiveFault{ID: id, Kind: tf.Kind, Target: target, Since: now, Until: now.Add(remaining)},
+		kind: tf.Kind, comp: comp, nodes: nodes, revert: revert, endAt: endAt}
 	r.active[id] = af
 	r.metrics.injected.WithLabelValues(tf.Kind).Inc()
 	r.metrics.active.WithLabelValues(tf.Kind).Inc()
-	r.log.Info("fault injected", "id", id, "kind", tf.Kind, "target", tf.Target, "for", remaining.Round(time.Second), "resumed", resumed)
-	r.o.Event("fault_injected", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "params": tf.Params,
-		"duration_seconds": remaining.Seconds(), "resumed": resumed})
+	r.log.Info("fault injected", "id", id, "kind", tf.Kind, "target", target, "selector", tf.Target, "for", remaining.Round(time.Second), "resumed", resumed)
+	r.o.Event("fault_injected", map[string]any{"id": id, "kind": tf.Kind, "target": target, "selector": tf.Target, "params": tf.Params,
+		"at_seconds": tf.At.Seconds(), "duration_seconds": remaining.Seconds(), "planned_duration_seconds": tf.Duration.Seconds(),
+		"source": tf.Source, "resumed": resumed})
 	for _, ob := range r.o.Observers {
 		ob.FaultInjected(id, tf.Kind)
 	}
@@ -262,4 +373,13 @@ func (r *Runner) revertLocked(ctx context.Context, id string, af *activeFault, w
 		ob.FaultReverted(id, af.kind)
 	}
 	return nil
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
 }

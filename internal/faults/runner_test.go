@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
 )
 
@@ -70,6 +72,15 @@ func tf(at, d time.Duration, kind, target string) config.TimedFault {
 	return config.TimedFault{At: config.Duration(at), Duration: config.Duration(d), Kind: kind, Target: target}
 }
 
+// planOf turns timeline entries into a plan, as Plan does.
+func planOf(tfs []config.TimedFault) []Planned {
+	cfg := config.Default()
+	cfg.Faults.Random = nil
+	cfg.Faults.Timeline = tfs
+	p, _ := Plan(cfg, 1)
+	return p
+}
+
 type harness struct {
 	r       *Runner
 	kind    *fakeKind
@@ -87,7 +98,7 @@ func newHarness(t *testing.T, timeline []config.TimedFault, start time.Duration)
 		t.Fatal(err)
 	}
 	var err error
-	h.r, err = NewRunner(RunnerOptions{Timeline: timeline, Registry: reg, Clock: clockwork.NewFakeClock(),
+	h.r, err = NewRunner(RunnerOptions{Plan: planOf(timeline), Registry: reg, Clock: clockwork.NewFakeClock(),
 		Elapsed: func() time.Duration { return time.Duration(h.elapsed.Load()) }, Event: h.ev.add, Metrics: h.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -209,8 +220,80 @@ func TestStopRevertsActiveAndBadParamsFail(t *testing.T) {
 	_ = reg.Register(&fakeKind{})
 	bad := tf(0, time.Second, "fake", "")
 	bad.Params = map[string]string{"bad": "1"}
-	_, err := NewRunner(RunnerOptions{Timeline: []config.TimedFault{bad}, Registry: reg, Elapsed: func() time.Duration { return 0 }})
-	if err == nil || err.Error() != "faults.timeline[0].params: bad: not allowed" {
+	_, err := NewRunner(RunnerOptions{Plan: planOf([]config.TimedFault{bad}), Registry: reg, Elapsed: func() time.Duration { return 0 }})
+	if err == nil || err.Error() != "timeline-0 (fake at 0s) params: bad: not allowed" {
 		t.Fatalf("NewRunner = %v", err)
 	}
+}
+
+// fakeResolver names nodes like a 3-node cluster led by node-1.
+type fakeResolver struct{}
+
+func (fakeResolver) Resolve(sel string, pick uint64) ([]string, error) {
+	switch sel {
+	case "leader":
+		return []string{"node-1"}, nil
+	case "follower":
+		return []string{[]string{"node-2", "node-3"}[pick%2]}, nil
+	case "node-1", "node-2", "node-3":
+		return []string{sel}, nil
+	}
+	return nil, errors.New("no such target")
+}
+
+func TestBlastRadiusRefusesASecondCrash(t *testing.T) {
+	h := newHarness(t, nil, 0)
+	h.r.o.Plan = []Planned{
+		{ID: "a", At: 0, Duration: time.Minute, Kind: "crash", Target: "raft/leader"},
+		{ID: "b", At: time.Second, Duration: time.Minute, Kind: "crash", Target: "raft/node-2"},
+		{ID: "c", At: 2 * time.Second, Duration: time.Minute, Kind: "fake", Target: "raft/node-3"}, // not node-disrupting
+	}
+	h.r.o.Resolvers = map[string]components.TargetResolver{"raft": fakeResolver{}}
+	h.r.o.BlastRadius = map[string]int{"raft": 1}
+	crash := &fakeKind{}
+	reg := NewRegistry()
+	_ = reg.Register(crashKind{crash})
+	_ = reg.Register(h.kind)
+	h.r.o.Registry = reg
+	h.at(0)
+	h.at(time.Second)
+	h.at(2 * time.Second)
+	if got := crash.calls(); got != "inject raft/node-1" {
+		t.Fatalf("crash calls = %s, want only the first", got)
+	}
+	if got := h.kind.calls(); got != "inject raft/node-3" {
+		t.Fatalf("fake calls = %s", got)
+	}
+	if !strings.Contains(h.ev.String(), "fault_injected,fault_skipped,fault_injected") {
+		t.Fatalf("events = %s", h.ev)
+	}
+	_ = h.r.Stop(context.Background())
+}
+
+type crashKind struct{ *fakeKind }
+
+func (crashKind) Name() string { return "crash" }
+
+func TestPauseWhenUnhealthyWithHysteresis(t *testing.T) {
+	var healthy atomic.Bool
+	h := newHarness(t, nil, 0)
+	h.r.o.PauseWhenUnhealthy = true
+	h.r.o.Healthy = func() (bool, string) { return healthy.Load(), "raft: no leader" }
+	for i := range 30 {
+		h.r.o.Plan = append(h.r.o.Plan, Planned{ID: fmt.Sprintf("p%d", i), At: time.Duration(i) * time.Second, Duration: 500 * time.Millisecond, Kind: "fake"})
+	}
+	healthy.Store(true)
+	h.at(0) // injected
+	healthy.Store(false)
+	h.at(time.Second) // paused: skipped
+	healthy.Store(true)
+	for s := 2; s < 1+healthyToResume; s++ {
+		h.at(time.Duration(s) * time.Second) // healthy, but still paused until the streak completes
+	}
+	h.at(time.Duration(1+healthyToResume) * time.Second) // the 10th healthy step: resumed
+	ev := h.ev.String()
+	if strings.Count(ev, "fault_injected") != 2 || !strings.Contains(ev, "faults_paused") || !strings.Contains(ev, "faults_resumed") {
+		t.Fatalf("events = %s", ev)
+	}
+	_ = h.r.Stop(context.Background())
 }

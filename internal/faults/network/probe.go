@@ -1,0 +1,124 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// MaxProbePayload bounds what one Probe sends.
+const MaxProbePayload = 1 << 20
+
+// Probe measures link l as the fabric shapes it now: it opens a real
+// loopback TCP connection through the same pipeline and rules as l's
+// proxies (a dial into a cut link fails the same way), sends payload bytes
+// to an echo on the far side and returns the time until all of them came
+// back. ctx bounds the whole probe; a blackholed link therefore returns
+// ctx's error. l need not have been dialled yet: rules match by name.
+func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration, error) {
+	payload = max(1, min(payload, MaxProbePayload))
+	if err := f.gate(ctx, l.From, l.To, ""); err != nil {
+		return 0, err
+	}
+	p := newProxy(f, linkKey{l.From, l.To, "probe"}, nil)
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if f.probes == nil {
+		f.probes = make(map[*proxy]struct{})
+	}
+	f.probes[p] = struct{}{}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.probes, p)
+		f.mu.Unlock()
+		_ = p.close()
+	}()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("network: probe: %w", err)
+	}
+	defer ln.Close()
+	client, server, err := tcpPair(ctx, ln)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	up, echo, err := tcpPair(ctx, ln)
+	if err != nil {
+		_ = server.Close()
+		return 0, err
+	}
+	defer echo.Close()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		_, _ = io.Copy(echo, echo)
+		_ = echo.Close()
+	}()
+	p.start(server, up)
+
+	if dl, ok := ctx.Deadline(); ok {
+		_ = client.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = client.SetDeadline(time.Now()) })
+	defer stop()
+
+	msg := make([]byte, payload)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	start := time.Now()
+	werr := make(chan error, 1)
+	f.wg.Add(1)
+	go func() { // write while reading: the payload may exceed the buffers
+		defer f.wg.Done()
+		_, err := client.Write(msg)
+		werr <- err
+	}()
+	got := make([]byte, payload)
+	_, err = io.ReadFull(client, got)
+	rtt := time.Since(start)
+	_ = client.Close() // ends the writer if it is still blocked
+	if e := <-werr; err == nil && e != nil {
+		err = e
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return rtt, fmt.Errorf("network: probe %s: no echo within %v: %w", l, rtt.Round(time.Millisecond), ctx.Err())
+		}
+		return rtt, fmt.Errorf("network: probe %s: %w", l, err)
+	}
+	for i := range got {
+		if got[i] != msg[i] {
+			return rtt, fmt.Errorf("network: probe %s: echo corrupted at byte %d", l, i)
+		}
+	}
+	return rtt, nil
+}
+
+// tcpPair returns both ends of a fresh loopback connection to ln.
+func tcpPair(ctx context.Context, ln net.Listener) (dialed, accepted net.Conn, err error) {
+	var d net.Dialer
+	dialed, err = d.DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("network: probe: %w", err)
+	}
+	for {
+		accepted, err = ln.Accept()
+		if err != nil {
+			_ = dialed.Close()
+			return nil, nil, fmt.Errorf("network: probe: %w", err)
+		}
+		if accepted.RemoteAddr().String() == dialed.LocalAddr().String() {
+			return dialed, accepted, nil
+		}
+		_ = accepted.Close() // a stray connection to the probe's listener
+	}
+}

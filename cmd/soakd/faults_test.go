@@ -110,3 +110,103 @@ faults:
 		t.Fatalf("linearizability violation across crash and kill -9: %s", types)
 	}
 }
+
+// opMean returns the mean raft op latency and count from /metrics.
+func opMean(d *proc) (sum, count float64) {
+	for k, v := range d.scrape("soakd_op_duration_seconds_") {
+		if !strings.Contains(k, `component="raft"`) {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(k, "soakd_op_duration_seconds_sum"):
+			sum += v
+		case strings.HasPrefix(k, "soakd_op_duration_seconds_count"):
+			count += v
+		}
+	}
+	return sum, count
+}
+
+// TestNetworkFaultsOnRaft: isolating the leader elects a new one on the
+// majority side while the old one's commit index stands still; healing
+// leaves one leader and a clean linearizability check; a delay on the
+// leader's links raises operation latency by about the delay and its
+// revert removes it.
+func TestNetworkFaultsOnRaft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real time")
+	}
+	cfg := raftConfig(t, `
+load:
+  raft: {ramp_up: 0s, rate: 200}
+faults:
+  pause_when_unhealthy: false
+  timeline:
+    - {at: 5s, duration: 12s, kind: partition, target: raft/leader, params: {mode: isolate}}
+    - {at: 30s, duration: 12s, kind: delay, target: raft/leader, params: {latency: 100ms, jitter: 0ms}}
+`)
+	state := filepath.Join(t.TempDir(), "s")
+	d := startDaemon(t, nil, "--config", cfg, "--state-dir", state)
+	// Baseline before the partition at 5 s (the journal is read up to 1 s
+	// late, by which time the new leader may already be elected).
+	changes0 := d.scrape("soakd_raft_leader_changes_total")["soakd_raft_leader_changes_total"]
+	inj := waitEvent(t, state, "fault_injected", 1, 30*time.Second)
+	old := strings.TrimPrefix(inj[0].Fields["target"].(string), "raft/")
+	commitOld := func() float64 { return d.scrape("soakd_raft_commit_index")[`soakd_raft_commit_index{node="`+old+`"}`] }
+	c0 := commitOld()
+	time.Sleep(6 * time.Second)
+	m := d.scrape("soakd_raft_")
+	if m["soakd_raft_leader_changes_total"] <= changes0 {
+		t.Errorf("no leader change while %s was isolated", old)
+	}
+	if c1 := commitOld(); c1 > c0+1 {
+		t.Errorf("isolated old leader %s committed: %v → %v", old, c0, c1)
+	}
+	var others float64
+	for k, v := range m {
+		if strings.HasPrefix(k, "soakd_raft_commit_index{") && !strings.Contains(k, old) {
+			others = max(others, v)
+		}
+	}
+	if others <= c0 {
+		t.Errorf("majority side did not commit: %v vs %v", others, c0)
+	}
+	waitEvent(t, state, "fault_reverted", 1, 30*time.Second)
+
+	// Delay: mean latency over the delayed stretch against the stretch before.
+	s0, n0 := opMean(d)
+	waitEvent(t, state, "fault_injected", 2, 30*time.Second)
+	s1, n1 := opMean(d)
+	time.Sleep(10 * time.Second)
+	s2, n2 := opMean(d)
+	waitEvent(t, state, "fault_reverted", 2, 30*time.Second)
+	s3, n3 := opMean(d)
+	time.Sleep(8 * time.Second)
+	s4, n4 := opMean(d)
+	before, during, after := (s1-s0)/(n1-n0), (s2-s1)/(n2-n1), (s4-s3)/(n4-n3)
+	t.Logf("mean raft op latency: before %.1f ms, delayed %.1f ms, after %.1f ms", before*1e3, during*1e3, after*1e3)
+	if during-before < 0.08 || during-before > 0.5 {
+		t.Errorf("delay of 100 ms raised mean latency by %.1f ms", (during-before)*1e3)
+	}
+	if after > before+0.03 {
+		t.Errorf("latency after the revert %.1f ms, before %.1f ms", after*1e3, before*1e3)
+	}
+	if fails, _ := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_failed"); len(fails) > 0 {
+		t.Errorf("fault_failed: %+v", fails)
+	}
+	time.Sleep(32 * time.Second) // let the checker judge the windows through the faults
+	m = d.scrape("soakd_")
+	if ok := m[`soakd_checks_total{checker="linearizability",component="raft",result="ok"}`]; ok == 0 {
+		t.Error("no linearizability window judged")
+	}
+	if bad := m[`soakd_checks_total{checker="linearizability",component="raft",result="illegal"}`]; bad != 0 {
+		t.Errorf("%v illegal windows", bad)
+	}
+	if st := d.status(); !st.Components[0].Healthy {
+		t.Errorf("raft unhealthy after healing: %+v", st.Components[0])
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/faults/network"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/telemetry"
@@ -186,12 +187,16 @@ func Run(ctx context.Context, o Options) error {
 
 	// Components are built once the run is open, so a resumed run hands
 	// them the seed it started with.
-	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event)
+	// Every component link runs through the fabric, so network faults can
+	// act on single links; it closes after the components have stopped.
+	fabric := network.New(log.With("stage", "fabric"), network.WithSeed(r.State().Seed))
+	defer fabric.Close()
+	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event, fabric)
 	if err != nil {
 		r.Event("run_failed", map[string]any{"stage": "components", "error": err.Error()})
 		comps, ctx = nil, cancelled()
 	}
-	eng, err := buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider)
+	eng, err := buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fabric)
 	if err != nil {
 		r.Event("run_failed", map[string]any{"stage": "engines", "error": err.Error()})
 		_ = r.Serve(cancelled(), nil)
@@ -223,7 +228,8 @@ func cancelled() context.Context {
 	return ctx
 }
 
-func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger, reg prometheus.Registerer, event func(string, map[string]any)) ([]components.Component, error) {
+func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger, reg prometheus.Registerer,
+	event func(string, map[string]any), fabric *network.Fabric) ([]components.Component, error) {
 	enabled := map[string]bool{
 		"raft":      cfg.Components.Raft.Enabled,
 		"pbft":      cfg.Components.PBFT.Enabled,
@@ -241,7 +247,7 @@ func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork
 		c, err := o.Components.Build(name, components.Deps{
 			StateDir: filepath.Join(o.StateDir, "components", name),
 			Seed:     seed, Clock: clock, Logger: log.With("component", name), Config: cfg,
-			Dial: components.DirectDialer, Metrics: reg, Event: event,
+			Dial: fabric.DialerFor(name), Metrics: reg, Event: event,
 		})
 		if err != nil {
 			return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/faults/leak"
+	"github.com/soakd/soakd/internal/faults/network"
 	"github.com/soakd/soakd/internal/faults/process"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/load"
@@ -37,7 +38,7 @@ type engines struct {
 }
 
 func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Registry, clock clockwork.Clock, log *slog.Logger,
-	comps []components.Component, tp trace.TracerProvider) (*engines, error) {
+	comps []components.Component, tp trace.TracerProvider, fabric *network.Fabric) (*engines, error) {
 	runID := r.State().RunID
 	sinks := []alert.Sink{alert.NewLogSink(log.With("sink", "log"))}
 	if u := cfg.Alerting.AlertmanagerURL; u != "" {
@@ -93,7 +94,9 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 			resolvers[c.Name()] = tr
 		}
 	}
-	for _, k := range []faults.Kind{leak.New(clock, log.With("fault", "leak")), process.New(nodes)} {
+	builtin := []faults.Kind{leak.New(clock, log.With("fault", "leak")), process.New(nodes)}
+	builtin = append(builtin, network.NewKinds(fabric, network.FromComponents(resolvers, true))...)
+	for _, k := range builtin {
 		if err := kinds.Register(k); err != nil {
 			return nil, err
 		}

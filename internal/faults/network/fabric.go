@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -184,8 +185,8 @@ func (f *Fabric) gate(ctx context.Context, from, to, addr string) error {
 			defer timer.Stop()
 		}
 		opErr := func(err error) error {
-			return &net.OpError{Op: "dial", Net: "tcp", Source: nil, Addr: tcpAddr(addr),
-				Err: fmt.Errorf("link %s->%s partitioned: %w", from, to, err)}
+			return &net.OpError{Op: "dial", Net: "tcp", Addr: tcpAddr(addr),
+				Err: &cutError{link: Link{from, to}, cause: err}}
 		}
 		select {
 		case <-rs.changed:
@@ -198,6 +199,22 @@ func (f *Fabric) gate(ctx context.Context, from, to, addr string) error {
 		}
 	}
 }
+
+// cutError is why a dial into a cut link failed; like a dial timeout it
+// reports Timeout() when the wait ran out.
+type cutError struct {
+	link  Link
+	cause error
+}
+
+func (e *cutError) Error() string {
+	return "link " + e.link.String() + " partitioned: " + e.cause.Error()
+}
+func (e *cutError) Unwrap() error { return e.cause }
+func (e *cutError) Timeout() bool {
+	return errors.Is(e.cause, context.DeadlineExceeded) || errors.Is(e.cause, os.ErrDeadlineExceeded)
+}
+func (e *cutError) Temporary() bool { return e.Timeout() }
 
 func tcpAddr(addr string) net.Addr {
 	if a, err := net.ResolveTCPAddr("tcp", addr); err == nil {
@@ -244,10 +261,7 @@ func (f *Fabric) Links() []Link {
 		}
 	}
 	slices.SortFunc(out, func(a, b Link) int {
-		if a.From != b.From {
-			return cmpStr(a.From, b.From)
-		}
-		return cmpStr(a.To, b.To)
+		return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
 	})
 	return out
 }
@@ -261,16 +275,6 @@ func (f *Fabric) Select(sel Selector) []Link {
 		}
 	}
 	return out
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Close stops every proxy, closes every proxied connection and waits for

@@ -32,7 +32,9 @@ func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration,
 		f.probes = make(map[*proxy]struct{})
 	}
 	f.probes[p] = struct{}{}
+	f.wg.Add(1) // under f.mu: Close cannot be waiting yet
 	f.mu.Unlock()
+	defer f.wg.Done()
 	defer func() {
 		f.mu.Lock()
 		delete(f.probes, p)

@@ -77,6 +77,10 @@ func (p *proxy) start(client, up net.Conn) {
 	}
 	p.conns[pc] = struct{}{}
 	p.mu.Unlock()
+	if p.f.rules.Load().effect(p.key.from, p.key.to).cut { // cut while connecting
+		pc.kill(false)
+		return
+	}
 	upQ := make(chan chunk, queueChunks)
 	downQ := make(chan chunk, queueChunks)
 	p.f.wg.Add(4)

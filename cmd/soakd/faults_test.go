@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"math"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -109,6 +111,28 @@ faults:
 	if strings.Contains(types, "invariant_violation") {
 		t.Fatalf("linearizability violation across crash and kill -9: %s", types)
 	}
+
+	// Replay: a run configured with this journal plans exactly the faults
+	// this run injected: kinds, resolved targets, offsets, durations.
+	injected, _ := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_injected")
+	replayCfg := raftConfig(t, "faults:\n  random: ~\n  replay: "+filepath.Join(state, "journal.jsonl")+"\n")
+	out, stderr, code := soakd(t, "plan", "--config", replayCfg, "--format", "json")
+	var doc struct {
+		Faults []planEntry `json:"faults"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("plan with replay: exit %d %s %s", code, out, stderr)
+	}
+	if len(doc.Faults) != len(injected) {
+		t.Fatalf("replay plans %d faults, the run injected %d", len(doc.Faults), len(injected))
+	}
+	for i, e := range injected {
+		p := doc.Faults[i]
+		if p.Kind != e.Fields["kind"] || p.Target != e.Fields["target"] || p.Source != "replay" ||
+			math.Abs(p.OffsetSeconds-e.ElapsedSeconds) > 1e-6 || math.Abs(p.DurationSeconds-e.Fields["duration_seconds"].(float64)) > 1e-6 {
+			t.Fatalf("replayed fault %d = %+v, journal %+v", i, p, e)
+		}
+	}
 }
 
 // opMean returns the mean raft op latency and count from /metrics.
@@ -144,6 +168,7 @@ faults:
   timeline:
     - {at: 5s, duration: 12s, kind: partition, target: raft/leader, params: {mode: isolate}}
     - {at: 30s, duration: 12s, kind: delay, target: raft/leader, params: {latency: 100ms, jitter: 0ms}}
+    - {at: 44s, duration: 10s, kind: blackhole, target: raft/follower}
 `)
 	state := filepath.Join(t.TempDir(), "s")
 	d := startDaemon(t, nil, "--config", cfg, "--state-dir", state)
@@ -181,7 +206,26 @@ faults:
 	s2, n2 := opMean(d)
 	waitEvent(t, state, "fault_reverted", 2, 30*time.Second)
 	s3, n3 := opMean(d)
-	time.Sleep(8 * time.Second)
+	// Blackhole on a follower: its commit index stops while the others go on.
+	bh := waitEvent(t, state, "fault_injected", 3, 30*time.Second)
+	victim := strings.TrimPrefix(bh[2].Fields["target"].(string), "raft/")
+	commitOf := func() (v, rest float64) {
+		for k, x := range d.scrape("soakd_raft_commit_index") {
+			if strings.Contains(k, `"`+victim+`"`) {
+				v = x
+			} else {
+				rest = max(rest, x)
+			}
+		}
+		return v, rest
+	}
+	time.Sleep(time.Second)
+	v0, r0 := commitOf()
+	time.Sleep(5 * time.Second)
+	v1, r1 := commitOf()
+	if v1 > v0+1 || r1 <= r0 {
+		t.Errorf("blackholed %s commit %v → %v while the others went %v → %v", victim, v0, v1, r0, r1)
+	}
 	s4, n4 := opMean(d)
 	before, during, after := (s1-s0)/(n1-n0), (s2-s1)/(n2-n1), (s4-s3)/(n4-n3)
 	t.Logf("mean raft op latency: before %.1f ms, delayed %.1f ms, after %.1f ms", before*1e3, during*1e3, after*1e3)
@@ -194,6 +238,7 @@ faults:
 	if fails, _ := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_failed"); len(fails) > 0 {
 		t.Errorf("fault_failed: %+v", fails)
 	}
+	waitEvent(t, state, "fault_reverted", 3, 30*time.Second)
 	time.Sleep(32 * time.Second) // let the checker judge the windows through the faults
 	m = d.scrape("soakd_")
 	if ok := m[`soakd_checks_total{checker="linearizability",component="raft",result="ok"}`]; ok == 0 {

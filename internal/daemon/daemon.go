@@ -246,7 +246,7 @@ func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork
 		}
 		c, err := o.Components.Build(name, components.Deps{
 			StateDir: filepath.Join(o.StateDir, "components", name),
-			Seed:     seed, Clock: clock, Logger: log.With("component", name), Config: cfg,
+			Seed:     seed, Clock: clock, Logger: log, Config: cfg,
 			Dial: fabric.DialerFor(name), Metrics: reg, Event: event,
 		})
 		if err != nil {

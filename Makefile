@@ -22,7 +22,7 @@ CONFDIR ?= /etc/soakd
 # Packages fast enough to test under the race detector on every run.
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help build run test lint vet fmt-check install bench fuzz clean
+.PHONY: help build run test lint vet fmt-check install bench fuzz dashboards stack clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,12 @@ bench: ## benchmarks, printing their figures
 
 fuzz: ## fuzz the config loader for 60s
 	$(GO) test ./internal/config/ -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+dashboards: ## regenerate grafana/dashboards/*.json from grafana/dashboards.go
+	$(GO) run ./grafana/gen -out grafana/dashboards
+
+stack: ## Prometheus :9090 + Alertmanager :9093 on loopback, scraping soakd at 127.0.0.1:9477
+	./grafana/stack.sh
 
 clean:
 	rm -rf bin

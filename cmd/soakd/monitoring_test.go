@@ -22,9 +22,7 @@ const (
 )
 
 // monitoringConfig is leakConfig with a heap canary, a threads threshold,
-// and every component enabled at a light load, so that the component panels
-// have data once the components are built in (until then soakd logs that it
-// skips them).
+// and the Raft component at a light load, so the component panels have data.
 func monitoringConfig(t *testing.T) string {
 	t.Helper()
 	path := leakConfig(t, "", `{at: 0s, duration: 10m, kind: leak, params: {resource: heap, rate: 16MiB/min}}`)
@@ -34,13 +32,9 @@ func monitoringConfig(t *testing.T) string {
 	}
 	cfg := strings.NewReplacer(
 		"raft: {enabled: false}", "raft: {enabled: true, nodes: 3}",
-		"pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4}",
-		"migration: {enabled: false}", "migration: {enabled: true, guest_memory: 16MiB, dirty_rate: 1MiB/s, streams: 2}",
-		// The default config sets no threads threshold; with one, the
-		// threads signal gets slope and threshold series like the others.
 		"rss_bytes: 64MiB/min", "rss_bytes: 64MiB/min\n    threads: 100/min",
 	).Replace(string(data))
-	cfg += "load:\n  raft: {rate: 50, ramp_up: 0s}\n  pbft: {rate: 20, ramp_up: 0s}\n  migration: {interval: 20s}\n"
+	cfg += "load:\n  raft: {rate: 50, ramp_up: 0s}\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

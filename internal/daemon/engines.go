@@ -60,6 +60,9 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	if err := reg.Register(sendErrors); err != nil {
 		return nil, err
 	}
+	for _, s := range sinks {
+		sendErrors.WithLabelValues(s.Name()) // exported at 0 from the start
+	}
 	disp := alert.NewDispatcher(alert.DispatcherOptions{Sinks: sinks, Clock: clock, Logger: log.With("stage", "alert"),
 		OnSendError: func(sink string) { sendErrors.WithLabelValues(sink).Inc() }})
 

@@ -124,6 +124,10 @@ func New(o Options) (*Generator, error) {
 		hist: map[string]*hdrhistogram.Histogram{},
 		lag:  hdrhistogram.New(1, int64(5*time.Minute/time.Microsecond), 3),
 	}
+	// Every series exists from the start, so dashboards and rules never
+	// query a metric that appears only after the first drop.
+	o.Metrics.dropped.WithLabelValues(name)
+	o.Metrics.below.WithLabelValues(name).Set(0)
 	g.lastValue = make([][]byte, o.Load.Keys)
 	for _, op := range ops.names {
 		// 1 µs .. 5 min at 3 significant digits: fixed memory per op.

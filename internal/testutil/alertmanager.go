@@ -91,29 +91,7 @@ func StartAlertmanager(t testing.TB) string {
 		}
 	})
 
-	base := "http://" + addr
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited before it was ready:\n%s", out.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready after 30s (last error %v):\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return waitReady(t, "alertmanager", "http://"+addr, exited, out, "")
 }
 
 // GettableAlert is the part of Alertmanager's API v2 gettableAlert we check.
@@ -157,4 +135,32 @@ func FindAlert(alerts []GettableAlert, name, runID string) *GettableAlert {
 		}
 	}
 	return nil
+}
+
+// waitReady polls base/-/ready until it answers 200, failing the test with
+// the process's output if it exits first or is not ready in 30 s.
+func waitReady(t testing.TB, name, base string, exited <-chan struct{}, out *SyncBuffer, extra string) string {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready:\n%s%s", name, out.String(), extra)
+		default:
+		}
+		resp, err := client.Get(base + "/-/ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 30s (last error %v):\n%s", name, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -95,29 +95,7 @@ func StartPrometheus(t testing.TB, c PrometheusConfig) string {
 		}
 	})
 
-	base := "http://" + addr
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited before it was ready:\n%s\nconfig:\n%s", out.String(), b.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30s (last error %v):\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return waitReady(t, "prometheus", "http://"+addr, exited, out, "\nconfig:\n"+b.String())
 }
 
 // PromAPI GETs a Prometheus HTTP API path (with query parameters) and

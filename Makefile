@@ -20,7 +20,7 @@ UNITDIR ?= /etc/systemd/system
 CONFDIR ?= /etc/soakd
 
 # Packages fast enough to test under the race detector on every run.
-TEST_FLAGS ?= -race -count=1 -timeout 15m
+TEST_FLAGS ?= -race -count=1 -timeout 25m
 
 .PHONY: help build run test lint vet fmt-check install bench fuzz dashboards stack clean
 

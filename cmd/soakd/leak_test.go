@@ -119,6 +119,8 @@ func readSummary(t *testing.T, dir string) leakcheck.Summary {
 // resolved there after the revert), and a plateau canary and a clean run
 // that must fire nothing.
 func TestLeakCanariesEndToEnd(t *testing.T) {
+	// Minutes of mostly idle waiting: run beside the other long end-to-end test.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("several minutes of real time")
 	}

@@ -72,6 +72,8 @@ func scrapeNames(t *testing.T, addr string) map[string]bool {
 // through Prometheus's HTTP API; SoakdHeapLeak fires in Prometheus and
 // reaches Alertmanager.
 func TestMonitoringEndToEnd(t *testing.T) {
+	// Minutes of mostly idle waiting: run beside the other long end-to-end test.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("about 3 minutes of real time")
 	}

@@ -76,22 +76,7 @@ func StartAlertmanager(t testing.TB) string {
 		"--cluster.listen-address=",
 		"--log.level=warn",
 	)
-	out := &SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", out.String())
-		}
-	})
-
-	return waitReady(t, "alertmanager", "http://"+addr, exited, out, "")
+	return startAndWait(t, "alertmanager", cmd, "http://"+addr, "")
 }
 
 // GettableAlert is the part of Alertmanager's API v2 gettableAlert we check.
@@ -137,10 +122,25 @@ func FindAlert(alerts []GettableAlert, name, runID string) *GettableAlert {
 	return nil
 }
 
-// waitReady polls base/-/ready until it answers 200, failing the test with
-// the process's output if it exits first or is not ready in 30 s.
-func waitReady(t testing.TB, name, base string, exited <-chan struct{}, out *SyncBuffer, extra string) string {
+// startAndWait starts cmd, kills it when the test ends, and waits until
+// base/-/ready answers 200, failing the test with the process's output (and
+// extra) if it exits first or is not ready in 30 s.
+func startAndWait(t testing.TB, name string, cmd *exec.Cmd, base, extra string) string {
 	t.Helper()
+	out := &SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output:\n%s%s", name, out.String(), extra)
+		}
+	})
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(30 * time.Second)

@@ -80,22 +80,7 @@ func StartPrometheus(t testing.TB, c PrometheusConfig) string {
 		"--web.external-url=http://"+addr,
 		"--log.level=warn",
 	)
-	out := &SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("prometheus config:\n%s\nprometheus output:\n%s", b.String(), out.String())
-		}
-	})
-
-	return waitReady(t, "prometheus", "http://"+addr, exited, out, "\nconfig:\n"+b.String())
+	return startAndWait(t, "prometheus", cmd, "http://"+addr, "\nconfig:\n"+b.String())
 }
 
 // PromAPI GETs a Prometheus HTTP API path (with query parameters) and

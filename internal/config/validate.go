@@ -244,6 +244,10 @@ func (c *Config) validateFaults(v *validator) {
 				v.add(index(p+"kinds", i), "unknown fault kind %q", k)
 			case seen[k]:
 				v.add(index(p+"kinds", i), "duplicate kind %q", k)
+			case k == "leak":
+				// A canary leaks on purpose at a rate the user states;
+				// drawn at random it would only page people.
+				v.add(index(p+"kinds", i), "leak is a canary: put it in faults.timeline with its resource and rate")
 			}
 			seen[k] = true
 		}

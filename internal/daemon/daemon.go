@@ -134,6 +134,11 @@ func Run(ctx context.Context, o Options) error {
 				runMetrics.Events.WithLabelValues(e.Type).Inc()
 			}
 		},
+		OnDrop: func() {
+			if runMetrics != nil {
+				runMetrics.EventsDropped.Inc()
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -186,31 +191,33 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	// Components are built once the run is open, so a resumed run hands
-	// them the seed it started with.
-	// Every component link runs through the fabric, so network faults can
-	// act on single links; it closes after the components have stopped.
+	// them the seed it started with. Every component link runs through the
+	// fabric, so network faults can act on single links; it closes after
+	// the components have stopped.
 	fabric := network.New(log.With("stage", "fabric"), network.WithSeed(r.State().Seed))
 	defer fabric.Close()
 	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event, fabric)
-	if err != nil {
-		r.Event("run_failed", map[string]any{"stage": "components", "error": err.Error()})
-		comps, ctx = nil, cancelled()
+	if err == nil {
+		var eng *engines
+		if eng, err = buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fabric); err == nil {
+			faultsProvider.Store(eng.faults)
+			monitorProvider.Store(eng.monitor)
+			serveErr := r.Serve(ctx, comps, eng.services...)
+			shutdownTelemetry(log, tracing, srv)
+			return serveErr
+		}
 	}
-	eng, err := buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fabric)
-	if err != nil {
-		r.Event("run_failed", map[string]any{"stage": "engines", "error": err.Error()})
-		_ = r.Serve(cancelled(), nil)
-		_ = srv.Shutdown(context.Background())
-		return err
-	}
-	faultsProvider.Store(eng.faults)
-	monitorProvider.Store(eng.monitor)
-	serveErr := r.Serve(ctx, comps, eng.services...)
-	if err != nil {
-		serveErr = err
-	}
+	// Nothing was started: record why, close the run, fail (so systemd's
+	// Restart=on-failure sees a failure).
+	r.Event("run_failed", map[string]any{"stage": "build", "error": err.Error()})
+	_ = r.Serve(cancelled(), nil)
+	shutdownTelemetry(log, tracing, srv)
+	return err
+}
 
-	// Telemetry goes last so the final state stays scrapeable until the end.
+// shutdownTelemetry flushes traces and stops the HTTP server; it goes last
+// so the final state stays scrapeable until the end.
+func shutdownTelemetry(log *slog.Logger, tracing *telemetry.Tracing, srv *telemetry.Server) {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := tracing.Shutdown(shutdownCtx); err != nil {
@@ -219,7 +226,6 @@ func Run(ctx context.Context, o Options) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	return serveErr
 }
 
 func cancelled() context.Context {

@@ -180,7 +180,15 @@ func (r *Runner) Stop(ctx context.Context) error {
 	if r.cancel != nil {
 		r.cancel()
 	}
-	r.wg.Wait()
+	// A kind stuck in Inject holds the step; shutdown must not wait past
+	// its deadline for it.
+	waited := make(chan struct{})
+	go func() { r.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return fmt.Errorf("faults: stop: an injection is still running: %w", ctx.Err())
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var firstErr error

@@ -45,7 +45,6 @@ var kindTargets = map[string][]string{
 	"memory":    {"self"},
 	"fds":       {"self"},
 	"disk":      {"self"},
-	"leak":      {"self"},
 }
 
 // Plan computes the run's whole fault timeline from the config and seed:

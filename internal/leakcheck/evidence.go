@@ -232,7 +232,11 @@ func pruneEvidence(dir string, keep int) error {
 	}
 	var bundles []string
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		switch {
+		case e.IsDir() && strings.HasPrefix(e.Name(), ".tmp-"):
+			// A bundle half-written when the daemon died.
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		case e.IsDir() && !strings.HasPrefix(e.Name(), "."):
 			bundles = append(bundles, e.Name())
 		}
 	}

@@ -232,7 +232,9 @@ func (g *Generator) worker(ctx context.Context, id int) {
 		case <-ctx.Done():
 			return
 		case j := <-g.jobs:
-			g.run(ctx, j)
+			if ctx.Err() == nil { // stopping: start nothing new
+				g.run(ctx, j)
+			}
 			g.running.Add(-1)
 		}
 	}
@@ -241,7 +243,9 @@ func (g *Generator) worker(ctx context.Context, id int) {
 func (g *Generator) run(ctx context.Context, j job) {
 	ctx, span := g.o.Tracer.Start(ctx, g.name+"."+j.op.Name, trace.WithTimestamp(j.intended),
 		trace.WithAttributes(attribute.String("soakd.component", g.name), attribute.String("soakd.op", j.op.Name)))
-	ctx, cancel := context.WithTimeout(ctx, components.DefaultOpTimeout)
+	// An op in flight at Stop runs to its own end: cancelling it would
+	// record a failure the system under soak did not have.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), components.DefaultOpTimeout)
 	lag := g.o.Clock.Since(j.intended)
 	res := g.o.Component.Do(ctx, j.op)
 	cancel()

@@ -57,6 +57,13 @@ type Journal struct {
 	full    bool
 	dropped int64
 	closed  bool
+	// synced is the file size at the last successful fsync, and unsynced
+	// the events written since: on a write error (a full disk) the file is
+	// cut back to synced and those events are counted as dropped, so one
+	// ENOSPC does not leave a torn line mid-file or wedge the writer.
+	synced   int64
+	unsynced int64
+	lastErr  time.Time
 	// OnAppend, when set, observes every event written (metrics).
 	onAppend func(Event)
 	onDrop   func()
@@ -98,8 +105,9 @@ func OpenJournal(path string, o JournalOptions) (*Journal, error) {
 	}
 	j := &Journal{
 		path: path, clock: o.Clock, log: o.Logger, maxBytes: o.MaxBytes,
-		f: f, w: bufio.NewWriterSize(f, 64<<10), size: size, nextSeq: lastSeq + 1,
-		full:     size >= o.MaxBytes,
+		f: f, w: bufio.NewWriterSize(f, 64<<10), size: size, synced: size, nextSeq: lastSeq + 1,
+		// The writer stops one event line short of MaxBytes (see Append).
+		full:     size >= o.MaxBytes-maxEventLine,
 		onAppend: o.OnAppend, onDrop: o.OnDrop,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -188,11 +196,13 @@ func (j *Journal) Append(typ string, incarnation int, elapsed time.Duration, fie
 	}
 	line = append(line, '\n')
 	if _, err := j.w.Write(line); err != nil {
-		return fmt.Errorf("journal: write: %w", err)
+		j.recoverLocked(err, 1)
+		return nil
 	}
 	j.size += int64(len(line))
 	j.nextSeq++
 	j.dirty = true
+	j.unsynced++
 	if j.onAppend != nil {
 		j.onAppend(e)
 	}
@@ -211,13 +221,36 @@ func (j *Journal) syncLocked() error {
 		return nil
 	}
 	if err := j.w.Flush(); err != nil {
+		j.recoverLocked(err, 0)
 		return fmt.Errorf("journal: flush: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
+		j.recoverLocked(err, 0)
 		return fmt.Errorf("journal: fsync: %w", err)
 	}
 	j.dirty = false
+	j.synced, j.unsynced = j.size, 0
 	return nil
+}
+
+// recoverLocked cuts the file back to its last fsync'd size, resets the
+// writer and counts what was lost (the events since, plus extra) as
+// dropped. The error is logged at most once a minute.
+func (j *Journal) recoverLocked(err error, extra int64) {
+	lost := j.unsynced + extra
+	_ = j.f.Truncate(j.synced) // O_APPEND: the next write lands at the new end
+	j.w.Reset(j.f)
+	j.size, j.unsynced, j.dirty = j.synced, 0, false
+	j.dropped += lost
+	if j.onDrop != nil {
+		for range lost {
+			j.onDrop()
+		}
+	}
+	if now := j.clock.Now(); now.Sub(j.lastErr) >= time.Minute {
+		j.lastErr = now
+		j.log.Error("journal write failed; events since the last fsync dropped", "path", j.path, "dropped", lost, "err", err)
+	}
 }
 
 func (j *Journal) flushLoop() {
@@ -276,8 +309,14 @@ func ReadEvents(path string, after int64, limit int, typ string) ([]Event, error
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	var out []Event
 	for sc.Scan() {
+		line := sc.Bytes()
+		// Every line starts {"seq":N,: skip old events without decoding
+		// them, so paging the end of a long journal stays cheap.
+		if seq, ok := leadingSeq(line); ok && seq <= after {
+			continue
+		}
 		var e Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(line, &e); err != nil {
 			continue
 		}
 		if e.Seq <= after || (typ != "" && e.Type != typ) {
@@ -289,4 +328,19 @@ func ReadEvents(path string, after int64, limit int, typ string) ([]Event, error
 		}
 	}
 	return out, sc.Err()
+}
+
+// leadingSeq reads the seq of a journal line written by Append, which
+// always begins with {"seq":.
+func leadingSeq(line []byte) (int64, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`))
+	if !ok {
+		return 0, false
+	}
+	var n int64
+	i := 0
+	for ; i < len(rest) && rest[i] >= '0' && rest[i] <= '9'; i++ {
+		n = n*10 + int64(rest[i]-'0')
+	}
+	return n, i > 0
 }

@@ -1,9 +1,12 @@
 package run
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,5 +153,48 @@ func TestJournalBatchesFsync(t *testing.T) {
 			t.Fatal("buffered event never reached the file")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+func TestJournalSurvivesAWriteError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	var dropped int
+	j, err := OpenJournal(path, JournalOptions{Clock: clockwork.NewFakeClock(), OnDrop: func() { dropped++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_ = j.Append("before", 1, 0, nil)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate ENOSPC: the buffered event's flush fails. Recovery points
+	// the writer back at the journal file.
+	j.mu.Lock()
+	j.w = bufio.NewWriterSize(failingWriter{}, 64<<10)
+	j.mu.Unlock()
+	_ = j.Append("lost", 1, 0, nil)
+	if err := j.Sync(); err == nil {
+		t.Fatal("flush to a full disk succeeded")
+	}
+	_ = j.Append("after", 1, 0, nil)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ReadEvents(path, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	if got := strings.Join(types, ","); got != "before,before,before,after" || dropped != 1 || j.Dropped() != 1 {
+		t.Fatalf("journal = %s, dropped %d/%d; want the lost event counted and the file intact", got, dropped, j.Dropped())
 	}
 }

@@ -40,8 +40,10 @@ type Options struct {
 	Notifier Notifier
 	// JournalMaxBytes caps the event journal (0: DefaultJournalMaxBytes).
 	JournalMaxBytes int64
-	// OnEvent observes every journaled event (metrics).
+	// OnEvent observes every journaled event (metrics); OnDrop every event
+	// the journal could not keep (full, or a write error).
 	OnEvent func(Event)
+	OnDrop  func()
 	// Faults and Alerts feed /api/v1/status; nil means none yet.
 	Faults  func() []FaultStatus
 	Alerts  func() []AlertStatus
@@ -86,6 +88,7 @@ type Run struct {
 	phase          string
 	lastCheckpoint time.Time
 	checkpointErrs int64
+	frozen         bool // stopped: elapsed no longer advances
 
 	comps []components.Component // set by Serve, read by Status
 
@@ -193,7 +196,7 @@ func (r *Run) open() error {
 		return err
 	}
 	r.journal, err = OpenJournal(filepath.Join(r.dir, journalFile), JournalOptions{
-		Clock: r.clock, Logger: r.log, MaxBytes: r.opts.JournalMaxBytes, OnAppend: r.opts.OnEvent,
+		Clock: r.clock, Logger: r.log, MaxBytes: r.opts.JournalMaxBytes, OnAppend: r.opts.OnEvent, OnDrop: r.opts.OnDrop,
 	})
 	if err != nil {
 		return err
@@ -207,7 +210,11 @@ func (r *Run) open() error {
 		r.Event("run_started", map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed, "target_seconds": r.state.TargetSeconds})
 		r.log.Info("starting run", "run_id", r.state.RunID, "seed", r.state.Seed, "target", r.opts.Target, "state_dir", r.dir)
 	}
-	return r.journal.Sync()
+	if err := r.journal.Sync(); err != nil {
+		_ = r.journal.Close()
+		return err
+	}
+	return nil
 }
 
 // archive moves every entry of the state dir except the lock into
@@ -288,6 +295,9 @@ func (r *Run) elapsedLocked() time.Duration {
 	if r.state.Completed {
 		return r.state.Elapsed()
 	}
+	if r.frozen {
+		return r.baseElapsed
+	}
 	return r.baseElapsed + r.clock.Since(r.incStart)
 }
 
@@ -303,10 +313,14 @@ func (r *Run) Event(typ string, fields map[string]any) {
 	}
 }
 
-// Checkpoint writes the run state to disk now.
+// Checkpoint writes the run state to disk now. Once the run has stopped
+// (its lock released, its final state written) it does nothing.
 func (r *Run) Checkpoint() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.phase == PhaseStopped || r.phase == PhaseCompleted {
+		return nil
+	}
 	return r.checkpoint()
 }
 
@@ -466,11 +480,16 @@ func (r *Run) shutdown(started []Service, completed bool, startErr error) {
 		r.state.Completed = true
 		r.state.CompletedAt = r.clock.Now().UTC()
 		r.state.ElapsedSeconds = el.Seconds()
+	}
+	cerr := r.checkpoint()
+	// Freeze elapsed at what was written: a stopped run's clock stops too.
+	r.baseElapsed, r.incStart = el, r.clock.Now()
+	r.frozen = true
+	if completed {
 		r.phase = PhaseCompleted
 	} else {
 		r.phase = PhaseStopped
 	}
-	cerr := r.checkpoint()
 	r.mu.Unlock()
 	if cerr != nil {
 		r.log.Error("final checkpoint failed", "err", cerr)

@@ -112,7 +112,20 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		}
 		return true, ""
 	}
-	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Registry: kinds, Resolvers: resolvers,
+	// Faults an earlier incarnation finished stay finished.
+	settled := map[string]bool{}
+	for _, typ := range []string{"fault_reverted", "fault_skipped"} {
+		evs, err := run.ReadEvents(r.JournalPath(), 0, 0, typ)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			if id, ok := e.Fields["id"].(string); ok {
+				settled[id] = true
+			}
+		}
+	}
+	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Registry: kinds, Resolvers: resolvers, Settled: settled,
 		BlastRadius: cfg.Faults.BlastRadius, Healthy: healthy, PauseWhenUnhealthy: cfg.Faults.PauseWhenUnhealthy,
 		Clock: clock, Elapsed: r.Elapsed, Event: r.Event, Logger: log.With("stage", "faults"), Metrics: reg,
 		Observers: []faults.Observer{mon.Residue()}})

@@ -48,7 +48,12 @@ type RunnerOptions struct {
 	// PauseWhenUnhealthy, no new fault starts while it is not.
 	Healthy            func() (bool, string)
 	PauseWhenUnhealthy bool
-	Clock              clockwork.Clock
+	// Settled lists plan ids an earlier incarnation already finished
+	// (reverted or skipped), read from the journal at resume: they are not
+	// injected again, so a kill -9 repeats neither a fault reverted just
+	// before it nor one that was refused.
+	Settled map[string]bool
+	Clock   clockwork.Clock
 	// Elapsed is the run's soak time; the timeline is laid on it, so a
 	// resumed run continues the same schedule.
 	Elapsed   func() time.Duration
@@ -222,7 +227,7 @@ func (r *Runner) step(ctx context.Context) {
 	}
 	healthy := r.healthLocked()
 	for i, pf := range r.o.Plan {
-		if r.done[i] {
+		if r.done[i] || r.o.Settled[pf.ID] {
 			continue
 		}
 		if el < pf.At {

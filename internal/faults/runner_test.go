@@ -297,3 +297,15 @@ func TestPauseWhenUnhealthyWithHysteresis(t *testing.T) {
 	}
 	_ = h.r.Stop(context.Background())
 }
+
+func TestSettledFaultsAreNotRepeatedOnResume(t *testing.T) {
+	// Resumed at 12 s inside both windows: "timeline-0" was reverted (or
+	// refused) by the earlier incarnation, "timeline-1" was still active.
+	h := newHarness(t, []config.TimedFault{tf(10*time.Second, 5*time.Second, "fake", "a"), tf(11*time.Second, 5*time.Second, "fake", "b")}, 12*time.Second)
+	h.r.o.Settled = map[string]bool{"timeline-0": true}
+	h.at(12 * time.Second)
+	if got := h.kind.calls(); got != "inject b" {
+		t.Fatalf("calls = %s, want only the unsettled fault re-applied", got)
+	}
+	_ = h.r.Stop(context.Background())
+}

@@ -67,7 +67,7 @@ func TestAlertmanagerIntegration(t *testing.T) {
 		select {
 		case <-sentC:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("no successful send to Alertmanager within 10s; logs:\n%s", logs.buf.String())
+			t.Fatalf("no successful send to Alertmanager within 10s; logs:\n%s", logs.String())
 		}
 	}
 
@@ -139,7 +139,7 @@ func TestAlertmanagerIntegration(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("alert still active in Alertmanager 10s after resolve; logs:\n%s", logs.buf.String())
+			t.Fatalf("alert still active in Alertmanager 10s after resolve; logs:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -161,7 +161,7 @@ func TestAlertmanagerIntegration(t *testing.T) {
 		t.Errorf("%d sends to Alertmanager after the alert was resolved, want 0", after-before)
 	}
 	if n := failed.Load(); n != 0 {
-		t.Errorf("%d failed sends; logs:\n%s", n, logs.buf.String())
+		t.Errorf("%d failed sends; logs:\n%s", n, logs.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package alert_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -92,16 +92,7 @@ func (s *hungSink) Send(ctx context.Context, alerts []alert.Alert) error {
 }
 
 // logBuffer is a concurrency-safe slog JSON sink for asserting log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -110,9 +101,7 @@ func (b *logBuffer) logger() *slog.Logger {
 // lines returns the decoded log records whose msg is msg.
 func (b *logBuffer) lines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	text := b.buf.String()
-	b.mu.Unlock()
+	text := b.String()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		if l == "" {

@@ -1,16 +1,15 @@
 package profiling
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -18,33 +17,16 @@ func TestMain(m *testing.M) {
 }
 
 // logBuf collects a logger's output for assertions.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuf struct{ testutil.SyncBuffer }
 
 func (b *logBuf) lines(substr string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
-	for l := range strings.Lines(b.buf.String()) {
+	for l := range strings.Lines(b.String()) {
 		if strings.Contains(l, substr) {
 			out = append(out, l)
 		}
 	}
 	return out
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func newTestLogger() (*slog.Logger, *logBuf) {

@@ -113,8 +113,20 @@ faults:
 	}
 
 	// Replay: a run configured with this journal plans exactly the faults
-	// this run injected: kinds, resolved targets, offsets, durations.
-	injected, _ := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_injected")
+	// this run injected: kinds, resolved targets, offsets, durations. The
+	// crash re-applied after kill -9 is the same fault, planned once.
+	all, _ := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_injected")
+	var injected []run.Event
+	seen := map[any]bool{}
+	for _, e := range all {
+		if !seen[e.Fields["id"]] {
+			seen[e.Fields["id"]] = true
+			injected = append(injected, e)
+		}
+	}
+	if len(injected) == len(all) {
+		t.Fatalf("no fault was re-applied after kill -9: %d injections", len(all))
+	}
 	replayCfg := raftConfig(t, "faults:\n  random: ~\n  replay: "+filepath.Join(state, "journal.jsonl")+"\n")
 	out, stderr, code := soakd(t, "plan", "--config", replayCfg, "--format", "json")
 	var doc struct {

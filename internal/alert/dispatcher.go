@@ -174,7 +174,17 @@ func (d *Dispatcher) Start() {
 // firing alert with the same Key, or the clock. Notifying an alert that is
 // already firing with the same content is not a state change and does
 // nothing. Notify after Stop does nothing. Safe for concurrent use.
-func (d *Dispatcher) Notify(a Alert) {
+func (d *Dispatcher) Notify(a Alert) { d.notify(a, false) }
+
+// Restore takes over a firing alert that an earlier incarnation notified
+// and that is still firing: it is remembered for re-sends and sent at once
+// to the Resender sinks (Alertmanager may have expired it while soakd was
+// down), but not to the sinks that take state changes only: they were told
+// when it fired, and a restart is not a new page. Its resolution later goes
+// to every sink. A resolved alert is notified as by Notify.
+func (d *Dispatcher) Restore(a Alert) { d.notify(a, a.Firing()) }
+
+func (d *Dispatcher) notify(a Alert, restored bool) {
 	a = a.clone()
 	if a.Name == "" {
 		if ok, n := d.limit.allow("notify:invalid"); ok {
@@ -219,7 +229,9 @@ func (d *Dispatcher) Notify(a Alert) {
 		}
 	}
 	for _, w := range d.workers {
-		w.enqueue(a)
+		if w.resend || !restored {
+			w.enqueue(a)
+		}
 	}
 }
 

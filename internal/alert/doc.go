@@ -24,6 +24,9 @@
 // alert is sent once more, with EndsAt set, and then forgotten, so the set of
 // active alerts is bounded by the number of distinct alerts (and by
 // MaxActive). The webhook and log sinks get state changes only.
+// Dispatcher.Restore takes over an alert an earlier incarnation left firing:
+// it joins the re-sends and goes to the Resender sinks at once, while the
+// sinks that get state changes only hear of it again when it resolves.
 //
 // Memory is bounded per sink by QueueSize queued changes plus one batch in
 // flight, and overall by MaxActive remembered firing alerts. Warnings and

@@ -74,7 +74,8 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 
 	mon, err := leakcheck.NewMonitor(leakcheck.MonitorOptions{Config: cfg.LeakCheck, Warmup: cfg.Run.Warmup.Std(),
 		RunID: runID, EvidenceDir: filepath.Join(r.Dir(), "evidence"), Clock: clock, Logger: log.With("stage", "leakcheck"),
-		Metrics: reg, Notify: disp.Notify, Event: r.Event})
+		Metrics: reg, Notify: disp.Notify, Restore: disp.Restore, StatePath: filepath.Join(r.Dir(), "leak-alerts.json"),
+		Event: r.Event})
 	if err != nil {
 		return nil, err
 	}
@@ -112,18 +113,11 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		}
 		return true, ""
 	}
-	// Faults an earlier incarnation finished stay finished.
-	settled := map[string]bool{}
-	for _, typ := range []string{"fault_reverted", "fault_skipped"} {
-		evs, err := run.ReadEvents(r.JournalPath(), 0, 0, typ)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			if id, ok := e.Fields["id"].(string); ok {
-				settled[id] = true
-			}
-		}
+	// Faults an earlier incarnation finished stay finished; one a clean
+	// stop cut short is not finished (see faults.Settled).
+	settled, err := faults.Settled(r.JournalPath())
+	if err != nil {
+		return nil, err
 	}
 	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Registry: kinds, Resolvers: resolvers, Settled: settled,
 		BlastRadius: cfg.Faults.BlastRadius, Healthy: healthy, PauseWhenUnhealthy: cfg.Faults.PauseWhenUnhealthy,

@@ -3,7 +3,9 @@ package faults
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"time"
@@ -18,28 +20,48 @@ type journalEvent struct {
 	Fields         map[string]any `json:"fields"`
 }
 
-// ReplayPlan reads an earlier run's journal and returns the faults that
-// run actually injected: the same kinds, resolved targets, parameters,
-// offsets and durations, so a failure found on day 2 runs again on demand.
-func ReplayPlan(journalPath string) ([]Planned, error) {
-	f, err := os.Open(journalPath)
+// readJournal calls fn with each decodable line of the journal at path. A
+// torn or foreign line is skipped: the rest of the journal still counts.
+func readJournal(path string, fn func(journalEvent)) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("faults.replay: %w", err)
+		return err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var out []Planned
 	for sc.Scan() {
 		var e journalEvent
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "fault_injected" {
-			continue // a torn or foreign line is not a fault
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			fn(e)
+		}
+	}
+	return sc.Err()
+}
+
+// ReplayPlan reads an earlier run's journal and returns the faults that
+// run actually injected: the same kinds, resolved targets, parameters,
+// offsets and durations, so a failure found on day 2 runs again on demand.
+// A fault re-applied after a restart (the same id injected again) is one
+// fault: its first injection gives its offset and duration.
+func ReplayPlan(journalPath string) ([]Planned, error) {
+	var out []Planned
+	seen := map[string]bool{}
+	err := readJournal(journalPath, func(e journalEvent) {
+		if e.Type != "fault_injected" {
+			return
 		}
 		kind, _ := e.Fields["kind"].(string)
 		target, _ := e.Fields["target"].(string)
 		dur, _ := e.Fields["duration_seconds"].(float64)
 		if kind == "" || dur <= 0 {
-			continue
+			return
+		}
+		if id, _ := e.Fields["id"].(string); id != "" {
+			if seen[id] {
+				return
+			}
+			seen[id] = true
 		}
 		p := Planned{ID: fmt.Sprintf("replay-%d", e.Seq), At: seconds(e.ElapsedSeconds), Duration: seconds(dur),
 			Kind: kind, Target: target, Source: "replay"}
@@ -50,12 +72,43 @@ func ReplayPlan(journalPath string) ([]Planned, error) {
 			}
 		}
 		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("faults.replay: %s: %w", journalPath, err)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
 	return out, nil
+}
+
+// Settled reads a run's journal and returns the plan ids its incarnations
+// finished, for RunnerOptions.Settled: reverted at their end, skipped, or
+// failed to inject. A fault reverted because soakd was stopping is not
+// finished: like one cut off by kill -9, it is re-applied for its
+// remaining time when the run resumes. A missing journal settles nothing.
+func Settled(journalPath string) (map[string]bool, error) {
+	settled := map[string]bool{}
+	err := readJournal(journalPath, func(e journalEvent) {
+		id, _ := e.Fields["id"].(string)
+		if id == "" {
+			return
+		}
+		switch e.Type {
+		case "fault_reverted":
+			if why, _ := e.Fields["why"].(string); why != RevertShutdown {
+				settled[id] = true
+			}
+		case "fault_skipped":
+			settled[id] = true
+		case "fault_failed":
+			if phase, _ := e.Fields["phase"].(string); phase == "inject" {
+				settled[id] = true
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("faults: settled faults: %s: %w", journalPath, err)
+	}
+	return settled, nil
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -49,9 +49,10 @@ type RunnerOptions struct {
 	Healthy            func() (bool, string)
 	PauseWhenUnhealthy bool
 	// Settled lists plan ids an earlier incarnation already finished
-	// (reverted or skipped), read from the journal at resume: they are not
-	// injected again, so a kill -9 repeats neither a fault reverted just
-	// before it nor one that was refused.
+	// (reverted at its end, skipped or failed to inject; see Settled), read
+	// from the journal at resume: they are not injected again, so a kill -9
+	// repeats neither a fault reverted just before it nor one that was
+	// refused.
 	Settled map[string]bool
 	Clock   clockwork.Clock
 	// Elapsed is the run's soak time; the timeline is laid on it, so a
@@ -78,10 +79,11 @@ type activeFault struct {
 // Runner injects the plan's faults at their offsets on the run's elapsed
 // time and reverts each after its duration. Targets resolve at injection
 // time, the blast radius is enforced, and new faults pause while a
-// component is unhealthy. A fault that is active when the daemon dies is
-// re-applied for its remaining time on resume: in-process faults (links,
-// crashed nodes, canaries) die with the process, so what the journal says
-// is active would otherwise silently vanish.
+// component is unhealthy. A fault that is active when the daemon dies, or
+// that Stop reverts, is re-applied for its remaining time on resume:
+// in-process faults (links, crashed nodes, canaries) die with the process,
+// so what the journal says is active would otherwise silently vanish, and
+// a restart must not cut a fault short.
 type Runner struct {
 	o       RunnerOptions
 	log     *slog.Logger
@@ -104,6 +106,15 @@ type runnerMetrics struct {
 	active   *prometheus.GaugeVec
 	errors   *prometheus.CounterVec
 }
+
+// Why a fault was reverted, in fault_reverted's "why" field.
+const (
+	// RevertDuration: its time was up. The fault is finished.
+	RevertDuration = "duration"
+	// RevertShutdown: soakd stopped while it was in force. It is not
+	// finished; a resumed run re-applies it for its remaining time.
+	RevertShutdown = "shutdown"
+)
 
 // maxRevertFailuresBeforeStuck is when a failing revert is reported loudly.
 const maxRevertFailuresBeforeStuck = 3
@@ -180,7 +191,8 @@ func (r *Runner) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop halts the timeline and reverts every active fault.
+// Stop halts the timeline and reverts every active fault (why: shutdown,
+// so the faults are re-applied for their remaining time on resume).
 func (r *Runner) Stop(ctx context.Context) error {
 	if r.cancel != nil {
 		r.cancel()
@@ -198,7 +210,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 	defer r.mu.Unlock()
 	var firstErr error
 	for id, af := range r.active {
-		if err := r.revertLocked(ctx, id, af, "shutdown"); err != nil && firstErr == nil {
+		if err := r.revertLocked(ctx, id, af, RevertShutdown); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -222,7 +234,7 @@ func (r *Runner) step(ctx context.Context) {
 	defer r.mu.Unlock()
 	for id, af := range r.active {
 		if (el >= af.endAt || af.Stuck) && el >= af.nextTry {
-			_ = r.revertLocked(ctx, id, af, "duration")
+			_ = r.revertLocked(ctx, id, af, RevertDuration)
 		}
 	}
 	healthy := r.healthLocked()

@@ -14,5 +14,7 @@
 // alert captures an evidence bundle (heap diff against a baseline profile
 // from the window's start, goroutines by stack and by component label, the
 // goroutineleak profile where the runtime has it) and notifies the sinks.
-// ResidueTracker measures what each fault kind leaves behind.
+// Monitor keeps its alerts in a state file, so the next incarnation re-adopts
+// the ones still firing or resolves them. ResidueTracker measures what each
+// fault kind leaves behind, from readings after warm-up only.
 package leakcheck

@@ -41,6 +41,15 @@ type MonitorOptions struct {
 	Metrics     prometheus.Registerer
 	// Notify receives every firing and resolved alert (the dispatcher).
 	Notify func(alert.Alert)
+	// Restore receives, at Start, each alert an earlier incarnation left
+	// firing whose signal is still judged (the dispatcher's Restore: re-sent
+	// to Alertmanager, not paged again). Nil: Notify.
+	Restore func(alert.Alert)
+	// StatePath is the file that keeps the firing alerts across
+	// incarnations (one entry per signal, replaced atomically on every fire
+	// and resolve); empty: not kept, and a restart leaves them firing at the
+	// receivers.
+	StatePath string
 	// Event journals an event.
 	Event func(typ string, fields map[string]any)
 	// ResidueSettle is how long after a fault's revert its residue is
@@ -77,6 +86,7 @@ type Monitor struct {
 	interval time.Duration
 	log      *slog.Logger
 	sampler  *Sampler
+	read     func(time.Time) (Reading, error) // sampler.Read; tests feed their own
 	residue  *ResidueTracker
 	base     *Baselines
 	started  time.Time
@@ -111,6 +121,9 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	if o.Notify == nil {
 		o.Notify = func(alert.Alert) {}
 	}
+	if o.Restore == nil {
+		o.Restore = o.Notify
+	}
 	if o.Event == nil {
 		o.Event = func(string, map[string]any) {}
 	}
@@ -123,7 +136,7 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s,
+	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s, read: s.Read,
 		residue: NewResidueTracker(o.ResidueSettle), base: NewBaselines(cfg.Window.Std())}
 	capacity := RingCapacity(cfg.Window.Std(), interval)
 	for _, sig := range Signals {
@@ -177,9 +190,11 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 // Residue is the fault observer that measures what faults leave behind.
 func (m *Monitor) Residue() *ResidueTracker { return m.residue }
 
-// Start samples in the background every leakcheck.interval.
+// Start takes over the alerts an earlier incarnation left firing (see
+// restore), then samples in the background every leakcheck.interval.
 func (m *Monitor) Start(ctx context.Context) error {
 	m.started = m.o.Clock.Now()
+	m.restore(m.started)
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.wg.Go(func() {
 		t := m.o.Clock.NewTicker(m.interval)
@@ -197,7 +212,8 @@ func (m *Monitor) Start(ctx context.Context) error {
 }
 
 // Stop halts sampling. Firing alerts stay firing in the sinks: a restart
-// resumes the run, and the alert resolves only when the data says so.
+// resumes the run, re-adopts them from StatePath, and resolves them only
+// when the data says so.
 func (m *Monitor) Stop(context.Context) error {
 	if m.cancel != nil {
 		m.cancel()
@@ -208,14 +224,19 @@ func (m *Monitor) Stop(context.Context) error {
 
 // Tick takes one sample and evaluates every signal at now.
 func (m *Monitor) Tick(now time.Time) {
-	r, err := m.sampler.Read(now)
+	r, err := m.read(now)
 	if err != nil {
 		m.evalErrs.Inc()
 		m.log.Warn("leak sample failed", "err", err)
 		return
 	}
-	m.residue.Observe(r)
 	warm := now.Sub(m.started) >= m.o.Warmup
+	if warm {
+		// Warm-up growth would read as the residue of a fault injected
+		// during it; such a fault finds no level before it and is not
+		// measured.
+		m.residue.Observe(r)
+	}
 	if warm && m.base.Due(now) {
 		if snap, err := CaptureSnapshot(now); err != nil {
 			m.log.Warn("baseline profile failed", "err", err)
@@ -226,6 +247,7 @@ func (m *Monitor) Tick(now time.Time) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.forgetResolvedLocked(now)
 	for _, st := range m.signals {
 		v, ok := r.Value(st.name)
 		if !ok {
@@ -302,18 +324,107 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	}
 	m.firing.WithLabelValues(st.name).Set(1)
 	m.alerts.WithLabelValues(st.name).Inc()
+	m.persistLocked() // before Notify: a page the next incarnation does not know of could never be resolved
 	m.o.Notify(st.alert)
 	m.o.Event("leak_alert_fired", map[string]any{"alertname": name, "signal": st.name, "slope_per_second": ev.Slope,
 		"lower_per_second": ev.Lower, "threshold_per_second": th, "evidence": evidence})
 }
 
 func (m *Monitor) resolve(now time.Time, st *signalState, ev Evaluation) {
-	a := st.alert
-	a.EndsAt = now
+	st.alert.EndsAt = now
+	st.evidence = ""
 	m.firing.WithLabelValues(st.name).Set(0)
-	m.o.Notify(a)
-	m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": st.name, "slope_per_second": ev.Slope})
-	st.alert, st.evidence = alert.Alert{}, ""
+	m.persistLocked() // kept, resolved, for resolvedKeep: see forgetResolvedLocked
+	m.o.Notify(st.alert)
+	m.o.Event("leak_alert_resolved", map[string]any{"alertname": st.alert.Name, "signal": st.name, "slope_per_second": ev.Slope})
+}
+
+// restore takes over what the state file lists. An alert whose signal is
+// still judged is re-adopted: firing, same identity and startsAt, handed to
+// Restore rather than paged again, until its detector has ResolveAfter
+// clear verdicts (none come during warm-up and while the window refills:
+// losing the data is not evidence that the leak stopped). An alert nothing
+// judges any more (its threshold was removed) is resolved now, with a note.
+// A resolution the last incarnation may not have delivered is sent again.
+func (m *Monitor) restore(now time.Time) {
+	if m.o.StatePath == "" {
+		return
+	}
+	saved, err := readAlertState(m.o.StatePath)
+	if err != nil {
+		m.log.Error("cannot read the alerts the last incarnation left firing; receivers may keep them firing", "err", err)
+		return
+	}
+	if len(saved) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range saved {
+		a := s.alert()
+		var st *signalState
+		for _, c := range m.signals {
+			if c.name == s.Signal && c.det != nil {
+				st = c
+			}
+		}
+		switch {
+		case !a.Firing():
+			// Still listed: the last incarnation died within resolvedKeep
+			// of resolving it, maybe before delivering that.
+			m.o.Notify(a)
+		case st != nil:
+			st.fsm.State, st.fsm.Streak = Firing, 0
+			st.fsm.ActiveAt, st.fsm.Since = a.StartsAt, a.StartsAt
+			st.alert, st.evidence = a, a.Annotations["evidence"]
+			m.firing.WithLabelValues(st.name).Set(1)
+			m.o.Restore(a)
+			m.log.Info("leak alert still firing from the last incarnation; it resolves when the data says so",
+				"alertname", a.Name, "signal", s.Signal, "since", a.StartsAt)
+			m.o.Event("leak_alert_restored", map[string]any{"alertname": a.Name, "signal": s.Signal,
+				"starts_at": a.StartsAt, "evidence": st.evidence})
+		default:
+			note := fmt.Sprintf("Resolved by soakd at restart: %s is no longer judged (no threshold), so this alert cannot be evaluated.", s.Signal)
+			a.EndsAt = now
+			a.Annotations["description"] = strings.TrimSpace(a.Annotations["description"] + " " + note)
+			m.o.Notify(a)
+			m.log.Warn("leak alert left firing by the last incarnation resolved unevaluated", "alertname", a.Name, "signal", s.Signal)
+			m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": s.Signal, "reason": note})
+		}
+	}
+	m.persistLocked()
+}
+
+// forgetResolvedLocked drops resolutions older than resolvedKeep from the
+// state file, so a later restart does not announce them again.
+func (m *Monitor) forgetResolvedLocked(now time.Time) {
+	dirty := false
+	for _, st := range m.signals {
+		if st.alert.Name != "" && !st.alert.Firing() && now.Sub(st.alert.EndsAt) >= resolvedKeep {
+			st.alert, dirty = alert.Alert{}, true
+		}
+	}
+	if dirty {
+		m.persistLocked()
+	}
+}
+
+// persistLocked writes every signal's alert, firing or recently resolved,
+// to the state file. A failure is logged, not fatal: the run goes on, at
+// worst a restart leaves an alert firing at a receiver.
+func (m *Monitor) persistLocked() {
+	if m.o.StatePath == "" {
+		return
+	}
+	var saved []savedAlert
+	for _, st := range m.signals {
+		if st.alert.Name != "" {
+			saved = append(saved, saveAlert(st.name, st.alert))
+		}
+	}
+	if err := writeAlertState(m.o.StatePath, saved); err != nil {
+		m.log.Error("cannot save the firing leak alerts; a restart may leave them firing at the receivers", "path", m.o.StatePath, "err", err)
+	}
 }
 
 func severity(signal string) string {

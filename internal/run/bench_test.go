@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkJournalAppend is the cost an engine pays to journal one event
-// (buffered; fsync happens in the background batch).
+// (one write call; fsync happens in the background batch).
 func BenchmarkJournalAppend(b *testing.B) {
 	j, err := OpenJournal(filepath.Join(b.TempDir(), "j.jsonl"), JournalOptions{Clock: clockwork.NewFakeClock()})
 	if err != nil {

@@ -32,35 +32,44 @@ const (
 	// DefaultJournalMaxBytes caps the journal file; past it events are
 	// counted as dropped, and one journal_full event marks where.
 	DefaultJournalMaxBytes = 256 << 20
-	// journalSyncInterval is the batch window: events are fsync'd at most
-	// this long after they are written.
+	// journalSyncInterval is the batch window: every event reaches the file
+	// (the OS) when it is appended, so it survives kill -9 at once; the
+	// fsync that makes it survive a power cut follows within this long.
 	journalSyncInterval = time.Second
 	// maxEventLine caps one encoded event; longer lines are rejected.
 	maxEventLine = 1 << 20
 )
 
 // Journal is the append-only event log of a run. Append is safe for
-// concurrent use; writes are buffered and fsync'd in batches by a background
-// flusher, and synchronously by Sync and Close.
+// concurrent use; each event is written to the file before Append returns
+// (one write call, no user-space buffer), and fsync'd in batches by a
+// background flusher, and synchronously by Sync and Close.
 type Journal struct {
 	path     string
 	clock    clockwork.Clock
 	log      *slog.Logger
 	maxBytes int64
 
+	// syncMu serializes fsyncs (and Close) without holding mu, so Append
+	// never waits for the disk to flush.
+	syncMu sync.Mutex
+
 	mu      sync.Mutex
 	f       *os.File
-	w       *bufio.Writer
+	w       io.Writer // f; a test swaps it to simulate a full disk
 	size    int64
 	nextSeq int64
-	dirty   bool
 	full    bool
 	dropped int64
 	closed  bool
+	// maxElapsed is the largest elapsed time among the complete events at
+	// the journal's tail when it was opened: a resumed run does not go back
+	// before what it already journaled.
+	maxElapsed time.Duration
 	// synced is the file size at the last successful fsync, and unsynced
-	// the events written since: on a write error (a full disk) the file is
-	// cut back to synced and those events are counted as dropped, so one
-	// ENOSPC does not leave a torn line mid-file or wedge the writer.
+	// the events written since. A failed write (a full disk) is cut back to
+	// the size before it, so it leaves no torn line mid-file; a failed fsync
+	// cuts back to synced, since the kernel may have dropped those pages.
 	synced   int64
 	unsynced int64
 	lastErr  time.Time
@@ -95,7 +104,7 @@ func OpenJournal(path string, o JournalOptions) (*Journal, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultJournalMaxBytes
 	}
-	lastSeq, size, err := repairJournal(path, o.Logger)
+	tail, err := repairJournal(path, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +114,9 @@ func OpenJournal(path string, o JournalOptions) (*Journal, error) {
 	}
 	j := &Journal{
 		path: path, clock: o.Clock, log: o.Logger, maxBytes: o.MaxBytes,
-		f: f, w: bufio.NewWriterSize(f, 64<<10), size: size, synced: size, nextSeq: lastSeq + 1,
+		f: f, w: f, size: tail.size, synced: tail.size, nextSeq: tail.lastSeq + 1, maxElapsed: tail.maxElapsed,
 		// The writer stops one event line short of MaxBytes (see Append).
-		full:     size >= o.MaxBytes-maxEventLine,
+		full:     tail.size >= o.MaxBytes-maxEventLine,
 		onAppend: o.OnAppend, onDrop: o.OnDrop,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -115,57 +124,83 @@ func OpenJournal(path string, o JournalOptions) (*Journal, error) {
 	return j, nil
 }
 
+// journalTail is what OpenJournal learns from the end of an existing file.
+type journalTail struct {
+	lastSeq    int64
+	size       int64
+	maxElapsed time.Duration
+}
+
 // repairJournal truncates a partial last line (no trailing newline) and
-// returns the last complete event's sequence number and the file size.
-func repairJournal(path string, log *slog.Logger) (lastSeq int64, size int64, err error) {
+// reads the last complete event's sequence number, the file size and the
+// largest elapsed time among the complete events of the tail.
+func repairJournal(path string, log *slog.Logger) (journalTail, error) {
+	var t journalTail
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0, nil
+		return t, nil
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("open journal: %w", err)
+		return t, fmt.Errorf("open journal: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, err
+		return t, err
 	}
-	size = st.Size()
+	size := st.Size()
 	if size == 0 {
-		return 0, 0, nil
+		return t, nil
 	}
 	// Read the tail only: enough to hold the last complete line.
 	tailLen := min(size, int64(2*maxEventLine))
 	tail := make([]byte, tailLen)
 	if _, err := f.ReadAt(tail, size-tailLen); err != nil && !errors.Is(err, io.EOF) {
-		return 0, 0, fmt.Errorf("read journal tail: %w", err)
+		return t, fmt.Errorf("read journal tail: %w", err)
 	}
 	if tail[len(tail)-1] != '\n' {
 		cut := bytes.LastIndexByte(tail, '\n') + 1 // 0 when no newline at all
 		newSize := size - tailLen + int64(cut)
 		log.Warn("journal: dropping torn last line", "path", path, "bytes", size-newSize)
 		if err := f.Truncate(newSize); err != nil {
-			return 0, 0, fmt.Errorf("repair journal: %w", err)
+			return t, fmt.Errorf("repair journal: %w", err)
 		}
 		if err := f.Sync(); err != nil {
-			return 0, 0, fmt.Errorf("repair journal: %w", err)
+			return t, fmt.Errorf("repair journal: %w", err)
 		}
 		tail = tail[:cut]
 		size = newSize
 	}
-	// Last complete line holds the highest sequence number.
-	lines := bytes.Split(bytes.TrimRight(tail, "\n"), []byte{'\n'})
-	for i := len(lines) - 1; i >= 0; i-- {
-		var e Event
-		if json.Unmarshal(lines[i], &e) == nil && e.Seq > 0 {
-			return e.Seq, size, nil
-		}
+	t.size = size
+	if tailLen < st.Size() {
+		// The tail starts mid-file: its first line may be cut.
+		tail = tail[bytes.IndexByte(tail, '\n')+1:]
 	}
-	return 0, size, nil
+	// The last complete line holds the highest sequence number. Elapsed is
+	// the maximum over the tail: concurrent appenders stamp their elapsed
+	// before taking the lock, so lines may be out of order by a hair.
+	for line := range bytes.Lines(tail) {
+		var e struct {
+			Seq            int64   `json:"seq"`
+			ElapsedSeconds float64 `json:"elapsed_seconds"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.Seq <= 0 {
+			continue
+		}
+		t.lastSeq = e.Seq
+		t.maxElapsed = max(t.maxElapsed, secondsToDuration(e.ElapsedSeconds))
+	}
+	return t, nil
 }
 
-// Append writes one event. It never blocks on disk beyond a buffered write;
-// durability comes from the batch flusher or Sync.
+// MaxElapsed returns the largest elapsed time recorded by the events at the
+// end of the journal when it was opened (0 for a new journal).
+func (j *Journal) MaxElapsed() time.Duration { return j.maxElapsed }
+
+// Append writes one event to the file before it returns, so the event
+// survives kill -9 of this process; surviving a power cut waits for the
+// batch fsync (at most journalSyncInterval later) or Sync. Append never
+// waits for an fsync.
 func (j *Journal) Append(typ string, incarnation int, elapsed time.Duration, fields map[string]any) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -196,12 +231,11 @@ func (j *Journal) Append(typ string, incarnation int, elapsed time.Duration, fie
 	}
 	line = append(line, '\n')
 	if _, err := j.w.Write(line); err != nil {
-		j.recoverLocked(err, 1)
+		j.writeFailedLocked(err)
 		return nil
 	}
 	j.size += int64(len(line))
 	j.nextSeq++
-	j.dirty = true
 	j.unsynced++
 	if j.onAppend != nil {
 		j.onAppend(e)
@@ -209,38 +243,53 @@ func (j *Journal) Append(typ string, incarnation int, elapsed time.Duration, fie
 	return nil
 }
 
-// Sync flushes buffered events and fsyncs the file.
+// Sync fsyncs the events written so far.
 func (j *Journal) Sync() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.syncLocked()
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	return j.syncHoldingSyncMu()
 }
 
-func (j *Journal) syncLocked() error {
-	if !j.dirty || j.closed {
+// syncHoldingSyncMu fsyncs with mu released, so appends go on meanwhile.
+func (j *Journal) syncHoldingSyncMu() error {
+	j.mu.Lock()
+	if j.closed || j.unsynced == 0 {
+		j.mu.Unlock()
 		return nil
 	}
-	if err := j.w.Flush(); err != nil {
-		j.recoverLocked(err, 0)
-		return fmt.Errorf("journal: flush: %w", err)
-	}
-	if err := j.f.Sync(); err != nil {
-		j.recoverLocked(err, 0)
+	size, n := j.size, j.unsynced
+	j.mu.Unlock()
+	err := j.f.Sync()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		j.fsyncFailedLocked(err)
 		return fmt.Errorf("journal: fsync: %w", err)
 	}
-	j.dirty = false
-	j.synced, j.unsynced = j.size, 0
+	j.synced = size
+	j.unsynced -= n
 	return nil
 }
 
-// recoverLocked cuts the file back to its last fsync'd size, resets the
-// writer and counts what was lost (the events since, plus extra) as
-// dropped. The error is logged at most once a minute.
-func (j *Journal) recoverLocked(err error, extra int64) {
-	lost := j.unsynced + extra
-	_ = j.f.Truncate(j.synced) // O_APPEND: the next write lands at the new end
-	j.w.Reset(j.f)
-	j.size, j.unsynced, j.dirty = j.synced, 0, false
+// writeFailedLocked cuts off whatever part of the failed line reached the
+// file and counts that one event as dropped; events written before it stay.
+func (j *Journal) writeFailedLocked(err error) {
+	_ = j.f.Truncate(j.size) // O_APPEND: the next write lands at the new end
+	j.dropLocked(1, "journal write failed; event dropped", err)
+}
+
+// fsyncFailedLocked cuts the file back to its last fsync'd size: after a
+// failed fsync the kernel may already have dropped the dirty pages, so
+// what follows synced cannot be trusted. Those events count as dropped.
+func (j *Journal) fsyncFailedLocked(err error) {
+	lost := j.unsynced
+	_ = j.f.Truncate(j.synced)
+	j.size, j.unsynced = j.synced, 0
+	j.dropLocked(lost, "journal fsync failed; events since the last fsync dropped", err)
+}
+
+// dropLocked counts lost events; the error is logged at most once a minute.
+func (j *Journal) dropLocked(lost int64, msg string, err error) {
 	j.dropped += lost
 	if j.onDrop != nil {
 		for range lost {
@@ -249,7 +298,7 @@ func (j *Journal) recoverLocked(err error, extra int64) {
 	}
 	if now := j.clock.Now(); now.Sub(j.lastErr) >= time.Minute {
 		j.lastErr = now
-		j.log.Error("journal write failed; events since the last fsync dropped", "path", j.path, "dropped", lost, "err", err)
+		j.log.Error(msg, "path", j.path, "dropped", lost, "err", err)
 	}
 }
 
@@ -281,10 +330,18 @@ func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
 		close(j.stop)
 		<-j.done
+		j.syncMu.Lock()
+		defer j.syncMu.Unlock()
 		j.mu.Lock()
 		defer j.mu.Unlock()
-		j.closeErr = j.syncLocked()
+		// The last fsync holds mu: no append slips in after it.
 		j.closed = true
+		if j.unsynced > 0 {
+			if err := j.f.Sync(); err != nil {
+				j.fsyncFailedLocked(err)
+				j.closeErr = fmt.Errorf("journal: fsync: %w", err)
+			}
+		}
 		if err := j.f.Close(); j.closeErr == nil {
 			j.closeErr = err
 		}

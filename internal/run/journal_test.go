@@ -2,8 +2,10 @@ package run
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -127,6 +129,61 @@ func TestJournalIsBounded(t *testing.T) {
 	}
 }
 
+// journalChildEnv makes the test binary a child that journals one event
+// and waits to be killed (see TestJournalEventSurvivesKill9).
+const journalChildEnv = "SOAKD_TEST_JOURNAL_CHILD"
+
+func journalChild(path string) {
+	j, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := j.Append("fault_reverted", 1, 3*time.Second, map[string]any{"id": "timeline-0", "why": "duration"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("appended")
+	time.Sleep(time.Minute)
+	os.Exit(1)
+}
+
+// TestJournalEventSurvivesKill9 journals an event in a real child process,
+// SIGKILLs it 200 ms later (well inside the 1 s fsync batch) and finds the
+// event in the file: the write reached the kernel when Append returned.
+func TestJournalEventSurvivesKill9(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), journalChildEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "appended\n" {
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("child exit = %v, want killed", err)
+	}
+	evs, err := ReadEvents(path, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Type != "fault_reverted" || evs[0].Fields["id"] != "timeline-0" {
+		t.Fatalf("journal after kill -9 = %+v, want the fault_reverted event", evs)
+	}
+}
+
 func TestJournalBatchesFsync(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal.jsonl")
 	clock := clockwork.NewFakeClock()
@@ -138,27 +195,43 @@ func TestJournalBatchesFsync(t *testing.T) {
 	if err := j.Append("x", 1, 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	// The flusher writes the buffered event within one sync interval.
+	// In the file at once, with no clock advance; not yet fsync'd.
+	if evs, _ := ReadEvents(path, 0, 0, ""); len(evs) != 1 {
+		t.Fatalf("%d events in the file right after Append, want 1", len(evs))
+	}
+	unsynced := func() int64 { j.mu.Lock(); defer j.mu.Unlock(); return j.unsynced }
+	if n := unsynced(); n != 1 {
+		t.Fatalf("unsynced = %d before the batch fsync, want 1", n)
+	}
+	// The flusher fsyncs it within one sync interval.
 	if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(journalSyncInterval)
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, _ := ReadEvents(path, 0, 0, "")
-		if len(evs) == 1 {
-			return
-		}
+	for unsynced() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("buffered event never reached the file")
+			t.Fatal("the batch fsync never ran")
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
-type failingWriter struct{}
+// fullDisk writes half of the first line it gets to the file, then fails
+// with ENOSPC, as a disk filling up mid-write does; later writes go through.
+type fullDisk struct {
+	f      *os.File
+	failed bool
+}
 
-func (failingWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if d.failed {
+		return d.f.Write(p)
+	}
+	d.failed = true
+	n, _ := d.f.Write(p[:len(p)/2])
+	return n, syscall.ENOSPC
+}
 
 func TestJournalSurvivesAWriteError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal.jsonl")
@@ -167,34 +240,34 @@ func TestJournalSurvivesAWriteError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
+	for range 2 {
 		_ = j.Append("before", 1, 0, nil)
 	}
 	if err := j.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	// Simulate ENOSPC: the buffered event's flush fails. Recovery points
-	// the writer back at the journal file.
+	_ = j.Append("before", 1, 0, nil) // written, not yet fsync'd: it stays
 	j.mu.Lock()
-	j.w = bufio.NewWriterSize(failingWriter{}, 64<<10)
+	j.w = &fullDisk{f: j.f}
 	j.mu.Unlock()
 	_ = j.Append("lost", 1, 0, nil)
-	if err := j.Sync(); err == nil {
-		t.Fatal("flush to a full disk succeeded")
-	}
 	_ = j.Append("after", 1, 0, nil)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := ReadEvents(path, 0, 0, "")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var types []string
-	for _, e := range evs {
+	for line := range strings.Lines(string(data)) {
+		var e Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("torn line left in the journal: %q", line)
+		}
 		types = append(types, e.Type)
 	}
 	if got := strings.Join(types, ","); got != "before,before,before,after" || dropped != 1 || j.Dropped() != 1 {
-		t.Fatalf("journal = %s, dropped %d/%d; want the lost event counted and the file intact", got, dropped, j.Dropped())
+		t.Fatalf("journal = %s, dropped %d/%d; want only the failed event dropped and the file intact", got, dropped, j.Dropped())
 	}
 }

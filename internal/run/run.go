@@ -159,7 +159,12 @@ func (r *Run) open() error {
 	case err != nil:
 		// Never overwrite a state we cannot read: it may be the only record.
 		return fmt.Errorf("%w (move it aside or use another --state-dir)", err)
-	case r.opts.Fresh:
+	case r.opts.Fresh || r.archiveStarted(prev.RunID):
+		// An archive interrupted by a crash is finished, whatever the
+		// flags of the restart: it was asked for, and part of it is moved.
+		if !r.opts.Fresh {
+			r.log.Warn("finishing the archive of the previous run that a crash interrupted", "run_id", prev.RunID)
+		}
 		if err := r.archive(prev.RunID); err != nil {
 			return err
 		}
@@ -185,20 +190,30 @@ func (r *Run) open() error {
 		r.state = State{Version: stateVersion, RunID: id, Seed: r.opts.Seed, StartedAt: now.UTC(), Incarnation: 1}
 	}
 	r.state.TargetSeconds = r.opts.Target.Seconds()
-	r.baseElapsed = r.state.Elapsed()
-	r.incStart = now
-	r.heartbeat.Store(now.UnixNano())
 
 	if r.token, err = ensureToken(r.dir); err != nil {
-		return err
-	}
-	if err := r.checkpoint(); err != nil {
 		return err
 	}
 	r.journal, err = OpenJournal(filepath.Join(r.dir, journalFile), JournalOptions{
 		Clock: r.clock, Logger: r.log, MaxBytes: r.opts.JournalMaxBytes, OnAppend: r.opts.OnEvent, OnDrop: r.opts.OnDrop,
 	})
 	if err != nil {
+		return err
+	}
+	// The checkpoint can be up to checkpoint_interval old after kill -9,
+	// but every event journaled since carries a later elapsed: resuming
+	// from the checkpoint would replay that stretch of the fault timeline
+	// (and re-apply a fault reverted in it). Elapsed never goes back.
+	if je := r.journal.MaxElapsed(); r.resumed && je > r.state.Elapsed() {
+		r.log.Info("resuming from the journal's elapsed time, later than the checkpoint",
+			"checkpoint", r.state.Elapsed(), "journal", je)
+		r.state.ElapsedSeconds = je.Seconds()
+	}
+	r.baseElapsed = r.state.Elapsed()
+	r.incStart = now
+	r.heartbeat.Store(now.UnixNano())
+	if err := r.checkpoint(); err != nil {
+		_ = r.journal.Close()
 		return err
 	}
 	if r.resumed {
@@ -217,27 +232,70 @@ func (r *Run) open() error {
 	return nil
 }
 
-// archive moves every entry of the state dir except the lock into
-// previous/<run-id>/ so a fresh run starts clean and nothing is lost.
+// archiveHook, when set (by tests), runs before each rename of archive and
+// can fail it, leaving the state dir as a crash at that point would.
+var archiveHook func(name string) error
+
+// archiveStarted reports whether an archive of runID was begun: its
+// previous/<run-id>/ exists while run.json still names the run.
+func (r *Run) archiveStarted(runID string) bool {
+	_, err := os.Stat(filepath.Join(r.dir, archiveDir, runID))
+	return err == nil
+}
+
+// archive moves every entry of the state dir except the lock and token into
+// previous/<run-id>/ so a fresh run starts clean and nothing is lost. run.json
+// moves last: until it does, the state dir still names the old run and
+// previous/<run-id>/ marks the archive as begun, so the next start finishes
+// an archive a crash cut off (see open), and never resumes the old run
+// without its data or starts a new run on the old run's journal.
 func (r *Run) archive(runID string) error {
-	dst := filepath.Join(r.dir, archiveDir, runID)
+	parent := filepath.Join(r.dir, archiveDir)
+	dst := filepath.Join(parent, runID)
 	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("archive previous run: %w", err)
+	}
+	if err := syncDirs(r.dir, parent); err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
 	entries, err := os.ReadDir(r.dir)
 	if err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
+	move := func(name string) error {
+		if archiveHook != nil {
+			if err := archiveHook(name); err != nil {
+				return err
+			}
+		}
+		to := filepath.Join(dst, name)
+		// rename replaces an existing file: never overwrite archived data.
+		if _, err := os.Lstat(to); err == nil {
+			return fmt.Errorf("%s already exists; move one of the two aside", to)
+		}
+		return os.Rename(filepath.Join(r.dir, name), to)
+	}
 	for _, e := range entries {
-		if e.Name() == lockFile || e.Name() == archiveDir || e.Name() == tokenFile {
+		switch e.Name() {
+		case lockFile, archiveDir, tokenFile, stateFile:
 			continue
 		}
-		if err := os.Rename(filepath.Join(r.dir, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+		if err := move(e.Name()); err != nil {
 			return fmt.Errorf("archive previous run: %w", err)
 		}
 	}
+	// The other moves must be durable before run.json's, which ends it.
+	if err := syncDirs(r.dir, dst); err != nil {
+		return fmt.Errorf("archive previous run: %w", err)
+	}
+	if err := move(stateFile); err != nil {
+		return fmt.Errorf("archive previous run: %w", err)
+	}
+	if err := syncDirs(r.dir, dst); err != nil {
+		return fmt.Errorf("archive previous run: %w", err)
+	}
 	r.log.Info("archived previous run", "run_id", runID, "to", dst)
-	return syncDir(r.dir)
+	return nil
 }
 
 func lockDir(dir string) (*os.File, error) {

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,12 @@ import (
 	"github.com/soakd/soakd/internal/components"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(journalChildEnv); path != "" {
+		journalChild(path) // never returns: the parent kills it
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func openRun(t *testing.T, dir string, clock clockwork.Clock, target time.Duration, mod ...func(*Options)) *Run {
 	t.Helper()
@@ -124,6 +130,61 @@ func TestResumeKeepsRunIDAndElapsed(t *testing.T) {
 	}
 }
 
+// killedCopy copies the state dir's files as a kill -9 of the running
+// daemon would leave them: what has reached the kernel, no shutdown code.
+func killedCopy(t *testing.T, dir string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, name := range []string{stateFile, journalFile, tokenFile} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestResumeElapsedNeverGoesBack: the checkpoint is 4 s older than the
+// last journaled event when the daemon is killed; the resumed run starts
+// from the event's elapsed, not the checkpoint's.
+func TestResumeElapsedNeverGoesBack(t *testing.T) {
+	dir := t.TempDir()
+	clock := clockwork.NewFakeClock()
+	r := openRun(t, dir, clock, time.Hour)
+	clock.Advance(3 * time.Second)
+	if err := r.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(4 * time.Second)
+	r.Event("fault_reverted", map[string]any{"id": "timeline-0", "why": "duration"})
+	killed := killedCopy(t, dir)
+	<-serve(r, cancelledCtx(), nil)
+
+	if st, err := ReadState(killed); err != nil || st.Elapsed() != 3*time.Second {
+		t.Fatalf("checkpoint at the kill = %+v, %v; want 3s", st, err)
+	}
+	r2 := openRun(t, killed, clock, time.Hour)
+	defer func() { <-serve(r2, cancelledCtx(), nil) }()
+	evs, err := ReadEvents(r2.JournalPath(), 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if el := secondsToDuration(e.ElapsedSeconds); el > r2.Elapsed() {
+			t.Fatalf("resumed at %v, before the journaled %s at %v", r2.Elapsed(), e.Type, el)
+		}
+	}
+	if got := r2.Elapsed(); got != 7*time.Second {
+		t.Fatalf("resumed elapsed %v, want 7s (the last journaled event)", got)
+	}
+	if st, err := ReadState(killed); err != nil || st.Elapsed() != 7*time.Second {
+		t.Fatalf("checkpoint after resume = %+v, %v; want 7s", st, err)
+	}
+}
+
 func cancelledCtx() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -202,6 +263,90 @@ func TestCompletionAndFresh(t *testing.T) {
 		t.Fatalf("archived journal: %v", err)
 	}
 	<-serve(r3, cancelledCtx(), nil)
+}
+
+// TestFreshArchiveIsCrashSafe fails the --fresh archive before each of its
+// renames, as a crash there would, and restarts (with and without --fresh):
+// the old run is either intact in the state dir or wholly archived, and a
+// new run never journals onto the old run's journal.
+func TestFreshArchiveIsCrashSafe(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	setup := func(t *testing.T) (dir, id string) {
+		dir = t.TempDir()
+		r := openRun(t, dir, clock, time.Hour)
+		r.Event("old_marker", nil)
+		for _, sub := range []string{"evidence", "profiles"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, sub, "data"), []byte(sub), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-serve(r, cancelledCtx(), nil)
+		return dir, r.State().RunID
+	}
+	// oldData reports whether where holds all of the old run's data, and
+	// whether it holds any of it.
+	oldData := func(t *testing.T, where, id string) (all, any bool) {
+		t.Helper()
+		n := 0
+		if st, err := ReadState(where); err == nil && st.RunID == id {
+			n++
+		}
+		if evs, _ := ReadEvents(filepath.Join(where, journalFile), 0, 0, "old_marker"); len(evs) == 1 {
+			n++
+		}
+		for _, sub := range []string{"evidence", "profiles"} {
+			if _, err := os.Stat(filepath.Join(where, sub, "data")); err == nil {
+				n++
+			}
+		}
+		return n == 4, n > 0
+	}
+	const renames = 4 // evidence, journal.jsonl, profiles, run.json
+	dir, _ := setup(t)
+	var moved []string
+	archiveHook = func(name string) error { moved = append(moved, name); return nil }
+	r := openRun(t, dir, clock, time.Hour, func(o *Options) { o.Fresh = true })
+	archiveHook = nil
+	<-serve(r, cancelledCtx(), nil)
+	if len(moved) != renames || moved[renames-1] != stateFile {
+		t.Fatalf("archive renamed %v; want %d entries, run.json last", moved, renames)
+	}
+	for crashAt := range renames {
+		for _, fresh := range []bool{false, true} {
+			t.Run(fmt.Sprintf("crash_before_rename_%d/restart_fresh_%v", crashAt, fresh), func(t *testing.T) {
+				dir, id := setup(t)
+				calls := 0
+				archiveHook = func(string) error {
+					calls++
+					if calls > crashAt {
+						return errors.New("crash")
+					}
+					return nil
+				}
+				_, err := Open(Options{StateDir: dir, Target: time.Hour, Clock: clock, Fresh: true})
+				archiveHook = nil
+				if err == nil {
+					t.Fatal("Open survived the injected crash")
+				}
+				r := openRun(t, dir, clock, time.Hour, func(o *Options) { o.Fresh = fresh })
+				defer func() { <-serve(r, cancelledCtx(), nil) }()
+				inDir, anyInDir := oldData(t, dir, id)
+				inArchive, anyInArchive := oldData(t, filepath.Join(dir, archiveDir, id), id)
+				switch {
+				case r.State().RunID == id && inDir && !anyInArchive:
+					// intact, resumed
+				case r.State().RunID != id && inArchive && !anyInDir:
+					// wholly archived, a new run started
+				default:
+					t.Fatalf("run %s (old %s): old data wholly in the state dir %v, in the archive %v; some in the state dir %v, in the archive %v",
+						r.State().RunID, id, inDir, inArchive, anyInDir, anyInArchive)
+				}
+			})
+		}
+	}
 }
 
 func TestStateDirIsExclusiveAndPrivate(t *testing.T) {

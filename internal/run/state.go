@@ -83,6 +83,15 @@ func writeState(dir string, s State) error {
 	return syncDir(dir)
 }
 
+func syncDirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

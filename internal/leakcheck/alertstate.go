@@ -1,0 +1,95 @@
+package leakcheck
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/soakd/soakd/internal/alert"
+)
+
+// alertStateVersion is the version of the firing-alerts state file.
+const alertStateVersion = 1
+
+// resolvedKeep is how long a resolved alert stays in the state file, so
+// that after a kill -9 before the dispatcher delivered the resolution (to
+// a receiver that is slow or down for a while) the next incarnation sends
+// it again rather than leave it firing there.
+const resolvedKeep = 5 * time.Minute
+
+// alertState is the state file: at most one alert per signal, firing or
+// resolved less than resolvedKeep ago.
+type alertState struct {
+	Version int          `json:"version"`
+	Alerts  []savedAlert `json:"alerts"`
+}
+
+type savedAlert struct {
+	Signal      string            `json:"signal"`
+	Name        string            `json:"alertname"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	StartsAt    time.Time         `json:"starts_at"`
+	EndsAt      time.Time         `json:"ends_at,omitzero"`
+}
+
+func saveAlert(signal string, a alert.Alert) savedAlert {
+	return savedAlert{Signal: signal, Name: a.Name, Labels: a.Labels, Annotations: a.Annotations,
+		StartsAt: a.StartsAt, EndsAt: a.EndsAt}
+}
+
+func (s savedAlert) alert() alert.Alert {
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	return alert.Alert{Name: s.Name, Labels: s.Labels, Annotations: s.Annotations, StartsAt: s.StartsAt, EndsAt: s.EndsAt}
+}
+
+// readAlertState returns the saved alerts; none if the file does not exist.
+func readAlertState(path string) ([]savedAlert, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st alertState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
+	}
+	if st.Version != alertStateVersion {
+		return nil, fmt.Errorf("%s: unknown version %d", path, st.Version)
+	}
+	return st.Alerts, nil
+}
+
+// writeAlertState replaces the file atomically (temp file, fsync, rename)
+// and fsyncs the directory so the rename survives a power cut too.
+func writeAlertState(path string, alerts []savedAlert) error {
+	if alerts == nil {
+		alerts = []savedAlert{}
+	}
+	data, err := json.MarshalIndent(alertState{Version: alertStateVersion, Alerts: alerts}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -24,11 +24,21 @@ import (
 
 // Defaults and bounds of the linearizability checker.
 const (
-	DefaultWindow        = 10 * time.Second
-	DefaultMaxOps        = 50_000
-	DefaultTimeout       = 5 * time.Second
-	DefaultMaxOpDuration = 30 * time.Second
-	DefaultMaxKeys       = 1 << 18
+	DefaultWindow  = 10 * time.Second
+	DefaultMaxOps  = 50_000
+	DefaultTimeout = 5 * time.Second
+	// DefaultMaxOpDuration is the components' op timeout plus slack for
+	// the return path: every op called before now-MaxOpDuration has been
+	// recorded. Ops that overrun it are counted as late, not lost.
+	DefaultMaxOpDuration = components.DefaultOpTimeout + time.Second
+	// DefaultUnknownTTL is how long an unknown write may still land: a
+	// Raft entry appended by a deposed leader commits, if ever, soon after
+	// the next election.
+	DefaultUnknownTTL = 60 * time.Second
+	DefaultMaxKeys    = 1 << 18
+	// MaxBufferOps caps the buffer a Rate may ask for (a few hundred MiB
+	// of ops); past it, ops are dropped and counted, never queued.
+	MaxBufferOps = 2_000_000
 	// MaxPendingPerKey bounds the unknown-outcome writes carried forward per
 	// key; past it the key is left unchecked (unknown) until they expire.
 	MaxPendingPerKey = 16
@@ -48,6 +58,15 @@ const (
 	DropBufferFull = "buffer_full" // buffer at MaxOps when the op arrived
 	DropLate       = "late"        // arrived after the window holding it was checked
 	DropInvalid    = "invalid"     // unknown Op or Outcome
+)
+
+// What closed a window, the values of the trigger label of
+// soakd_check_windows_total.
+const (
+	TriggerTicker   = "ticker"   // every Window
+	TriggerPressure = "pressure" // early: the buffer filled faster than Window
+	TriggerStop     = "stop"     // the last, partial window at Stop
+	TriggerCall     = "call"     // CheckNow or CheckUntil
 )
 
 const checkerLinearizability = "linearizability"
@@ -77,16 +96,24 @@ func (op KVOp) writes() bool { return op.Op == "put" || op.Op == "cas" }
 type LinearizabilityOptions struct {
 	Component string        // label value, e.g. "raft"
 	Window    time.Duration // check every Window of history (by Return time), default 10s
-	MaxOps    int           // hard bound on ops held (buffered + being checked), default 50_000
-	Timeout   time.Duration // porcupine time budget per key per window, default 5s
+	MaxOps    int           // hard bound on ops held (buffered + being checked), default from Rate
+	// Rate is the expected ops/s. With MaxOps 0 it sizes the buffer to
+	// hold twice Window+MaxOpDuration of ops (at least DefaultMaxOps, at
+	// most MaxBufferOps), so windows close on the ticker, not early.
+	Rate    float64
+	Timeout time.Duration // porcupine time budget per key per window, default 5s
 	// MaxOpDuration is the longest an operation can be in flight (the
 	// client's timeout including retries). The background loop cuts the
 	// history at now-MaxOpDuration, so every op called before a cut has
 	// been recorded when the cut is checked. Default 30s.
 	MaxOpDuration time.Duration
 	// UnknownTTL is how long after its call an operation with outcome
-	// unknown may still take effect. Default 2×MaxOpDuration.
+	// unknown may still take effect. Default DefaultUnknownTTL.
 	UnknownTTL time.Duration
+	// MaxKeyLag is how long a key may go without a moment with none of
+	// its ops in flight before it is cut anyway (a forced cut, which
+	// checks the ops in flight only as optional writes). Default 3×Window.
+	MaxKeyLag time.Duration
 	// InitialAbsent: keys the checker has never seen start absent (a fresh
 	// store). False (the default): they start as "any value", which is
 	// right for a store resumed from disk.
@@ -121,7 +148,17 @@ type Results struct {
 	Failed   uint64 // ops with outcome failed: not applied, so not part of the history
 	Checked  uint64 // ops that left the buffer through a checked window
 	Dropped  uint64 // ops not checked (buffer full, late, invalid); see soakd_check_dropped_ops_total
-	Buffered int    // ops held now (buffered plus being checked)
+	// ForcedCuts counts key-windows cut with ops in flight (the key had
+	// no quiescent moment for MaxKeyLag); those ops were checked only as
+	// optional writes. See soakd_check_forced_cuts_total.
+	ForcedCuts uint64
+	// Triggered counts checks started early by buffer pressure rather
+	// than by the Window ticker.
+	Triggered uint64
+	// LastSpan is how much history the last check closed (its cut minus
+	// the previous one).
+	LastSpan time.Duration
+	Buffered int // ops held now (buffered plus being checked)
 	// MaxBuffered is the high-water mark of Buffered.
 	MaxBuffered   int
 	LastViolation *Violation
@@ -139,17 +176,30 @@ type Linearizability struct {
 	clock  clockwork.Clock
 	logger *slog.Logger
 
+	// epoch anchors the int64 times handed to porcupine: offsets from a
+	// clock reading keep the monotonic clock, so a wall-clock step cannot
+	// reorder two ops.
+	epoch time.Time
+
 	checks     *prometheus.CounterVec
 	violations prometheus.Counter
 	dropped    *prometheus.CounterVec
+	forced     prometheus.Counter
+	windows    *prometheus.CounterVec
+	span       prometheus.Gauge
 	buffered   prometheus.Gauge
 
 	trigger chan struct{}
 
-	mu        sync.Mutex // guards the fields below
-	buf       []KVOp
-	checking  int // ops taken out of buf by the check in progress
-	lastCut   time.Time
+	mu       sync.Mutex // guards the fields below
+	buf      []KVOp
+	checking int // ops taken out of buf by the check in progress
+	lastCut  time.Time
+	// backlog holds the cut of each key still behind lastCut: one whose
+	// ops were in flight at every moment since its own last cut. Every
+	// key in it has ops in buf, so it is bounded by MaxOps.
+	backlog   map[string]time.Time
+	wakeAt    int                  // held ops that wake the loop early (half the free space after the last check)
 	resets    map[string]struct{}  // keys whose carried state must become "any"
 	dropTaint map[string]time.Time // keys left unchecked until the time
 	res       Results
@@ -173,17 +223,11 @@ func NewLinearizability(o LinearizabilityOptions) (*Linearizability, error) {
 	if o.Component == "" {
 		return nil, errors.New("check: linearizability: component must be set")
 	}
-	if o.Window < 0 || o.MaxOps < 0 || o.Timeout < 0 || o.MaxOpDuration < 0 || o.UnknownTTL < 0 || o.MaxKeys < 0 {
+	if o.Window < 0 || o.MaxOps < 0 || o.Timeout < 0 || o.MaxOpDuration < 0 || o.UnknownTTL < 0 || o.MaxKeys < 0 || o.MaxKeyLag < 0 || o.Rate < 0 {
 		return nil, errors.New("check: linearizability: durations and bounds must not be negative")
 	}
 	if o.Window == 0 {
 		o.Window = DefaultWindow
-	}
-	if o.MaxOps == 0 {
-		o.MaxOps = DefaultMaxOps
-	}
-	if o.MaxOps < 2 {
-		return nil, errors.New("check: linearizability: max ops must be at least 2")
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
@@ -192,7 +236,17 @@ func NewLinearizability(o LinearizabilityOptions) (*Linearizability, error) {
 		o.MaxOpDuration = DefaultMaxOpDuration
 	}
 	if o.UnknownTTL == 0 {
-		o.UnknownTTL = 2 * o.MaxOpDuration
+		o.UnknownTTL = DefaultUnknownTTL
+	}
+	if o.MaxKeyLag == 0 {
+		o.MaxKeyLag = 3 * o.Window
+	}
+	if o.MaxOps == 0 {
+		want := 2 * o.Rate * (o.Window + o.MaxOpDuration).Seconds()
+		o.MaxOps = int(min(max(want, DefaultMaxOps), MaxBufferOps))
+	}
+	if o.MaxOps < 2 {
+		return nil, errors.New("check: linearizability: max ops must be at least 2")
 	}
 	if o.MaxKeys == 0 {
 		o.MaxKeys = DefaultMaxKeys
@@ -202,6 +256,8 @@ func NewLinearizability(o LinearizabilityOptions) (*Linearizability, error) {
 		clock:     o.Clock,
 		logger:    o.Logger,
 		trigger:   make(chan struct{}, 1),
+		backlog:   map[string]time.Time{},
+		wakeAt:    o.MaxOps / 2,
 		resets:    map[string]struct{}{},
 		dropTaint: map[string]time.Time{},
 		states:    map[string]regState{},
@@ -214,6 +270,7 @@ func NewLinearizability(o LinearizabilityOptions) (*Linearizability, error) {
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	l.epoch = l.clock.Now()
 	l.logger = l.logger.With("component", o.Component, "checker", checkerLinearizability)
 	if err := l.initMetrics(o.Metrics); err != nil {
 		return nil, err
@@ -234,6 +291,18 @@ func (l *Linearizability) initMetrics(reg prometheus.Registerer) error {
 		Name: "soakd_check_dropped_ops_total",
 		Help: "Operations a checker could not check, by component, checker and reason (buffer_full, late, invalid).",
 	}, []string{"component", "checker", "reason"})
+	forced := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "soakd_check_forced_cuts_total",
+		Help: "Key-windows a checker cut while ops of the key were in flight (no quiescent moment for max key lag); those ops were checked only as optional writes.",
+	}, []string{"component", "checker"})
+	windows := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "soakd_check_windows_total",
+		Help: "Windows of history a checker closed, by what closed them (ticker, pressure: early because the buffer filled, stop, call).",
+	}, []string{"component", "checker", "trigger"})
+	span := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "soakd_check_window_seconds",
+		Help: "How much history the checker's last window closed (its cut minus the previous one).",
+	}, []string{"component", "checker"})
 	buffered := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "soakd_check_buffered_ops",
 		Help: "Operations a checker holds in memory (buffered plus being checked).",
@@ -252,6 +321,15 @@ func (l *Linearizability) initMetrics(reg prometheus.Registerer) error {
 		if buffered, err = registerVec(reg, buffered); err != nil {
 			return err
 		}
+		if forced, err = registerVec(reg, forced); err != nil {
+			return err
+		}
+		if windows, err = registerVec(reg, windows); err != nil {
+			return err
+		}
+		if span, err = registerVec(reg, span); err != nil {
+			return err
+		}
 	}
 	c := l.o.Component
 	l.checks = checks.MustCurryWith(prometheus.Labels{"component": c, "checker": checkerLinearizability})
@@ -264,6 +342,12 @@ func (l *Linearizability) initMetrics(reg prometheus.Registerer) error {
 		l.dropped.WithLabelValues(r)
 	}
 	l.buffered = buffered.WithLabelValues(c, checkerLinearizability)
+	l.forced = forced.WithLabelValues(c, checkerLinearizability)
+	l.windows = windows.MustCurryWith(prometheus.Labels{"component": c, "checker": checkerLinearizability})
+	for _, t := range []string{TriggerTicker, TriggerPressure, TriggerStop, TriggerCall} {
+		l.windows.WithLabelValues(t)
+	}
+	l.span = span.WithLabelValues(c, checkerLinearizability)
 	return nil
 }
 
@@ -284,8 +368,8 @@ func registerVec[T prometheus.Collector](reg prometheus.Registerer, c T) (T, err
 }
 
 // Record adds one finished operation. It is safe for concurrent use, O(1),
-// and never waits for a check: when the buffer is half full it wakes the
-// background loop, and when it is full the op is dropped and counted in
+// and never waits for a check: when half the buffer's free space is used it
+// wakes the background loop, and when it is full the op is dropped and counted in
 // soakd_check_dropped_ops_total (a dropped write also leaves its key
 // unchecked, reported unknown, rather than risking a false alarm).
 func (l *Linearizability) Record(op KVOp) {
@@ -303,31 +387,41 @@ func (l *Linearizability) Record(op KVOp) {
 		l.dropLocked(op, DropInvalid)
 		return
 	}
-	if !l.lastCut.IsZero() && !op.Call.After(l.lastCut) {
-		// Called before a cut that has already been checked: that
-		// window's end state did not account for it.
+	if cut := l.cutOfLocked(op.Key); !cut.IsZero() && !op.Call.After(cut) {
+		// Called before a cut of its key that has already been checked:
+		// that window's end state did not account for it.
 		if op.writes() {
 			l.resets[op.Key] = struct{}{}
 		}
-		if !op.Return.After(l.lastCut) {
+		if !op.Return.After(cut) {
 			l.dropLocked(op, DropLate)
 			return
 		}
-		// It straddles the last cut: check it in the next window as a
-		// write that may already have taken effect.
+		// It straddles the cut: check it in the next window as a write
+		// that may already have taken effect.
 	}
 	if len(l.buf)+l.checking >= l.o.MaxOps {
 		l.dropLocked(op, DropBufferFull)
-		l.wake()
+		if l.o.MaxOps >= l.wakeAt {
+			l.wake()
+		}
 		return
 	}
 	l.buf = append(l.buf, op)
 	held := len(l.buf) + l.checking
 	l.res.MaxBuffered = max(l.res.MaxBuffered, held)
 	l.buffered.Set(float64(held))
-	if held >= l.o.MaxOps/2 {
+	if held >= l.wakeAt {
 		l.wake()
 	}
+}
+
+// cutOfLocked is the moment up to which key's history has been checked.
+func (l *Linearizability) cutOfLocked(key string) time.Time {
+	if c, ok := l.backlog[key]; ok {
+		return c
+	}
+	return l.lastCut
 }
 
 func (l *Linearizability) wake() {
@@ -380,13 +474,19 @@ func (l *Linearizability) loop(ctx context.Context, ticker clockwork.Ticker) {
 	defer close(l.done)
 	defer ticker.Stop()
 	for {
+		early := false
 		select {
 		case <-l.stopCh:
 			return
 		case <-ticker.Chan():
 		case <-l.trigger:
+			early = true
 		}
-		l.checkUntil(ctx, l.clock.Now().Add(-l.o.MaxOpDuration))
+		trigger := TriggerTicker
+		if early {
+			trigger = TriggerPressure
+		}
+		l.checkUntil(ctx, l.clock.Now().Add(-l.o.MaxOpDuration), trigger)
 	}
 }
 
@@ -407,7 +507,7 @@ func (l *Linearizability) Stop(ctx context.Context) error {
 		l.cancel()
 	}
 	l.lifeMu.Unlock()
-	l.checkAll(ctx)
+	l.checkAll(ctx, TriggerStop)
 	return ctx.Err()
 }
 
@@ -415,7 +515,7 @@ func (l *Linearizability) Stop(ctx context.Context) error {
 // closed at the latest Return recorded, and returns the totals. Ops recorded
 // later that were called before that point count as late.
 func (l *Linearizability) CheckNow() Results {
-	l.checkAll(context.Background())
+	l.checkAll(context.Background(), TriggerCall)
 	return l.Results()
 }
 
@@ -423,11 +523,11 @@ func (l *Linearizability) CheckNow() Results {
 // cut; ops in flight at cut are carried). Every op called before cut must
 // have been recorded already.
 func (l *Linearizability) CheckUntil(cut time.Time) Results {
-	l.checkUntil(context.Background(), cut)
+	l.checkUntil(context.Background(), cut, TriggerCall)
 	return l.Results()
 }
 
-func (l *Linearizability) checkAll(ctx context.Context) {
+func (l *Linearizability) checkAll(ctx context.Context, trigger string) {
 	l.mu.Lock()
 	var cut time.Time
 	for _, op := range l.buf {
@@ -437,7 +537,7 @@ func (l *Linearizability) checkAll(ctx context.Context) {
 	}
 	l.mu.Unlock()
 	if !cut.IsZero() {
-		l.checkUntil(ctx, cut)
+		l.checkUntil(ctx, cut, trigger)
 	}
 }
 
@@ -454,37 +554,92 @@ func (l *Linearizability) Results() Results {
 	return r
 }
 
-// checkUntil closes the window (lastCut, cut] and checks it.
-func (l *Linearizability) checkUntil(ctx context.Context, cut time.Time) {
+// keyWindow is one key's share of a check: its ops in (prev, cut].
+type keyWindow struct {
+	key       string
+	prev, cut time.Time
+	ops       []KVOp
+}
+
+// checkUntil checks the history up to limit: each key up to its latest
+// quiescent moment ≤ limit (see quiescentCut), or at limit itself when the
+// key has been busy for MaxKeyLag. Every op called before limit must have
+// been recorded.
+func (l *Linearizability) checkUntil(ctx context.Context, limit time.Time, trigger string) {
 	l.checkMu.Lock()
 	defer l.checkMu.Unlock()
 
 	l.mu.Lock()
-	prev := l.lastCut
-	if !cut.After(prev) {
+	lastCut := l.lastCut
+	if !limit.After(lastCut) {
 		l.mu.Unlock()
 		return
 	}
-	var window []KVOp // ops with Return ≤ cut, then the straddlers of cut
-	keep := l.buf[:0]
-	var straddlers []KVOp
+	byKey := map[string][]KVOp{}
 	for _, op := range l.buf {
-		switch {
-		case !op.Return.After(cut):
-			window = append(window, op)
-		case !op.Call.After(cut):
-			straddlers = append(straddlers, op)
-			keep = append(keep, op)
-		default:
-			keep = append(keep, op)
+		byKey[op.Key] = append(byKey[op.Key], op)
+	}
+	keep := l.buf[:0]
+	var windows []keyWindow
+	closed, forced := 0, 0
+	for _, key := range slices.Sorted(maps.Keys(byKey)) {
+		ops := byKey[key]
+		prev := l.cutOfLocked(key)
+		cut, ok := quiescentCut(ops, prev, limit)
+		// Busy since its cut, or since its first op when it has none yet.
+		busySince := prev
+		for _, op := range ops {
+			if busySince.IsZero() || op.Call.Before(busySince) {
+				busySince = op.Call
+			}
+		}
+		force := !ok && limit.Sub(busySince) > l.o.MaxKeyLag
+		if force {
+			cut = limit
+			forced++
+		}
+		if !ok && !force {
+			l.backlog[key] = prev
+			keep = append(keep, ops...)
+			continue
+		}
+		w := keyWindow{key: key, prev: prev, cut: cut}
+		for _, op := range ops {
+			switch {
+			case !op.Return.After(cut), op.Outcome == components.OutcomeUnknown && !op.Call.After(cut):
+				// Closed here; an unknown op stays pending after it.
+				w.ops = append(w.ops, op)
+				closed++
+			case !op.Call.After(cut): // in flight at a forced cut
+				w.ops = append(w.ops, op)
+				keep = append(keep, op)
+			default:
+				keep = append(keep, op)
+			}
+		}
+		if cut.Equal(limit) {
+			delete(l.backlog, key)
+		} else {
+			l.backlog[key] = cut
+		}
+		windows = append(windows, w)
+	}
+	for key := range l.backlog {
+		if _, ok := byKey[key]; !ok {
+			delete(l.backlog, key) // nothing of it held: caught up
+		}
+	}
+	// Keys with nothing buffered but pending unknown writes are checked
+	// too, so their pending set expires.
+	for key := range l.pending {
+		if _, ok := byKey[key]; !ok {
+			windows = append(windows, keyWindow{key: key, prev: lastCut, cut: limit})
 		}
 	}
 	clear(l.buf[len(keep):])
 	l.buf = keep
-	l.checking = len(window)
-	closed := len(window)
-	window = append(window, straddlers...)
-	l.lastCut = cut
+	l.checking = closed
+	l.lastCut = limit
 	resets, dropTaint := l.resets, l.dropTaint
 	l.resets, l.dropTaint = map[string]struct{}{}, map[string]time.Time{}
 	l.mu.Unlock()
@@ -492,7 +647,12 @@ func (l *Linearizability) checkUntil(ctx context.Context, cut time.Time) {
 	defer func() {
 		l.mu.Lock()
 		l.checking = 0
-		l.buffered.Set(float64(len(l.buf)))
+		held := len(l.buf)
+		// Early checks are rate-limited by ops, not time: at least
+		// MaxOps/8 new ops between two, so the scans cost a bounded
+		// amount per op and a check never closes only a sliver of history.
+		l.wakeAt = held + max((l.o.MaxOps-held)/2, l.o.MaxOps/8)
+		l.buffered.Set(float64(held))
 		l.mu.Unlock()
 	}()
 
@@ -504,24 +664,12 @@ func (l *Linearizability) checkUntil(ctx context.Context, cut time.Time) {
 			l.taint[k] = until
 		}
 	}
-
-	byKey := map[string][]KVOp{}
-	for _, op := range window {
-		byKey[op.Key] = append(byKey[op.Key], op)
-	}
-	keys := slices.Collect(maps.Keys(byKey))
-	for k := range l.pending {
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
+	slices.SortFunc(windows, func(a, b keyWindow) int { return strings.Compare(a.key, b.key) })
 
 	var ok, illegal, unknown uint64
 	var lastViolation *Violation
-	for _, key := range keys {
-		ops := byKey[key]
-		res, v := l.checkKey(ctx, key, ops, prev, cut)
+	for _, w := range windows {
+		res, v := l.checkKey(ctx, w)
 		switch res {
 		case ResultOK:
 			ok++
@@ -532,6 +680,7 @@ func (l *Linearizability) checkUntil(ctx context.Context, cut time.Time) {
 			unknown++
 		}
 	}
+	cut := limit
 	for k, until := range l.taint {
 		if !until.After(cut) {
 			delete(l.taint, k)
@@ -542,12 +691,23 @@ func (l *Linearizability) checkUntil(ctx context.Context, cut time.Time) {
 	l.checks.WithLabelValues(ResultOK).Add(float64(ok))
 	l.checks.WithLabelValues(ResultIllegal).Add(float64(illegal))
 	l.checks.WithLabelValues(ResultUnknown).Add(float64(unknown))
+	l.forced.Add(float64(forced))
+	l.windows.WithLabelValues(trigger).Inc()
 	l.mu.Lock()
 	l.res.Windows++
 	l.res.OK += ok
 	l.res.Illegal += illegal
 	l.res.Unknown += unknown
 	l.res.Checked += uint64(closed)
+	l.res.ForcedCuts += uint64(forced)
+	if trigger == TriggerPressure {
+		l.res.Triggered++
+	}
+	l.res.LastSpan = 0
+	if !lastCut.IsZero() {
+		l.res.LastSpan = limit.Sub(lastCut)
+		l.span.Set(l.res.LastSpan.Seconds())
+	}
 	if lastViolation != nil {
 		l.res.LastViolation = lastViolation
 	}
@@ -600,13 +760,14 @@ func (l *Linearizability) boundKeys() {
 
 // checkKey checks one key's ops of the window (prev, cut] and carries its
 // state forward. It returns "" when there was nothing to check.
-func (l *Linearizability) checkKey(ctx context.Context, key string, ops []KVOp, prev, cut time.Time) (string, *Violation) {
+func (l *Linearizability) checkKey(ctx context.Context, w keyWindow) (string, *Violation) {
+	key, ops, prev, cut := w.key, w.ops, w.prev, w.cut
 	init := l.stateOf(key)
 	pend := l.pending[key]
 	delete(l.pending, key)
 
-	// New pending set: still-live carried ones plus this window's closed
-	// unknown writes.
+	// New pending set: still-live carried ones plus this window's unknown
+	// writes (they may still land after the cut).
 	var nextPend []pendingOp
 	for _, p := range pend {
 		if p.expiry.After(cut) {
@@ -614,7 +775,7 @@ func (l *Linearizability) checkKey(ctx context.Context, key string, ops []KVOp, 
 		}
 	}
 	for _, op := range ops {
-		if op.Outcome == components.OutcomeUnknown && op.writes() && !op.Return.After(cut) {
+		if op.Outcome == components.OutcomeUnknown && op.writes() {
 			if exp := op.Call.Add(l.o.UnknownTTL); exp.After(cut) {
 				nextPend = append(nextPend, pendingOp{op: op, expiry: exp})
 			}
@@ -656,7 +817,7 @@ func (l *Linearizability) checkKey(ctx context.Context, key string, ops []KVOp, 
 	}
 	v := &Violation{Key: key, WindowStart: prev, WindowEnd: cut, DetectedAt: l.clock.Now()}
 	if v.WindowStart.IsZero() {
-		v.WindowStart = time.Unix(0, h.minCall)
+		v.WindowStart = l.epoch.Add(time.Duration(h.minCall))
 	}
 	v.Evidence = l.writeEvidence(key, registerModel(init, h.pending), info)
 	l.violations.Inc()
@@ -694,7 +855,7 @@ type cand struct {
 // buildHistory turns one key's ops into porcupine operations (see doc.go
 // for the rules).
 func (l *Linearizability) buildHistory(ops []KVOp, pend []pendingOp, prev, cut time.Time) keyHistory {
-	h := keyHistory{maxCall: cut.UnixNano(), minCall: cut.UnixNano()}
+	h := keyHistory{maxCall: l.nanos(cut), minCall: l.nanos(cut)}
 	clients := map[int]int{}
 	client := func(id int) int {
 		c, ok := clients[id]
@@ -713,7 +874,7 @@ func (l *Linearizability) buildHistory(ops []KVOp, pend []pendingOp, prev, cut t
 		prevStraddle := !prev.IsZero() && !op.Call.After(prev)
 		nextStraddle := op.Return.After(cut)
 		unknown := op.Outcome == components.OutcomeUnknown
-		call, ret := op.Call.UnixNano(), op.Return.UnixNano()
+		call, ret := l.nanos(op.Call), l.nanos(op.Return)
 		switch op.Op {
 		case "get":
 			// A read's effect-free; an unknown read or one straddling a
@@ -777,6 +938,10 @@ func (l *Linearizability) buildHistory(ops []KVOp, pend []pendingOp, prev, cut t
 	sortOps(h.ops)
 	return h
 }
+
+// nanos is t as porcupine's int64 time: an offset from epoch, monotonic
+// when both readings carry the monotonic clock.
+func (l *Linearizability) nanos(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
 
 // closure applies optional writes in every order until nothing changes: a
 // sound over-approximation of the states reachable when none is constrained.

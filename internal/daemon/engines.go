@@ -145,7 +145,7 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		if !ok {
 			continue
 		}
-		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(),
+		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: cfg.Load.Raft.Rate,
 			EvidenceDir: filepath.Join(r.Dir(), "evidence"), Metrics: reg, Event: r.Event, Clock: clock,
 			Logger: log.With("stage", "check", "component", c.Name())})
 		if err != nil {

@@ -106,6 +106,11 @@ type Cluster struct {
 	clientIDs     atomic.Int64
 	recorder      atomic.Pointer[recorderBox]
 	labels        context.Context // pprof labels component=raft
+	// loseWritesEvery plants a bug for tests: when n > 0, every put at a
+	// log index divisible by n is acknowledged but not applied, on every
+	// replica alike, so the checker must catch it end to end. Zero in
+	// production; nothing outside tests sets it.
+	loseWritesEvery atomic.Uint64
 }
 
 // node is one member; inst is nil while the node is down.
@@ -365,7 +370,7 @@ func (c *Cluster) raftConfig(id string) *hraft.Config {
 }
 
 func (c *Cluster) startInstance(n *node, stream *streamLayer, store *raftboltdb.BoltStore, snap hraft.SnapshotStore) (*instance, error) {
-	inst := &instance{id: n.id, fsm: newFSM(c.maxKeys, &n.snapshots), stream: stream, store: store}
+	inst := &instance{id: n.id, fsm: newFSM(c.maxKeys, &n.snapshots, &c.loseWritesEvery), stream: stream, store: store}
 	inst.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: transportMaxPool,

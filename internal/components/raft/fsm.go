@@ -122,14 +122,16 @@ type fsm struct {
 	// snapshots counts snapshots this node persisted (shared across the
 	// node's incarnations, owned by the Cluster).
 	snapshots *atomic.Uint64
+	// loseWritesEvery is the Cluster's planted-bug knob (tests only).
+	loseWritesEvery *atomic.Uint64
 
 	mu      sync.RWMutex
 	kv      map[string][]byte
 	applied uint64 // index of the last command applied
 }
 
-func newFSM(maxKeys int, snapshots *atomic.Uint64) *fsm {
-	return &fsm{maxKeys: maxKeys, snapshots: snapshots, kv: make(map[string][]byte)}
+func newFSM(maxKeys int, snapshots, loseWritesEvery *atomic.Uint64) *fsm {
+	return &fsm{maxKeys: maxKeys, snapshots: snapshots, loseWritesEvery: loseWritesEvery, kv: make(map[string][]byte)}
 }
 
 // Apply implements hraft.FSM.
@@ -148,6 +150,9 @@ func (f *fsm) Apply(l *hraft.Log) interface{} {
 	case opPut:
 		if !found && len(f.kv) >= f.maxKeys {
 			return &reply{err: ErrKeySpaceFull}
+		}
+		if n := f.loseWritesEvery.Load(); n > 0 && l.Index%n == 0 {
+			return &reply{found: found} // the planted bug: acknowledged, not applied
 		}
 		f.kv[c.key] = bytes.Clone(c.value) // do not pin the whole log entry
 		return &reply{found: found}

@@ -133,7 +133,13 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		services: []run.Service{
 			{Name: "alerts", Start: func(context.Context) error { disp.Start(); return nil }, Stop: disp.Stop},
 			{Name: "profiling", Start: prof.Start, Stop: prof.Stop},
-			{Name: "leakcheck", Start: mon.Start, Stop: mon.Stop},
+			{Name: "leakcheck", Start: mon.Start, Stop: func(ctx context.Context) error {
+				err := mon.Stop(ctx)
+				if r.Completing() { // no incarnation will take its alerts over
+					mon.ResolveAll("the run completed")
+				}
+				return err
+			}},
 			{Name: "faults", Start: runner.Start, Stop: runner.Stop},
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -391,6 +392,32 @@ func (m *Monitor) restore(now time.Time) {
 			m.log.Warn("leak alert left firing by the last incarnation resolved unevaluated", "alertname", a.Name, "signal", s.Signal)
 			m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": s.Signal, "reason": note})
 		}
+	}
+	m.persistLocked()
+}
+
+// ResolveAll resolves every firing alert now, with reason in its
+// description: for a run that has completed, whose alerts no later
+// incarnation will ever take over, so receivers would otherwise keep them
+// firing forever. Call it after Stop.
+func (m *Monitor) ResolveAll(reason string) {
+	now := m.o.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range m.signals {
+		if st.alert.Name == "" || !st.alert.Firing() {
+			continue
+		}
+		a := st.alert
+		a.Annotations = maps.Clone(a.Annotations)
+		a.Annotations["description"] = strings.TrimSpace(a.Annotations["description"] + " Resolved by soakd: " + reason + ".")
+		a.EndsAt = now
+		st.alert, st.evidence = a, ""
+		st.fsm.State, st.fsm.Streak = Inactive, 0
+		m.firing.WithLabelValues(st.name).Set(0)
+		m.o.Notify(a)
+		m.log.Info("leak alert resolved", "alertname", a.Name, "signal", st.name, "reason", reason)
+		m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": st.name, "reason": reason})
 	}
 	m.persistLocked()
 }

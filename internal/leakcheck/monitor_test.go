@@ -447,3 +447,29 @@ func TestLeakAlertResolutionUndeliveredAtDeathIsResent(t *testing.T) {
 		t.Fatalf("state file = %+v, want empty", s)
 	}
 }
+
+// TestLeakAlertResolvedWhenRunCompletes: no incarnation follows a completed
+// run, so its firing alerts are resolved at the end, with the reason.
+func TestLeakAlertResolvedWhenRunCompletes(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "leak-alerts.json")
+	hook, am := newReceiver(t), &amSink{}
+	inc := startIncarnation(t, t0, hook, am, MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")})
+	fireGoroutineLeak(t, inc)
+	_ = inc.m.Stop(context.Background())
+	inc.m.ResolveAll("the run completed")
+	if f := inc.m.Firing(); len(f) != 0 {
+		t.Fatalf("Firing() = %+v after ResolveAll", f)
+	}
+	if !inc.stop(t) {
+		t.Fatal("undelivered alerts")
+	}
+	sent := hook.take()
+	if len(sent) != 2 || sent[0].Status != "firing" || sent[1].Status != "resolved" || sent[1].Fingerprint != sent[0].Fingerprint ||
+		!strings.Contains(sent[1].Annotations["description"], "the run completed") {
+		t.Fatalf("webhook got %+v, want the page and its resolution", sent)
+	}
+	if s := readState(t, state); len(s) != 1 || s[0].alert().Firing() {
+		t.Fatalf("state file = %+v, want the resolution only", s)
+	}
+}

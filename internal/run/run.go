@@ -89,6 +89,7 @@ type Run struct {
 	lastCheckpoint time.Time
 	checkpointErrs int64
 	frozen         bool // stopped: elapsed no longer advances
+	completing     bool // reached its duration: services are stopping for good
 
 	comps []components.Component // set by Serve, read by Status
 
@@ -449,8 +450,20 @@ func (r *Run) Serve(ctx context.Context, comps []components.Component, services 
 		_ = r.notify.Notify(daemon.SdNotifyReady)
 		completed = r.loop(ctx)
 	}
+	r.mu.Lock()
+	r.completing = completed
+	r.mu.Unlock()
 	r.shutdown(all[:started], completed, err)
 	return err
+}
+
+// Completing reports, to a service's Stop, whether the run has reached its
+// duration: no incarnation follows, so what a service would leave for the
+// next one (a firing alert) must be finished now.
+func (r *Run) Completing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.completing
 }
 
 func (r *Run) setPhase(p string) {

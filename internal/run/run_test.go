@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -551,5 +552,40 @@ func TestServeNotifiesReadyAndStopping(t *testing.T) {
 	}
 	if strings.Index(joined, "READY") > strings.Index(joined, "STOPPING") {
 		t.Fatalf("STOPPING before READY: %v", got)
+	}
+}
+
+// TestCompletingTellsStoppingServices: a service's Stop learns whether the
+// run reached its duration (nothing follows) or is only stopping (an
+// incarnation will resume it).
+func TestCompletingTellsStoppingServices(t *testing.T) {
+	for _, complete := range []bool{false, true} {
+		clock := clockwork.NewFakeClock()
+		r := openRun(t, t.TempDir(), clock, 5*time.Second)
+		var sawCompleting atomic.Int32
+		svc := Service{Name: "probe", Start: func(context.Context) error { return nil },
+			Stop: func(context.Context) error {
+				if r.Completing() {
+					sawCompleting.Store(1)
+				} else {
+					sawCompleting.Store(2)
+				}
+				return nil
+			}}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := serve(r, ctx, nil, svc)
+		waitReady(t, r)
+		if complete {
+			advance(t, clock, time.Minute, done)
+		} else {
+			cancel()
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if want := map[bool]int32{true: 1, false: 2}[complete]; sawCompleting.Load() != want {
+			t.Fatalf("complete=%v: Stop saw Completing()=%v", complete, sawCompleting.Load() == 1)
+		}
 	}
 }

@@ -72,3 +72,27 @@ func TestKeyCutAtQuietMoment(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// TestDroppedWriteOnBackloggedKeyStaysUnknown: a write dropped (buffer
+// full) on a key whose cut lags behind keeps the key unknown until the key
+// itself has been checked past the write, not merely the other keys.
+func TestDroppedWriteOnBackloggedKeyStaysUnknown(t *testing.T) {
+	l, _, _ := newChecker(t, func(o *check.LinearizabilityOptions) { o.MaxOps = 4 })
+	l.Record(put(0, 0, 50, "x", "1", ok))
+	l.Record(put(1, 60, 250, "x", "2", ok)) // x busy from 60 to 250
+	if r := l.CheckUntil(at(100)); r.OK != 1 || r.Buffered != 1 {
+		t.Fatalf("%+v", r)
+	}
+	for _, k := range []string{"y", "z", "w"} {
+		l.Record(get(2, 110, 120, k, ""))
+	}
+	l.Record(put(3, 70, 80, "x", "9", ok)) // buffer full: dropped
+	if r := l.CheckUntil(at(200)); r.Dropped != 1 || r.Buffered != 1 {
+		t.Fatalf("%+v", r)
+	}
+	// put 9 may have landed after put 2: reading 9 is linearizable.
+	l.Record(get(2, 260, 270, "x", "9"))
+	if r := l.CheckUntil(at(300)); r.Illegal != 0 || r.Unknown != 1 {
+		t.Fatalf("x must be unknown, not illegal: %+v", r)
+	}
+}

@@ -682,7 +682,13 @@ func (l *Linearizability) checkUntil(ctx context.Context, limit time.Time, trigg
 	}
 	cut := limit
 	for k, until := range l.taint {
-		if !until.After(cut) {
+		// A backlogged key has yet to check the history up to limit.
+		// (backlog changes only under checkMu, which this holds.)
+		keyCut := cut
+		if c, ok := l.backlog[k]; ok {
+			keyCut = c
+		}
+		if !until.After(keyCut) {
 			delete(l.taint, k)
 		}
 	}

@@ -27,8 +27,12 @@ func quiescentCut(ops []KVOp, prev, limit time.Time) (t time.Time, found bool) {
 	slices.SortFunc(spans, func(a, b span) int { return a.call.Compare(b.call) })
 	// Sweep the merged busy intervals [call, maxRet]; touching ones merge,
 	// since an op called at the instant another returns is in flight then.
-	var lastFree time.Time // end of the last busy interval that ends ≤ limit
+	var lastFree time.Time // the latest free moment found so far
 	haveFree := false
+	if len(spans) > 0 {
+		// Just before the first busy interval, when that is after prev.
+		lastFree, haveFree = spans[0].call.Add(-time.Nanosecond), true
+	}
 	for i := 0; i < len(spans); {
 		end := spans[i].ret
 		for i++; i < len(spans) && !spans[i].call.After(end); i++ {

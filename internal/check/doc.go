@@ -48,8 +48,10 @@
 // windowed verdict equals the verdict on the whole history (a property test
 // checks this against an independent whole-history oracle). A key busy at
 // every moment since its last cut waits for a later check, its ops
-// buffered; one busy for MaxKeyLag is cut at T anyway (a forced cut,
-// counted in soakd_check_forced_cuts_total), and only there:
+// buffered; one busy for MaxKeyLag (default Window), or busy when the
+// buffer fills, is cut at T anyway (a forced cut, counted in
+// soakd_check_forced_cuts_total: under pressure a cut loses less than
+// dropping ops), and only there:
 //
 //   - writes in flight at the cut are optional with Return +infinity in
 //     the window before it, and optional with their real interval in the
@@ -82,7 +84,14 @@
 // cut already checked), more than MaxPendingPerKey unknown writes, more than
 // MaxKeys keys — the key's state becomes top (and, for dropped writes, the key
 // is reported unknown until the op can no longer take effect): it can miss a
-// fault, never invent one. A porcupine timeout is reported unknown, never
+// fault, never invent one. The one exception is the recording contract
+// itself: a write recorded more than MaxOpDuration after its call (counted
+// as late) may have been observed by reads in a window already judged, so
+// such a window can be illegal though the history is not. MaxOpDuration is
+// the op timeout plus slack so that this needs a component that overran its
+// own timeout; a violation next to late drops deserves that suspicion.
+// CheckNow likewise judges what has been recorded: call it on a quiet
+// history. A porcupine timeout is reported unknown, never
 // illegal; so is a verdict that leaned on a set widened past MaxStates.
 //
 // Completeness trade-off: ops in flight at a forced cut are checked only as

@@ -98,21 +98,24 @@ type LinearizabilityOptions struct {
 	Window    time.Duration // check every Window of history (by Return time), default 10s
 	MaxOps    int           // hard bound on ops held (buffered + being checked), default from Rate
 	// Rate is the expected ops/s. With MaxOps 0 it sizes the buffer to
-	// hold twice Window+MaxOpDuration of ops (at least DefaultMaxOps, at
-	// most MaxBufferOps), so windows close on the ticker, not early.
+	// hold twice MaxKeyLag+Window+MaxOpDuration of ops (the longest a key
+	// can be held; at least DefaultMaxOps, at most MaxBufferOps), so
+	// windows close on the ticker, not early.
 	Rate    float64
 	Timeout time.Duration // porcupine time budget per key per window, default 5s
 	// MaxOpDuration is the longest an operation can be in flight (the
 	// client's timeout including retries). The background loop cuts the
 	// history at now-MaxOpDuration, so every op called before a cut has
-	// been recorded when the cut is checked. Default 30s.
+	// been recorded when the cut is checked. Default DefaultMaxOpDuration.
 	MaxOpDuration time.Duration
 	// UnknownTTL is how long after its call an operation with outcome
 	// unknown may still take effect. Default DefaultUnknownTTL.
 	UnknownTTL time.Duration
 	// MaxKeyLag is how long a key may go without a moment with none of
 	// its ops in flight before it is cut anyway (a forced cut, which
-	// checks the ops in flight only as optional writes). Default 3×Window.
+	// checks the ops in flight only as optional writes). Keys are also
+	// force-cut when the buffer fills (a check woken by pressure), rather
+	// than dropping ops. Default Window.
 	MaxKeyLag time.Duration
 	// InitialAbsent: keys the checker has never seen start absent (a fresh
 	// store). False (the default): they start as "any value", which is
@@ -239,10 +242,10 @@ func NewLinearizability(o LinearizabilityOptions) (*Linearizability, error) {
 		o.UnknownTTL = DefaultUnknownTTL
 	}
 	if o.MaxKeyLag == 0 {
-		o.MaxKeyLag = 3 * o.Window
+		o.MaxKeyLag = o.Window
 	}
 	if o.MaxOps == 0 {
-		want := 2 * o.Rate * (o.Window + o.MaxOpDuration).Seconds()
+		want := 2 * o.Rate * (o.MaxKeyLag + o.Window + o.MaxOpDuration).Seconds()
 		o.MaxOps = int(min(max(want, DefaultMaxOps), MaxBufferOps))
 	}
 	if o.MaxOps < 2 {
@@ -593,7 +596,11 @@ func (l *Linearizability) checkUntil(ctx context.Context, limit time.Time, trigg
 				busySince = op.Call
 			}
 		}
-		force := !ok && limit.Sub(busySince) > l.o.MaxKeyLag
+		// Under buffer pressure every key busy at limit is cut there
+		// rather than its ops dropped: a forced cut loses less than a gap
+		// in the history.
+		force := !ok && limit.Sub(busySince) > l.o.MaxKeyLag ||
+			trigger == TriggerPressure && (!ok || cut.Before(limit))
 		if force {
 			cut = limit
 			forced++
@@ -651,7 +658,7 @@ func (l *Linearizability) checkUntil(ctx context.Context, limit time.Time, trigg
 		// Early checks are rate-limited by ops, not time: at least
 		// MaxOps/8 new ops between two, so the scans cost a bounded
 		// amount per op and a check never closes only a sliver of history.
-		l.wakeAt = held + max((l.o.MaxOps-held)/2, l.o.MaxOps/8)
+		l.wakeAt = min(held+max((l.o.MaxOps-held)/2, l.o.MaxOps/8), l.o.MaxOps)
 		l.buffered.Set(float64(held))
 		l.mu.Unlock()
 	}()

@@ -5,6 +5,13 @@
 // internals; components record ops into a checker, run wires its metrics,
 // events and evidence directory.
 //
+// Files: linearizability.go is the windowing shell (buffer, loop, locks,
+// results); cut.go picks each key's cut; history.go is the pure algorithm of
+// one key-window; carry.go the per-key state carried between windows;
+// model.go the porcupine model; evidence.go and metrics.go the I/O. The KV
+// op type is components.KVOp: a component implementing
+// components.KVHistory gets the checker as its recorder.
+//
 // # Linearizability: model
 //
 // Each key is a register checked on its own (the history is partitioned by

@@ -1,6 +1,10 @@
 // Package components owns the contract every soak component (raft, pbft,
 // migration) implements and the registry the run uses to build them.
 //
+// A key-value component implements KVHistory: the run hands it a
+// KVRecorder (the linearizability checker) and it records every finished
+// KVOp, the one history type soakd has.
+//
 // Components sit at the bottom of the data flow: they may import config and
 // nothing else of soakd's internals. Load, faults and leakcheck drive them
 // through this contract; components never import those packages.

@@ -147,17 +147,17 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	// Checkers start before faults and load, and stop after them, so the
 	// last window of history is checked.
 	for _, c := range comps {
-		rc, ok := c.(*raft.Cluster)
+		kv, ok := c.(components.KVHistory)
 		if !ok {
 			continue
 		}
-		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: cfg.Load.Raft.Rate,
+		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: rateOf(cfg, c.Name()),
 			EvidenceDir: filepath.Join(r.Dir(), "evidence"), Metrics: reg, Event: r.Event, Clock: clock,
 			Logger: log.With("stage", "check", "component", c.Name())})
 		if err != nil {
 			return nil, err
 		}
-		rc.SetRecorder(kvRecorder{lin})
+		kv.SetRecorder(lin)
 		eng.services = slices.Insert(eng.services, len(eng.services)-1, run.Service{Name: "check/" + c.Name(), Start: lin.Start, Stop: lin.Stop})
 	}
 
@@ -168,13 +168,8 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	}
 	tracer := tp.Tracer("github.com/soakd/soakd/internal/load")
 	for _, c := range comps {
-		var lc config.RateLoad
-		switch c.Name() {
-		case "raft":
-			lc = cfg.Load.Raft
-		case "pbft":
-			lc = cfg.Load.PBFT
-		default:
+		lc, ok := rateLoad(cfg, c.Name())
+		if !ok {
 			continue // interval-driven components join with their own schedule
 		}
 		g, err := load.New(load.Options{Component: c, Load: lc, Seed: r.State().Seed, Clock: clock, Elapsed: r.Elapsed,
@@ -188,12 +183,21 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	return eng, nil
 }
 
-// kvRecorder feeds a raft cluster's history to the linearizability checker.
-type kvRecorder struct{ lin *check.Linearizability }
+// rateLoad is a component's open-loop load config, if it has one.
+func rateLoad(cfg *config.Config, component string) (config.RateLoad, bool) {
+	switch component {
+	case "raft":
+		return cfg.Load.Raft, true
+	case "pbft":
+		return cfg.Load.PBFT, true
+	}
+	return config.RateLoad{}, false
+}
 
-func (k kvRecorder) Record(op raft.HistoryOp) {
-	k.lin.Record(check.KVOp{ClientID: op.ClientID, Call: op.Call, Return: op.Return, Op: op.Op, Key: op.Key,
-		Value: op.Value, Expect: op.Expect, Output: op.Output, Found: op.Found, Swapped: op.Swapped, Outcome: op.Outcome})
+// rateOf is a component's configured ops/s (0 when it has no rate load).
+func rateOf(cfg *config.Config, component string) float64 {
+	lc, _ := rateLoad(cfg, component)
+	return lc.Rate
 }
 
 // Builtins is the registry of every component built into this soakd.

@@ -38,27 +38,10 @@ var (
 
 // HistoryOp is one finished client operation, as the linearizability
 // checker needs it.
-type HistoryOp struct {
-	ClientID     int
-	Call, Return time.Time
-	Op           string // put | get | cas
-	Key          string
-	Value        []byte // put, cas: the value written
-	Expect       []byte // cas: the compare value
-	// Output: get: the value read; cas: the value before the op (equal to
-	// Expect when Swapped). Only meaningful when Outcome is ok.
-	Output []byte
-	// Found: the key existed (get: when read; cas: before the op).
-	Found   bool
-	Swapped bool
-	Outcome components.Outcome
-}
+type HistoryOp = components.KVOp
 
-// Recorder receives every operation Do finishes. Record is called on the
-// caller's goroutine, so it must be fast and safe for concurrent use.
-type Recorder interface {
-	Record(op HistoryOp)
-}
+// Recorder receives every operation Do finishes.
+type Recorder = components.KVRecorder
 
 type recorderBox struct{ r Recorder }
 

@@ -117,7 +117,7 @@ func (l *Linearizability) checkKey(ctx context.Context, w keyWindow) (string, *V
 	l.violations.Inc()
 	l.logger.Error("linearizability violation", "key", key, "window_start", v.WindowStart, "window_end", cut, "evidence", v.Evidence)
 	if l.o.Event != nil {
-		l.o.Event("invariant_violation", map[string]any{
+		l.o.Event(EventInvariantViolation, map[string]any{
 			"component":    l.o.Component,
 			"invariant":    checkerLinearizability,
 			"key":          key,

@@ -65,6 +65,9 @@ const (
 
 const checkerLinearizability = "linearizability"
 
+// EventInvariantViolation is the journal event type of an illegal window.
+const EventInvariantViolation = "invariant_violation"
+
 // KVOp is one finished client operation on a key-value store (defined
 // with the component contract; see components.KVOp).
 type KVOp = components.KVOp

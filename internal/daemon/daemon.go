@@ -172,7 +172,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	if err := srv.Start(); err != nil {
 		// The run was opened (incarnation counted); record why it stops.
-		r.Event("run_failed", map[string]any{"stage": "telemetry", "error": err.Error()})
+		r.Event(run.EventRunFailed, map[string]any{"stage": "telemetry", "error": err.Error()})
 		_ = r.Serve(cancelled(), nil)
 		return err
 	}
@@ -209,7 +209,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// Nothing was started: record why, close the run, fail (so systemd's
 	// Restart=on-failure sees a failure).
-	r.Event("run_failed", map[string]any{"stage": "build", "error": err.Error()})
+	r.Event(run.EventRunFailed, map[string]any{"stage": "build", "error": err.Error()})
 	_ = r.Serve(cancelled(), nil)
 	shutdownTelemetry(log, tracing, srv)
 	return err

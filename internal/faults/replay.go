@@ -48,7 +48,7 @@ func ReplayPlan(journalPath string) ([]Planned, error) {
 	var out []Planned
 	seen := map[string]bool{}
 	err := readJournal(journalPath, func(e journalEvent) {
-		if e.Type != "fault_injected" {
+		if e.Type != EventFaultInjected {
 			return
 		}
 		kind, _ := e.Fields["kind"].(string)
@@ -93,13 +93,13 @@ func Settled(journalPath string) (map[string]bool, error) {
 			return
 		}
 		switch e.Type {
-		case "fault_reverted":
+		case EventFaultReverted:
 			if why, _ := e.Fields["why"].(string); why != RevertShutdown {
 				settled[id] = true
 			}
-		case "fault_skipped":
+		case EventFaultSkipped:
 			settled[id] = true
-		case "fault_failed":
+		case EventFaultFailed:
 			if phase, _ := e.Fields["phase"].(string); phase == "inject" {
 				settled[id] = true
 			}

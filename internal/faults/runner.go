@@ -250,7 +250,7 @@ func (r *Runner) step(ctx context.Context) {
 			continue // wholly in the past (an earlier incarnation ran it)
 		}
 		if !healthy {
-			r.o.Event("fault_skipped", map[string]any{"id": pf.ID, "kind": pf.Kind, "target": pf.Target, "reason": "faults paused: a component is unhealthy"})
+			r.o.Event(EventFaultSkipped, map[string]any{"id": pf.ID, "kind": pf.Kind, "target": pf.Target, "reason": "faults paused: a component is unhealthy"})
 			continue
 		}
 		r.injectLocked(ctx, pf, el > pf.At+r.o.Tick)
@@ -339,18 +339,18 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 			r.warned[tf.Kind] = true
 			r.log.Warn("fault kind not built into this soakd; skipping", "kind", tf.Kind)
 		}
-		r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": "kind not available"})
+		r.o.Event(EventFaultSkipped, map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": "kind not available"})
 		return
 	}
 	target, comp, nodes, err := r.resolveLocked(pf)
 	if err != nil {
 		r.log.Warn("fault skipped", "id", id, "kind", tf.Kind, "target", tf.Target, "reason", err)
-		r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": err.Error()})
+		r.o.Event(EventFaultSkipped, map[string]any{"id": id, "kind": tf.Kind, "target": tf.Target, "reason": err.Error()})
 		return
 	}
 	for _, af := range r.active {
 		if af.Stuck && af.comp == comp && (comp == "" || overlaps(af.nodes, nodes) || af.Target == target) {
-			r.o.Event("fault_skipped", map[string]any{"id": id, "kind": tf.Kind, "target": target, "reason": "target blocked by a fault that could not be reverted: " + af.ID})
+			r.o.Event(EventFaultSkipped, map[string]any{"id": id, "kind": tf.Kind, "target": target, "reason": "target blocked by a fault that could not be reverted: " + af.ID})
 			return
 		}
 	}
@@ -358,7 +358,7 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 	if err != nil {
 		r.metrics.errors.WithLabelValues(tf.Kind).Inc()
 		r.log.Error("fault injection failed", "id", id, "kind", tf.Kind, "err", err)
-		r.o.Event("fault_failed", map[string]any{"id": id, "kind": tf.Kind, "target": target, "params": tf.Params, "error": err.Error(), "phase": "inject"})
+		r.o.Event(EventFaultFailed, map[string]any{"id": id, "kind": tf.Kind, "target": target, "params": tf.Params, "error": err.Error(), "phase": "inject"})
 		return
 	}
 	now := r.o.Clock.Now()
@@ -369,7 +369,7 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 	r.metrics.injected.WithLabelValues(tf.Kind).Inc()
 	r.metrics.active.WithLabelValues(tf.Kind).Inc()
 	r.log.Info("fault injected", "id", id, "kind", tf.Kind, "target", target, "selector", tf.Target, "for", remaining.Round(time.Second), "resumed", resumed)
-	r.o.Event("fault_injected", map[string]any{"id": id, "kind": tf.Kind, "target": target, "selector": tf.Target, "params": tf.Params,
+	r.o.Event(EventFaultInjected, map[string]any{"id": id, "kind": tf.Kind, "target": target, "selector": tf.Target, "params": tf.Params,
 		"at_seconds": tf.At.Seconds(), "duration_seconds": remaining.Seconds(), "planned_duration_seconds": tf.Duration.Seconds(),
 		"source": tf.Source, "resumed": resumed})
 	for _, ob := range r.o.Observers {
@@ -386,14 +386,14 @@ func (r *Runner) revertLocked(ctx context.Context, id string, af *activeFault, w
 		r.log.Error("fault revert failed; will retry", "id", id, "kind", af.kind, "attempt", af.failures, "err", err)
 		if af.failures == maxRevertFailuresBeforeStuck {
 			af.Stuck = true
-			r.o.Event("fault_failed", map[string]any{"id": id, "kind": af.kind, "target": af.Target, "error": err.Error(), "phase": "revert"})
+			r.o.Event(EventFaultFailed, map[string]any{"id": id, "kind": af.kind, "target": af.Target, "error": err.Error(), "phase": "revert"})
 		}
 		return err
 	}
 	delete(r.active, id)
 	r.metrics.active.WithLabelValues(af.kind).Dec()
 	r.log.Info("fault reverted", "id", id, "kind", af.kind, "why", why)
-	r.o.Event("fault_reverted", map[string]any{"id": id, "kind": af.kind, "target": af.Target, "why": why})
+	r.o.Event(EventFaultReverted, map[string]any{"id": id, "kind": af.kind, "target": af.Target, "why": why})
 	for _, ob := range r.o.Observers {
 		ob.FaultReverted(id, af.kind)
 	}

@@ -327,7 +327,7 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	m.alerts.WithLabelValues(st.name).Inc()
 	m.persistLocked() // before Notify: a page the next incarnation does not know of could never be resolved
 	m.o.Notify(st.alert)
-	m.o.Event("leak_alert_fired", map[string]any{"alertname": name, "signal": st.name, "slope_per_second": ev.Slope,
+	m.o.Event(EventLeakAlertFired, map[string]any{"alertname": name, "signal": st.name, "slope_per_second": ev.Slope,
 		"lower_per_second": ev.Lower, "threshold_per_second": th, "evidence": evidence})
 }
 
@@ -337,7 +337,7 @@ func (m *Monitor) resolve(now time.Time, st *signalState, ev Evaluation) {
 	m.firing.WithLabelValues(st.name).Set(0)
 	m.persistLocked() // kept, resolved, for resolvedKeep: see forgetResolvedLocked
 	m.o.Notify(st.alert)
-	m.o.Event("leak_alert_resolved", map[string]any{"alertname": st.alert.Name, "signal": st.name, "slope_per_second": ev.Slope})
+	m.o.Event(EventLeakAlertResolved, map[string]any{"alertname": st.alert.Name, "signal": st.name, "slope_per_second": ev.Slope})
 }
 
 // restore takes over what the state file lists. An alert whose signal is
@@ -382,7 +382,7 @@ func (m *Monitor) restore(now time.Time) {
 			m.o.Restore(a)
 			m.log.Info("leak alert still firing from the last incarnation; it resolves when the data says so",
 				"alertname", a.Name, "signal", s.Signal, "since", a.StartsAt)
-			m.o.Event("leak_alert_restored", map[string]any{"alertname": a.Name, "signal": s.Signal,
+			m.o.Event(EventLeakAlertRestored, map[string]any{"alertname": a.Name, "signal": s.Signal,
 				"starts_at": a.StartsAt, "evidence": st.evidence})
 		default:
 			note := fmt.Sprintf("Resolved by soakd at restart: %s is no longer judged (no threshold), so this alert cannot be evaluated.", s.Signal)
@@ -390,7 +390,7 @@ func (m *Monitor) restore(now time.Time) {
 			a.Annotations["description"] = strings.TrimSpace(a.Annotations["description"] + " " + note)
 			m.o.Notify(a)
 			m.log.Warn("leak alert left firing by the last incarnation resolved unevaluated", "alertname", a.Name, "signal", s.Signal)
-			m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": s.Signal, "reason": note})
+			m.o.Event(EventLeakAlertResolved, map[string]any{"alertname": a.Name, "signal": s.Signal, "reason": note})
 		}
 	}
 	m.persistLocked()
@@ -417,7 +417,7 @@ func (m *Monitor) ResolveAll(reason string) {
 		m.firing.WithLabelValues(st.name).Set(0)
 		m.o.Notify(a)
 		m.log.Info("leak alert resolved", "alertname", a.Name, "signal", st.name, "reason", reason)
-		m.o.Event("leak_alert_resolved", map[string]any{"alertname": a.Name, "signal": st.name, "reason": reason})
+		m.o.Event(EventLeakAlertResolved, map[string]any{"alertname": a.Name, "signal": st.name, "reason": reason})
 	}
 	m.persistLocked()
 }

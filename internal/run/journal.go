@@ -217,7 +217,7 @@ func (j *Journal) Append(typ string, incarnation int, elapsed time.Duration, fie
 	e := Event{Seq: j.nextSeq, Time: j.clock.Now().UTC(), Type: typ, Incarnation: incarnation, ElapsedSeconds: elapsed.Seconds(), Fields: fields}
 	if j.size >= j.maxBytes-maxEventLine {
 		// Leave room for the marker so the reader sees why events stop.
-		e = Event{Seq: j.nextSeq, Time: e.Time, Type: "journal_full", Incarnation: incarnation, ElapsedSeconds: e.ElapsedSeconds,
+		e = Event{Seq: j.nextSeq, Time: e.Time, Type: EventJournalFull, Incarnation: incarnation, ElapsedSeconds: e.ElapsedSeconds,
 			Fields: map[string]any{"max_bytes": j.maxBytes}}
 		j.full = true
 		j.log.Error("journal full: further events are dropped", "path", j.path, "max_bytes", j.maxBytes)

@@ -218,12 +218,12 @@ func (r *Run) open() error {
 		return err
 	}
 	if r.resumed {
-		r.Event("run_resumed", map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed,
+		r.Event(EventRunResumed, map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed,
 			"elapsed_seconds": r.baseElapsed.Seconds(), "target_seconds": r.state.TargetSeconds})
 		r.log.Info("resuming run", "run_id", r.state.RunID, "incarnation", r.state.Incarnation,
 			"elapsed", r.baseElapsed.Round(time.Second), "target", r.opts.Target)
 	} else {
-		r.Event("run_started", map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed, "target_seconds": r.state.TargetSeconds})
+		r.Event(EventRunStarted, map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed, "target_seconds": r.state.TargetSeconds})
 		r.log.Info("starting run", "run_id", r.state.RunID, "seed", r.state.Seed, "target", r.opts.Target, "state_dir", r.dir)
 	}
 	if err := r.journal.Sync(); err != nil {
@@ -437,7 +437,7 @@ func (r *Run) Serve(ctx context.Context, comps []components.Component, services 
 		if s.Start != nil {
 			if serr := s.Start(ctx); serr != nil {
 				err = fmt.Errorf("start %s: %w", s.Name, serr)
-				r.Event("run_failed", map[string]any{"stage": s.Name, "error": serr.Error()})
+				r.Event(EventRunFailed, map[string]any{"stage": s.Name, "error": serr.Error()})
 				break
 			}
 		}
@@ -541,7 +541,7 @@ func (r *Run) shutdown(started []Service, completed bool, startErr error) {
 		}
 		if err := s.Stop(ctx); err != nil {
 			r.log.Error("stop failed", "stage", s.Name, "err", err)
-			r.Event("stop_failed", map[string]any{"stage": s.Name, "error": err.Error()})
+			r.Event(EventStopFailed, map[string]any{"stage": s.Name, "error": err.Error()})
 		}
 	}
 
@@ -567,11 +567,11 @@ func (r *Run) shutdown(started []Service, completed bool, startErr error) {
 	}
 	switch {
 	case completed:
-		r.Event("run_completed", map[string]any{"elapsed_seconds": el.Seconds()})
+		r.Event(EventRunCompleted, map[string]any{"elapsed_seconds": el.Seconds()})
 		r.log.Info("run completed", "run_id", r.state.RunID, "elapsed", el.Round(time.Second))
 	case startErr != nil:
 	default:
-		r.Event("run_stopped", map[string]any{"elapsed_seconds": el.Seconds()})
+		r.Event(EventRunStopped, map[string]any{"elapsed_seconds": el.Seconds()})
 		r.log.Info("run stopped; start again to resume", "run_id", r.state.RunID, "elapsed", el.Round(time.Second))
 	}
 	if err := r.journal.Close(); err != nil {

@@ -1,0 +1,10 @@
+package faults
+
+// Journal event types the runner writes and Settled and ReplayPlan read
+// back: one name for writer and reader.
+const (
+	EventFaultInjected = "fault_injected"
+	EventFaultReverted = "fault_reverted"
+	EventFaultSkipped  = "fault_skipped"
+	EventFaultFailed   = "fault_failed"
+)

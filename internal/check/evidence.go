@@ -3,12 +3,14 @@ package check
 import (
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/soakd/soakd/internal/fsutil"
 )
 
 // The evidence shell: porcupine's HTML of an illegal key-window, written
@@ -29,23 +31,8 @@ func (l *Linearizability) writeEvidence(key string, model porcupine.Model, info 
 	prefix := "linearizability-" + safeName(l.o.Component) + "-"
 	name := fmt.Sprintf("%s%s-%016x.html", prefix, l.clock.Now().UTC().Format("20060102T150405.000000000Z"), hash.Sum64())
 	path := filepath.Join(l.o.EvidenceDir, name)
-	tmp, err := os.CreateTemp(l.o.EvidenceDir, ".tmp-"+prefix)
+	err := fsutil.WriteFile(path, 0o600, func(w io.Writer) error { return porcupine.Visualize(model, info, w) })
 	if err != nil {
-		l.logger.Warn("linearizability: evidence", "err", err)
-		return ""
-	}
-	err = porcupine.Visualize(model, info, tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
 		l.logger.Warn("linearizability: evidence", "err", err)
 		return ""
 	}
@@ -64,10 +51,9 @@ func (l *Linearizability) pruneEvidence(prefix string) {
 			names = append(names, n)
 		}
 	}
-	sort.Strings(names) // the timestamp sorts chronologically
-	for len(names) > EvidenceKeep {
-		_ = os.Remove(filepath.Join(l.o.EvidenceDir, names[0]))
-		names = names[1:]
+	// The timestamp in the name sorts chronologically.
+	if err := fsutil.KeepNewest(l.o.EvidenceDir, names, EvidenceKeep); err != nil {
+		l.logger.Warn("linearizability: pruning evidence", "err", err)
 	}
 }
 

@@ -5,7 +5,8 @@
 // KVRecorder (the linearizability checker) and it records every finished
 // KVOp, the one history type soakd has.
 //
-// Components sit at the bottom of the data flow: they may import config and
-// nothing else of soakd's internals. Load, faults and leakcheck drive them
-// through this contract; components never import those packages.
+// Components sit at the bottom of the data flow: they may import config
+// and fsutil (small file helpers) and nothing else of soakd's internals.
+// Load, faults and leakcheck drive them through this contract; components
+// never import those packages.
 package components

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/soakd/soakd/internal/fsutil"
 
 	"github.com/soakd/soakd/internal/alert"
 )
@@ -83,13 +82,5 @@ func writeAlertState(path string, alerts []savedAlert) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(path, append(data, '\n'), 0o600); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.WriteBytes(path, 0o600, append(data, '\n'))
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/soakd/soakd/internal/fsutil"
 )
 
 // Snapshot is a heap and goroutine profile taken at one moment, kept so an
@@ -240,14 +242,7 @@ func pruneEvidence(dir string, keep int) error {
 			bundles = append(bundles, e.Name())
 		}
 	}
-	sort.Strings(bundles) // ids start with a UTC timestamp
-	for len(bundles) > keep {
-		if err := os.RemoveAll(filepath.Join(dir, bundles[0])); err != nil {
-			return err
-		}
-		bundles = bundles[1:]
-	}
-	return nil
+	return fsutil.KeepNewest(dir, bundles, keep) // ids start with a UTC timestamp
 }
 
 // heapDiff merges now with the negated base: what grew between them.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/soakd/soakd/internal/fsutil"
 )
 
 // File names inside the state dir.
@@ -77,10 +77,10 @@ func writeState(dir string, s State) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(dir, stateFile), append(data, '\n'), 0o600); err != nil {
+	if err := fsutil.WriteBytes(filepath.Join(dir, stateFile), 0o600, append(data, '\n')); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 func syncDirs(dirs ...string) error {
@@ -92,17 +92,7 @@ func syncDirs(dirs ...string) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // newRunID returns a random, sortable-enough id: UTC date plus 8 random hex
 // digits, so ls of archived runs reads in order.
@@ -131,7 +121,7 @@ func ensureToken(dir string) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(b[:])
-	if err := renameio.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteBytes(path, 0o600, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("write token: %w", err)
 	}
 	return tok, nil

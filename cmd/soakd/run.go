@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/soakd/soakd/internal/components/builtin"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/daemon"
 	"github.com/soakd/soakd/internal/run"
@@ -99,7 +100,7 @@ func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer) error {
 		Fresh:      f.fresh,
 		Logger:     log,
 		Notifier:   run.SystemdNotifier{},
-		Components: daemon.Builtins(),
+		Components: builtin.Registry(),
 		Version:    version,
 		Revision:   buildRevision(),
 	})

@@ -4,43 +4,88 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/soakd/soakd/internal/config"
 )
 
-// Registry maps component names to factories. Component packages register
-// themselves from the binary's wiring (cmd/soakd), not from init, so tests can
-// build a registry with exactly the components they need.
+// Spec is what a component registers: its factory and what the run needs
+// to know about it without naming it. Everything else the component
+// offers (nodes to crash, targets, a KV history) it declares by the
+// interfaces its Component implements.
+type Spec struct {
+	Name    string
+	Factory Factory
+	// Enabled reports whether the config turns the component on (nil:
+	// always).
+	Enabled func(*config.Config) bool
+	// Load is the component's open-loop load, if it takes one (nil: none;
+	// it drives itself).
+	Load func(*config.Config) (config.RateLoad, bool)
+}
+
+// Registry maps component names to their specs, in registration order (the
+// order components are built and started). Component packages register
+// from the binary's wiring (cmd/soakd), not from init, so tests can build a
+// registry with exactly the components they need.
 type Registry struct {
-	mu        sync.RWMutex
-	factories map[string]Factory
+	mu    sync.RWMutex
+	specs []Spec
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{factories: make(map[string]Factory)}
+	return &Registry{}
 }
 
-// Register adds a factory. A duplicate or empty name is a programming error
-// and is reported rather than silently overwriting the first.
+// Register adds a component that is always enabled and takes no load.
 func (r *Registry) Register(name string, f Factory) error {
-	if name == "" || f == nil {
-		return fmt.Errorf("components: register %q: empty name or nil factory", name)
+	return r.RegisterSpec(Spec{Name: name, Factory: f})
+}
+
+// RegisterSpec adds a component. A duplicate or empty name is a
+// programming error and is reported rather than silently overwriting the
+// first.
+func (r *Registry) RegisterSpec(s Spec) error {
+	if s.Name == "" || s.Factory == nil {
+		return fmt.Errorf("components: register %q: empty name or nil factory", s.Name)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.factories[name]; dup {
-		return fmt.Errorf("components: %q registered twice", name)
+	for _, e := range r.specs {
+		if e.Name == s.Name {
+			return fmt.Errorf("components: %q registered twice", s.Name)
+		}
 	}
-	r.factories[name] = f
+	r.specs = append(r.specs, s)
 	return nil
+}
+
+// Specs returns the registered specs in registration order.
+func (r *Registry) Specs() []Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]Spec(nil), r.specs...)
+}
+
+// Spec returns the named component's spec.
+func (r *Registry) Spec(name string) (Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, s := range r.specs {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Spec{}, false
 }
 
 // Names returns the registered names, sorted.
 func (r *Registry) Names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.factories))
-	for n := range r.factories {
-		names = append(names, n)
+	names := make([]string, 0, len(r.specs))
+	for _, s := range r.specs {
+		names = append(names, s.Name)
 	}
 	sort.Strings(names)
 	return names
@@ -48,9 +93,8 @@ func (r *Registry) Names() []string {
 
 // Build constructs the named component.
 func (r *Registry) Build(name string, deps Deps) (Component, error) {
-	r.mu.RLock()
-	f, ok := r.factories[name]
-	r.mu.RUnlock()
+	s, ok := r.Spec(name)
+	f := s.Factory
 	if !ok {
 		return nil, fmt.Errorf("components: unknown component %q (known: %v)", name, r.Names())
 	}

@@ -32,6 +32,21 @@ type Components struct {
 	Migration MigrationComponent `yaml:"migration"`
 }
 
+// EnabledComponents names the component sections the config turns on.
+// The daemon builds the registered ones and warns about the rest.
+func (c *Components) EnabledComponents() []string {
+	var names []string
+	for _, s := range []struct {
+		name string
+		on   bool
+	}{{"raft", c.Raft.Enabled}, {"pbft", c.PBFT.Enabled}, {"migration", c.Migration.Enabled}} {
+		if s.on {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
 type RaftComponent struct {
 	Enabled bool `yaml:"enabled"`
 	Nodes   int  `yaml:"nodes"`

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -236,24 +235,25 @@ func cancelled() context.Context {
 
 func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger, reg prometheus.Registerer,
 	event func(string, map[string]any), fabric *network.Fabric) ([]components.Component, error) {
-	enabled := map[string]bool{
-		"raft":      cfg.Components.Raft.Enabled,
-		"pbft":      cfg.Components.PBFT.Enabled,
-		"migration": cfg.Components.Migration.Enabled,
-	}
 	var out []components.Component
-	for _, name := range []string{"raft", "pbft", "migration"} {
-		if !enabled[name] {
-			continue
-		}
-		if o.Components == nil || !slices.Contains(o.Components.Names(), name) {
+	for _, name := range cfg.Components.EnabledComponents() {
+		if o.Components == nil {
 			log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
+		} else if _, ok := o.Components.Spec(name); !ok {
+			log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
+		}
+	}
+	if o.Components == nil {
+		return nil, nil
+	}
+	for _, spec := range o.Components.Specs() {
+		if spec.Enabled != nil && !spec.Enabled(cfg) {
 			continue
 		}
-		c, err := o.Components.Build(name, components.Deps{
-			StateDir: filepath.Join(o.StateDir, "components", name),
+		c, err := o.Components.Build(spec.Name, components.Deps{
+			StateDir: filepath.Join(o.StateDir, "components", spec.Name),
 			Seed:     seed, Clock: clock, Logger: log, Config: cfg,
-			Dial: fabric.DialerFor(name), Metrics: reg, Event: event,
+			Dial: fabric.DialerFor(spec.Name), Metrics: reg, Event: event,
 		})
 		if err != nil {
 			return nil, err

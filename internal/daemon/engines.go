@@ -14,7 +14,6 @@ import (
 	"github.com/soakd/soakd/internal/alert"
 	"github.com/soakd/soakd/internal/check"
 	"github.com/soakd/soakd/internal/components"
-	"github.com/soakd/soakd/internal/components/raft"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/faults/leak"
@@ -151,7 +150,7 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		if !ok {
 			continue
 		}
-		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: rateOf(cfg, c.Name()),
+		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: rateOf(o.Components, cfg, c.Name()),
 			EvidenceDir: filepath.Join(r.Dir(), "evidence"), Metrics: reg, Event: r.Event, Clock: clock,
 			Logger: log.With("stage", "check", "component", c.Name())})
 		if err != nil {
@@ -168,7 +167,7 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	}
 	tracer := tp.Tracer("github.com/soakd/soakd/internal/load")
 	for _, c := range comps {
-		lc, ok := rateLoad(cfg, c.Name())
+		lc, ok := rateLoad(o.Components, cfg, c.Name())
 		if !ok {
 			continue // interval-driven components join with their own schedule
 		}
@@ -183,26 +182,20 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	return eng, nil
 }
 
-// rateLoad is a component's open-loop load config, if it has one.
-func rateLoad(cfg *config.Config, component string) (config.RateLoad, bool) {
-	switch component {
-	case "raft":
-		return cfg.Load.Raft, true
-	case "pbft":
-		return cfg.Load.PBFT, true
+// rateLoad is a component's open-loop load config, if its spec declares one.
+func rateLoad(reg *components.Registry, cfg *config.Config, name string) (config.RateLoad, bool) {
+	if reg == nil {
+		return config.RateLoad{}, false
 	}
-	return config.RateLoad{}, false
+	spec, ok := reg.Spec(name)
+	if !ok || spec.Load == nil {
+		return config.RateLoad{}, false
+	}
+	return spec.Load(cfg)
 }
 
 // rateOf is a component's configured ops/s (0 when it has no rate load).
-func rateOf(cfg *config.Config, component string) float64 {
-	lc, _ := rateLoad(cfg, component)
+func rateOf(reg *components.Registry, cfg *config.Config, name string) float64 {
+	lc, _ := rateLoad(reg, cfg, name)
 	return lc.Rate
-}
-
-// Builtins is the registry of every component built into this soakd.
-func Builtins() *components.Registry {
-	reg := components.NewRegistry()
-	_ = reg.Register("raft", raft.New)
-	return reg
 }

@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/config"
 )
 
 // Timing, tuned for in-process nodes on loopback (hashicorp's defaults of
@@ -633,3 +634,14 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = slogWriter{}
+
+// Spec registers the raft component: enabled by components.raft, driven by
+// load.raft.
+func Spec() components.Spec {
+	return components.Spec{
+		Name:    "raft",
+		Factory: New,
+		Enabled: func(c *config.Config) bool { return c.Components.Raft.Enabled },
+		Load:    func(c *config.Config) (config.RateLoad, bool) { return c.Load.Raft, true },
+	}
+}

@@ -20,6 +20,13 @@ type Kind interface {
 	Inject(ctx context.Context, target string, params map[string]string) (Revert, error)
 }
 
+// NodeDisruptor is implemented by a kind that takes nodes out of service
+// (crash, partition, blackhole): its faults count against
+// faults.blast_radius.
+type NodeDisruptor interface {
+	TakesNodesOut() bool
+}
+
 // Registry maps kind names to implementations.
 type Registry struct {
 	mu    sync.RWMutex

@@ -285,8 +285,16 @@ func (r *Runner) healthLocked() bool {
 	return !r.paused
 }
 
-// nodeDisruptive kinds take a node out; they count against blast_radius.
-var nodeDisruptive = map[string]bool{"crash": true, "partition": true, "blackhole": true}
+// takesNodesOut reports whether the kind says its faults take nodes out
+// (NodeDisruptor); those count against blast_radius.
+func (r *Runner) takesNodesOut(kind string) bool {
+	k, ok := r.o.Registry.Get(kind)
+	if !ok {
+		return false
+	}
+	d, ok := k.(NodeDisruptor)
+	return ok && d.TakesNodesOut()
+}
 
 // resolveLocked turns a selector into concrete nodes and enforces the blast
 // radius. It returns the resolved target to hand to the kind.
@@ -304,11 +312,11 @@ func (r *Runner) resolveLocked(pf Planned) (target, comp string, nodes []string,
 		}
 		nodes = append(nodes, got...)
 	}
-	if nodeDisruptive[pf.Kind] {
+	if r.takesNodesOut(pf.Kind) {
 		if limit, set := r.o.BlastRadius[comp]; set {
 			out := map[string]bool{}
 			for _, af := range r.active {
-				if af.comp == comp && nodeDisruptive[af.kind] {
+				if af.comp == comp && r.takesNodesOut(af.kind) {
 					for _, n := range af.nodes {
 						out[n] = true
 					}

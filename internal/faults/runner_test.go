@@ -274,6 +274,8 @@ type crashKind struct{ *fakeKind }
 
 func (crashKind) Name() string { return "crash" }
 
+func (crashKind) TakesNodesOut() bool { return true }
+
 func TestPauseWhenUnhealthyWithHysteresis(t *testing.T) {
 	var healthy atomic.Bool
 	h := newHarness(t, nil, 0)

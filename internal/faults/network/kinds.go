@@ -119,6 +119,10 @@ type kind struct {
 
 func (k *kind) Name() string { return k.name }
 
+// TakesNodesOut: a partitioned or blackholed node is out of service, and
+// counts against faults.blast_radius; a slow or lossy link does not.
+func (k *kind) TakesNodesOut() bool { return k.name == "partition" || k.name == "blackhole" }
+
 func (k *kind) Validate(params map[string]string) error {
 	_, err := k.plan(params)
 	return err

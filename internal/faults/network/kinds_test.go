@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -294,5 +295,20 @@ func TestFromComponents(t *testing.T) {
 		if _, _, err := FromComponents(rs, false)(bad); err == nil {
 			t.Errorf("%s resolved", bad)
 		}
+	}
+}
+
+// TestKindsSayWhichTakeNodesOut: the blast radius counts partition and
+// blackhole, which cut a node off, not links that are only slow or lossy.
+func TestKindsSayWhichTakeNodesOut(t *testing.T) {
+	var out []string
+	for name, k := range kindsByName(newFabric(t)) {
+		if d, ok := k.(faults.NodeDisruptor); ok && d.TakesNodesOut() {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	if got := strings.Join(out, ","); got != "blackhole,partition" {
+		t.Fatalf("kinds taking nodes out: %s", got)
 	}
 }

@@ -21,6 +21,9 @@ func New(nodes map[string]components.Nodes) *Crash { return &Crash{nodes: nodes}
 
 func (*Crash) Name() string { return "crash" }
 
+// TakesNodesOut: a crashed node counts against faults.blast_radius.
+func (*Crash) TakesNodesOut() bool { return true }
+
 // Validate accepts no parameters: a crash is a crash.
 func (*Crash) Validate(p map[string]string) error {
 	for k := range p {

@@ -299,9 +299,7 @@ func (l *Linearizability) Record(op KVOp) {
 	}
 	if len(l.buf)+l.checking >= l.o.MaxOps {
 		l.dropLocked(op, DropBufferFull)
-		if l.o.MaxOps >= l.wakeAt {
-			l.wake()
-		}
+		l.wake() // wakeAt never exceeds MaxOps
 		return
 	}
 	l.buf = append(l.buf, op)
@@ -581,11 +579,10 @@ func (l *Linearizability) checkUntil(ctx context.Context, limit time.Time, trigg
 			unknown++
 		}
 	}
-	cut := limit
 	for k, until := range l.taint {
 		// A backlogged key has yet to check the history up to limit.
 		// (backlog changes only under checkMu, which this holds.)
-		keyCut := cut
+		keyCut := limit
 		if c, ok := l.backlog[k]; ok {
 			keyCut = c
 		}
@@ -620,7 +617,7 @@ func (l *Linearizability) checkUntil(ctx context.Context, limit time.Time, trigg
 	}
 	l.mu.Unlock()
 	if illegal > 0 || unknown > 0 {
-		l.logger.Info("linearizability window checked", "window_end", cut, "ok", ok, "illegal", illegal, "unknown", unknown)
+		l.logger.Info("linearizability window checked", "window_end", limit, "ok", ok, "illegal", illegal, "unknown", unknown)
 	}
 }
 

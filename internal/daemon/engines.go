@@ -150,7 +150,8 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		if !ok {
 			continue
 		}
-		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: rateOf(o.Components, cfg, c.Name()),
+		lc, _ := rateLoad(o.Components, cfg, c.Name())
+		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: lc.Rate,
 			EvidenceDir: filepath.Join(r.Dir(), "evidence"), Metrics: reg, Event: r.Event, Clock: clock,
 			Logger: log.With("stage", "check", "component", c.Name())})
 		if err != nil {
@@ -192,10 +193,4 @@ func rateLoad(reg *components.Registry, cfg *config.Config, name string) (config
 		return config.RateLoad{}, false
 	}
 	return spec.Load(cfg)
-}
-
-// rateOf is a component's configured ops/s (0 when it has no rate load).
-func rateOf(reg *components.Registry, cfg *config.Config, name string) float64 {
-	lc, _ := rateLoad(reg, cfg, name)
-	return lc.Rate
 }

@@ -38,16 +38,19 @@ func WriteBytes(path string, perm os.FileMode, data []byte) error {
 	})
 }
 
-// SyncDir fsyncs a directory, so the renames and creations in it survive a
-// power cut.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
+// SyncDir fsyncs directories in order, so the renames and creations in
+// them survive a power cut.
+func SyncDir(dirs ...string) error {
+	for _, dir := range dirs {
+		d, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		_ = d.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", dir, err)
+		}
 	}
 	return nil
 }

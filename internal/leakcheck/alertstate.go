@@ -8,9 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/soakd/soakd/internal/fsutil"
-
 	"github.com/soakd/soakd/internal/alert"
+	"github.com/soakd/soakd/internal/fsutil"
 )
 
 // alertStateVersion is the version of the firing-alerts state file.

@@ -264,11 +264,17 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // An alert firing when soakd dies is re-adopted by the next incarnation,
 // which resolves it — same fingerprint and startsAt, without paging again —
 // once its own detector has judged the signal clear.
-func TestLeakAlertFiringAtDeathResolvedByNextIncarnation(t *testing.T) {
+// newAlertStateSetup gives a test of alerts across incarnations its state
+// file, a webhook receiver, an Alertmanager stand-in and monitor options.
+func newAlertStateSetup(t *testing.T) (string, *receiver, *amSink, MonitorOptions) {
+	t.Helper()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "leak-alerts.json")
-	hook, am := newReceiver(t), &amSink{}
-	o := MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")}
+	return state, newReceiver(t), &amSink{}, MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")}
+}
+
+func TestLeakAlertFiringAtDeathResolvedByNextIncarnation(t *testing.T) {
+	state, hook, am, o := newAlertStateSetup(t)
 
 	one := startIncarnation(t, t0, hook, am, o)
 	fired := fireGoroutineLeak(t, one)
@@ -336,10 +342,7 @@ func TestLeakAlertFiringAtDeathResolvedByNextIncarnation(t *testing.T) {
 // An alert whose leak goes on across the restart stays the same alert: no
 // second page, no second fire, same startsAt at Alertmanager.
 func TestLeakAlertStillLeakingIsReadoptedNotRepaged(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "leak-alerts.json")
-	hook, am := newReceiver(t), &amSink{}
-	o := MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")}
+	state, hook, am, o := newAlertStateSetup(t)
 
 	one := startIncarnation(t, t0, hook, am, o)
 	fired := fireGoroutineLeak(t, one)
@@ -382,10 +385,7 @@ func TestLeakAlertStillLeakingIsReadoptedNotRepaged(t *testing.T) {
 // An alert nothing can evaluate any more (its threshold was removed) is
 // resolved at start, with a note saying why.
 func TestLeakAlertOfUnjudgedSignalResolvedAtRestart(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "leak-alerts.json")
-	hook, am := newReceiver(t), &amSink{}
-	o := MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")}
+	state, hook, am, o := newAlertStateSetup(t)
 
 	one := startIncarnation(t, t0, hook, am, o)
 	fireGoroutineLeak(t, one)
@@ -418,10 +418,7 @@ func TestLeakAlertOfUnjudgedSignalResolvedAtRestart(t *testing.T) {
 // A resolution still undelivered when soakd dies (the receiver was down)
 // is sent again by the next incarnation.
 func TestLeakAlertResolutionUndeliveredAtDeathIsResent(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "leak-alerts.json")
-	hook, am := newReceiver(t), &amSink{}
-	o := MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")}
+	state, hook, am, o := newAlertStateSetup(t)
 
 	one := startIncarnation(t, t0, hook, am, o)
 	fireGoroutineLeak(t, one)
@@ -451,10 +448,8 @@ func TestLeakAlertResolutionUndeliveredAtDeathIsResent(t *testing.T) {
 // TestLeakAlertResolvedWhenRunCompletes: no incarnation follows a completed
 // run, so its firing alerts are resolved at the end, with the reason.
 func TestLeakAlertResolvedWhenRunCompletes(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "leak-alerts.json")
-	hook, am := newReceiver(t), &amSink{}
-	inc := startIncarnation(t, t0, hook, am, MonitorOptions{StatePath: state, EvidenceDir: filepath.Join(dir, "evidence")})
+	state, hook, am, o := newAlertStateSetup(t)
+	inc := startIncarnation(t, t0, hook, am, o)
 	fireGoroutineLeak(t, inc)
 	_ = inc.m.Stop(context.Background())
 	inc.m.ResolveAll("the run completed")

@@ -18,6 +18,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/fsutil"
 )
 
 // loopTick is the run loop's period: heartbeat, progress and completion.
@@ -256,7 +257,7 @@ func (r *Run) archive(runID string) error {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
-	if err := syncDirs(r.dir, parent); err != nil {
+	if err := fsutil.SyncDir(r.dir, parent); err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
 	entries, err := os.ReadDir(r.dir)
@@ -286,13 +287,13 @@ func (r *Run) archive(runID string) error {
 		}
 	}
 	// The other moves must be durable before run.json's, which ends it.
-	if err := syncDirs(r.dir, dst); err != nil {
+	if err := fsutil.SyncDir(r.dir, dst); err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
 	if err := move(stateFile); err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
-	if err := syncDirs(r.dir, dst); err != nil {
+	if err := fsutil.SyncDir(r.dir, dst); err != nil {
 		return fmt.Errorf("archive previous run: %w", err)
 	}
 	r.log.Info("archived previous run", "run_id", runID, "to", dst)

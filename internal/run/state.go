@@ -83,17 +83,6 @@ func writeState(dir string, s State) error {
 	return nil
 }
 
-func syncDirs(dirs ...string) error {
-	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error { return fsutil.SyncDir(dir) }
-
 // newRunID returns a random, sortable-enough id: UTC date plus 8 random hex
 // digits, so ls of archived runs reads in order.
 func newRunID(now time.Time) (string, error) {

@@ -22,7 +22,10 @@ var evidenceSink [][]byte
 
 //go:noinline
 func growTheHeapForEvidence() {
-	for range 32 {
+	// 16 MiB in 128 KiB objects: about 28 samples at the default 512 KiB
+	// profile rate, so the estimate stays above half (with 32 objects it
+	// fell under half in 22 of 300 runs; with 128, in 0 of 300).
+	for range 128 {
 		evidenceSink = append(evidenceSink, make([]byte, 128<<10))
 	}
 }
@@ -59,8 +62,8 @@ func TestEvidenceNamesTheCulprit(t *testing.T) {
 			t.Fatal(err)
 		}
 		paths = append(paths, path)
-		if top := sum.TopHeapSites[0]; !strings.HasSuffix(top.Function, "growTheHeapForEvidence") || top.DeltaBytes < 2<<20 { // 4 MiB allocated; heap profiles are sampled estimates
-			t.Fatalf("top heap site %+v, want growTheHeapForEvidence with >= 2MiB", top)
+		if top := sum.TopHeapSites[0]; !strings.HasSuffix(top.Function, "growTheHeapForEvidence") || top.DeltaBytes < 8<<20 { // 16 MiB allocated; heap profiles are sampled estimates
+			t.Fatalf("top heap site %+v, want growTheHeapForEvidence with >= 8MiB", top)
 		}
 		if top := sum.TopStacks[0]; !strings.HasSuffix(top.Key, "parkForEvidence") || top.Delta != 25 {
 			t.Fatalf("top goroutine stack %+v, want parkForEvidence +25", top)

@@ -10,7 +10,7 @@ import (
 	"github.com/soakd/soakd/internal/config"
 )
 
-func newCheckConfigCmd(stdout io.Writer) *cobra.Command {
+func newCheckConfigCmd(stdout io.Writer, b built) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check-config FILE",
 		Short: "Validate a config file: prints ok, or one line per problem",
@@ -21,7 +21,7 @@ the field path (for example "load.raft.rate: must be > 0"), and exits 1.
 Unknown keys are errors, so a typo never silently falls back to a default.`,
 		Args: exactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			_, err := config.Load(args[0])
+			_, err := config.Load(args[0], b.faults)
 			if err == nil {
 				fmt.Fprintln(stdout, "ok")
 				return nil

@@ -30,11 +30,11 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
-	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr, builtins()))
 }
 
-func execute(args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
+func execute(args []string, stdout, stderr io.Writer, b built) int {
+	root := newRootCmd(stdout, stderr, b)
 	root.SetArgs(args)
 	err := root.Execute()
 	var ee exitError
@@ -53,7 +53,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(stdout, stderr io.Writer, b built) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "soakd",
 		Short: "Soak-and-chaos harness: sustained load, seeded faults, correctness checks and leak alerts",
@@ -83,7 +83,7 @@ Start with:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(stderr), newCheckConfigCmd(stdout), newPlanCmd(stdout), newStatusCmd(stdout), newVersionCmd(stdout))
+	root.AddCommand(newRunCmd(stderr, b), newCheckConfigCmd(stdout, b), newPlanCmd(stdout, b), newStatusCmd(stdout), newVersionCmd(stdout))
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	}

@@ -13,8 +13,9 @@ import (
 	"github.com/soakd/soakd/internal/faults"
 )
 
-func newPlanCmd(stdout io.Writer) *cobra.Command {
+func newPlanCmd(stdout io.Writer, b built) *cobra.Command {
 	var cfgPath, format string
+	var listKinds bool
 	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -23,16 +24,24 @@ func newPlanCmd(stdout io.Writer) *cobra.Command {
 parameters. The plan is a pure function of the config and the seed, so the same
 pair always prints the same plan. Targets are selectors (raft/leader) that the
 run resolves when the fault fires; the journal records whom they named.
-With faults.replay set, the plan is the replayed journal's faults.`,
+With faults.replay set, the plan is the replayed journal's faults.
+--kinds lists the fault kinds this soakd is built with instead: their
+parameters, the roles a random fault of each may aim at, and which take nodes
+out (they count against faults.blast_radius).`,
 		Example: `  soakd plan
   soakd plan --config /etc/soakd/soakd.yaml --format json
-  soakd plan --seed 42 | head`,
+  soakd plan --seed 42 | head
+  soakd plan --kinds`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
 				return usageError{fmt.Errorf("--format: must be text or json, not %q", format)}
 			}
-			cfg, err := loadConfig(cfgPath)
+			if listKinds {
+				printKinds(stdout, b)
+				return nil
+			}
+			cfg, err := loadConfig(cfgPath, b)
 			if err != nil {
 				return err
 			}
@@ -43,7 +52,7 @@ With faults.replay set, the plan is the replayed journal's faults.`,
 			if cfg.Faults.Replay != "" {
 				plan, err = faults.ReplayPlan(cfg.Faults.Replay)
 			} else {
-				plan, err = faults.Plan(cfg, cfg.Run.Seed)
+				plan, err = faults.Plan(cfg, cfg.Run.Seed, b.faults, b.components)
 			}
 			if err != nil {
 				return err
@@ -65,7 +74,42 @@ With faults.replay set, the plan is the replayed journal's faults.`,
 	cmd.Flags().StringVar(&cfgPath, "config", "", "config file (default: the embedded default config)")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed, overriding run.seed")
+	cmd.Flags().BoolVar(&listKinds, "kinds", false, "list the fault kinds this soakd has, with their parameters")
 	return cmd
+}
+
+// printKinds lists the fault kinds and, for each, what faults.random may
+// aim it at among the built components.
+func printKinds(w io.Writer, b built) {
+	for _, s := range b.faults.Specs() {
+		var roles []string
+		for _, r := range s.Roles {
+			roles = append(roles, string(r))
+		}
+		if s.Self {
+			roles = append(roles, "self")
+		}
+		random := "random: " + strings.Join(roles, ", ")
+		if s.Draw == nil {
+			random = "timeline only: " + s.NotRandom
+		}
+		out := ""
+		if s.TakesNodesOut {
+			out = "; takes nodes out"
+		}
+		fmt.Fprintf(w, "%s (%s%s)\n", s.Name, random, out)
+		for _, p := range s.Params {
+			fmt.Fprintf(w, "  %-14s %s\n", p.Name, p.Doc)
+		}
+	}
+	fmt.Fprintln(w, "\ntargets by role:")
+	for _, c := range b.components.Specs() {
+		var ts []string
+		for _, t := range c.Targets {
+			ts = append(ts, string(t.Role)+"="+c.Name+"/"+t.Selector)
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", c.Name, orDash(strings.Join(ts, " ")))
+	}
 }
 
 type planEntry struct {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/soakd/soakd/internal/components/builtin"
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/daemon"
 	"github.com/soakd/soakd/internal/run"
@@ -29,7 +28,7 @@ type runFlags struct {
 	logLevel string
 }
 
-func newRunCmd(stderr io.Writer) *cobra.Command {
+func newRunCmd(stderr io.Writer, b built) *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -52,7 +51,7 @@ completed run, 1 on failure, 2 on bad usage.`,
   soakd run --duration 10m --seed 42 --listen 127.0.0.1:0`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDaemon(cmd, f, stderr)
+			return runDaemon(cmd, f, stderr, b)
 		},
 	}
 	fl := cmd.Flags()
@@ -66,12 +65,12 @@ completed run, 1 on failure, 2 on bad usage.`,
 	return cmd
 }
 
-func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer) error {
+func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer, b built) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	cfg, err := loadConfig(f.config)
+	cfg, err := loadConfig(f.config, b)
 	if err != nil {
 		return err
 	}
@@ -87,7 +86,7 @@ func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer) error {
 	if f.listen != "" {
 		cfg.Listen = f.listen
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(b.faults); err != nil {
 		return configError(f.config, err)
 	}
 
@@ -100,7 +99,8 @@ func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer) error {
 		Fresh:      f.fresh,
 		Logger:     log,
 		Notifier:   run.SystemdNotifier{},
-		Components: builtin.Registry(),
+		Components: b.components,
+		Faults:     b.faults,
 		Version:    version,
 		Revision:   buildRevision(),
 	})
@@ -112,12 +112,17 @@ func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer) error {
 	return err
 }
 
-// loadConfig reads the file, or the embedded default when path is empty.
-func loadConfig(path string) (*config.Config, error) {
+// loadConfig reads the file, or the embedded default when path is empty,
+// and validates its fault kinds against b's.
+func loadConfig(path string, b built) (*config.Config, error) {
 	if path == "" {
-		return config.Default(), nil
+		cfg := config.Default()
+		if err := cfg.Validate(b.faults); err != nil {
+			return nil, configError(path, err)
+		}
+		return cfg, nil
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, b.faults)
 	if err != nil {
 		return nil, configError(path, err)
 	}

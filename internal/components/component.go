@@ -134,3 +134,26 @@ var ErrNoSuchNode = errors.New("no such node")
 // DefaultOpTimeout bounds an operation whose caller set no deadline, so a
 // wedged component can never pin a worker forever.
 const DefaultOpTimeout = 5 * time.Second
+
+// Resolvers are the target resolvers of the components that have one, by
+// component name.
+func Resolvers(cs []Component) map[string]TargetResolver {
+	out := map[string]TargetResolver{}
+	for _, c := range cs {
+		if r, ok := c.(TargetResolver); ok {
+			out[c.Name()] = r
+		}
+	}
+	return out
+}
+
+// NodesOf returns the components whose nodes can crash, by component name.
+func NodesOf(cs []Component) map[string]Nodes {
+	out := map[string]Nodes{}
+	for _, c := range cs {
+		if n, ok := c.(Nodes); ok {
+			out[c.Name()] = n
+		}
+	}
+	return out
+}

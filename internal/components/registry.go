@@ -21,6 +21,9 @@ type Spec struct {
 	// Load is the component's open-loop load, if it takes one (nil: none;
 	// it drives itself).
 	Load func(*config.Config) (config.RateLoad, bool)
+	// Targets are the selectors its TargetResolver resolves that random
+	// faults may aim at, by role, in the order the schedule lists them.
+	Targets []Target
 }
 
 // Registry maps component names to their specs, in registration order (the

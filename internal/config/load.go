@@ -25,7 +25,7 @@ const (
 
 // Load reads and parses the config file at path; see Parse. A file that cannot
 // be read is a plain one-line error naming it.
-func Load(path string) (*Config, error) {
+func Load(path string, checks ...Checker) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -38,7 +38,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("read config %s: larger than %d MiB", path, maxFileSize>>20)
 	}
-	return Parse(data)
+	return Parse(data, checks...)
 }
 
 // Parse overlays the YAML document in data on Default() and validates the
@@ -51,7 +51,7 @@ func Load(path string) (*Config, error) {
 //
 // On any problem Parse returns nil and Errors listing all of them. An empty
 // document yields the defaults; more than one document is an error.
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte, checks ...Checker) (*Config, error) {
 	cfg := Default()
 	root, err := parseNode(data)
 	if err != nil {
@@ -63,7 +63,7 @@ func Parse(data []byte) (*Config, error) {
 	if root != nil {
 		d.decode(root, reflect.ValueOf(cfg).Elem(), "")
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(checks...); err != nil {
 		var verrs Errors
 		errors.As(err, &verrs)
 		for _, p := range verrs {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/fabric"
 	"github.com/soakd/soakd/internal/faults"
-	"github.com/soakd/soakd/internal/faults/network"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/telemetry"
@@ -38,8 +38,11 @@ type Options struct {
 	// Components builds the components the config enables. Enabled
 	// components without a registered factory are reported, not faked.
 	Components *components.Registry
-	Version    string
-	Revision   string
+	// Faults are the fault kinds built into this soakd; the config's kinds
+	// are validated against them. nil: none.
+	Faults   *faults.Registry
+	Version  string
+	Revision string
 	// OnListen, when set, is called with the bound HTTP address (tests use
 	// port 0).
 	OnListen func(addr string)
@@ -66,6 +69,15 @@ func ResolveStateDir(flag string, cfg *config.Config) string {
 // A completed run in the state dir is reported as *run.CompletedError.
 func Run(ctx context.Context, o Options) error {
 	cfg := o.Config
+	if o.Components == nil {
+		o.Components = components.NewRegistry()
+	}
+	if o.Faults == nil {
+		o.Faults = &faults.Registry{}
+	}
+	if err := cfg.Validate(o.Faults); err != nil {
+		return err
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -193,12 +205,12 @@ func Run(ctx context.Context, o Options) error {
 	// them the seed it started with. Every component link runs through the
 	// fabric, so network faults can act on single links; it closes after
 	// the components have stopped.
-	fabric := network.New(log.With("stage", "fabric"), network.WithSeed(r.State().Seed))
-	defer fabric.Close()
-	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event, fabric)
+	fab := fabric.New(log.With("stage", "fabric"), fabric.WithSeed(r.State().Seed))
+	defer fab.Close()
+	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event, fab)
 	if err == nil {
 		var eng *engines
-		if eng, err = buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fabric); err == nil {
+		if eng, err = buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fab); err == nil {
 			faultsProvider.Store(eng.faults)
 			monitorProvider.Store(eng.monitor)
 			serveErr := r.Serve(ctx, comps, eng.services...)
@@ -234,17 +246,12 @@ func cancelled() context.Context {
 }
 
 func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger, reg prometheus.Registerer,
-	event func(string, map[string]any), fabric *network.Fabric) ([]components.Component, error) {
+	event func(string, map[string]any), fab *fabric.Fabric) ([]components.Component, error) {
 	var out []components.Component
 	for _, name := range cfg.Components.EnabledComponents() {
-		if o.Components == nil {
-			log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
-		} else if _, ok := o.Components.Spec(name); !ok {
+		if _, ok := o.Components.Spec(name); !ok {
 			log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
 		}
-	}
-	if o.Components == nil {
-		return nil, nil
 	}
 	for _, spec := range o.Components.Specs() {
 		if spec.Enabled != nil && !spec.Enabled(cfg) {
@@ -253,7 +260,7 @@ func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork
 		c, err := o.Components.Build(spec.Name, components.Deps{
 			StateDir: filepath.Join(o.StateDir, "components", spec.Name),
 			Seed:     seed, Clock: clock, Logger: log, Config: cfg,
-			Dial: fabric.DialerFor(spec.Name), Metrics: reg, Event: event,
+			Dial: fab.DialerFor(spec.Name), Metrics: reg, Event: event,
 		})
 		if err != nil {
 			return nil, err

@@ -15,10 +15,8 @@ import (
 	"github.com/soakd/soakd/internal/check"
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/fabric"
 	"github.com/soakd/soakd/internal/faults"
-	"github.com/soakd/soakd/internal/faults/leak"
-	"github.com/soakd/soakd/internal/faults/network"
-	"github.com/soakd/soakd/internal/faults/process"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/load"
 	"github.com/soakd/soakd/internal/profiling"
@@ -37,7 +35,7 @@ type engines struct {
 }
 
 func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Registry, clock clockwork.Clock, log *slog.Logger,
-	comps []components.Component, tp trace.TracerProvider, fabric *network.Fabric) (*engines, error) {
+	comps []components.Component, tp trace.TracerProvider, fabric *fabric.Fabric) (*engines, error) {
 	runID := r.State().RunID
 	sinks := []alert.Sink{alert.NewLogSink(log.With("sink", "log"))}
 	if u := cfg.Alerting.AlertmanagerURL; u != "" {
@@ -79,30 +77,16 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 		return nil, err
 	}
 
-	plan, err := faults.Plan(cfg, r.State().Seed)
+	plan, err := faults.Plan(cfg, r.State().Seed, o.Faults, o.Components)
 	if cfg.Faults.Replay != "" {
 		plan, err = faults.ReplayPlan(cfg.Faults.Replay)
 	}
 	if err != nil {
 		return nil, err
 	}
-	kinds := faults.NewRegistry()
-	nodes := map[string]components.Nodes{}
-	resolvers := map[string]components.TargetResolver{}
-	for _, c := range comps {
-		if n, ok := c.(components.Nodes); ok {
-			nodes[c.Name()] = n
-		}
-		if tr, ok := c.(components.TargetResolver); ok {
-			resolvers[c.Name()] = tr
-		}
-	}
-	builtin := []faults.Kind{leak.New(clock, log.With("fault", "leak")), process.New(nodes)}
-	builtin = append(builtin, network.NewKinds(fabric, network.FromComponents(resolvers, true))...)
-	for _, k := range builtin {
-		if err := kinds.Register(k); err != nil {
-			return nil, err
-		}
+	kinds, err := o.Faults.Build(faults.Env{Components: comps, Fabric: fabric, Clock: clock, Logger: log})
+	if err != nil {
+		return nil, err
 	}
 	healthy := func() (bool, string) {
 		for _, c := range comps {
@@ -118,7 +102,7 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
-	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Registry: kinds, Resolvers: resolvers, Settled: settled,
+	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Kinds: kinds, Resolvers: components.Resolvers(comps), Settled: settled,
 		BlastRadius: cfg.Faults.BlastRadius, Healthy: healthy, PauseWhenUnhealthy: cfg.Faults.PauseWhenUnhealthy,
 		Clock: clock, Elapsed: r.Elapsed, Event: r.Event, Logger: log.With("stage", "faults"), Metrics: reg,
 		Observers: []faults.Observer{mon.Residue()}})
@@ -185,9 +169,6 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 
 // rateLoad is a component's open-loop load config, if its spec declares one.
 func rateLoad(reg *components.Registry, cfg *config.Config, name string) (config.RateLoad, bool) {
-	if reg == nil {
-		return config.RateLoad{}, false
-	}
 	spec, ok := reg.Spec(name)
 	if !ok || spec.Load == nil {
 		return config.RateLoad{}, false

@@ -36,10 +36,11 @@ type ActiveFault struct {
 // RunnerOptions configures NewRunner.
 type RunnerOptions struct {
 	// Plan is the run's fault timeline (see Plan and ReplayPlan).
-	Plan     []Planned
-	Registry *Registry
+	Plan []Planned
+	// Kinds are the fault kinds built for the run (Registry.Build).
+	Kinds Kinds
 	// Resolvers name the nodes behind a component's target selectors at
-	// injection time ("raft/leader" → "raft/node-2").
+	// injection time ("<component>/leader" → "<component>/node-2").
 	Resolvers map[string]components.TargetResolver
 	// BlastRadius caps, per component, how many nodes node-disrupting
 	// faults (crash, partition, blackhole) may hold at once.
@@ -149,7 +150,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		return nil, err
 	}
 	for _, pf := range o.Plan {
-		k, ok := o.Registry.Get(pf.Kind)
+		k, ok := o.Kinds[pf.Kind]
 		if !ok {
 			continue // reported once at its time
 		}
@@ -285,15 +286,10 @@ func (r *Runner) healthLocked() bool {
 	return !r.paused
 }
 
-// takesNodesOut reports whether the kind says its faults take nodes out
-// (NodeDisruptor); those count against blast_radius.
+// takesNodesOut reports whether the kind says its faults take nodes out;
+// those count against blast_radius.
 func (r *Runner) takesNodesOut(kind string) bool {
-	k, ok := r.o.Registry.Get(kind)
-	if !ok {
-		return false
-	}
-	d, ok := k.(NodeDisruptor)
-	return ok && d.TakesNodesOut()
+	return r.o.Kinds[kind].TakesNodesOut
 }
 
 // resolveLocked turns a selector into concrete nodes and enforces the blast
@@ -341,7 +337,7 @@ func fnvHash(s string) uint64 {
 
 func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 	id, tf, endAt := pf.ID, pf, pf.End()
-	k, ok := r.o.Registry.Get(tf.Kind)
+	k, ok := r.o.Kinds[tf.Kind]
 	if !ok {
 		if !r.warned[tf.Kind] {
 			r.warned[tf.Kind] = true

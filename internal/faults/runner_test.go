@@ -27,12 +27,30 @@ type fakeKind struct {
 	failRevert atomic.Int32 // fail this many reverts
 }
 
-func (k *fakeKind) Name() string { return "fake" }
-func (k *fakeKind) Validate(p map[string]string) error {
-	if p["bad"] != "" {
-		return errors.New("bad: not allowed")
+// fakeSpec is a kind that injects with inj; a "bad" parameter is refused.
+func fakeSpec(name string, inj Injector) Spec {
+	return Spec{Name: name, Params: []Param{{Name: "bad"}}, NotRandom: "test kind",
+		Check: func(p map[string]string) error {
+			if p["bad"] != "" {
+				return BadParam("bad", "not allowed")
+			}
+			return nil
+		},
+		New: func(Env) (Injector, error) { return inj, nil }}
+}
+
+// kindsOf builds a registry of specs for a run.
+func kindsOf(t *testing.T, specs ...Spec) Kinds {
+	t.Helper()
+	reg, err := NewRegistry(specs...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil
+	ks, err := reg.Build(Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }
 func (k *fakeKind) Inject(_ context.Context, target string, _ map[string]string) (Revert, error) {
 	k.add("inject " + target)
@@ -77,7 +95,7 @@ func planOf(tfs []config.TimedFault) []Planned {
 	cfg := config.Default()
 	cfg.Faults.Random = nil
 	cfg.Faults.Timeline = tfs
-	p, _ := Plan(cfg, 1)
+	p, _ := Plan(cfg, 1, &Registry{}, components.NewRegistry())
 	return p
 }
 
@@ -93,12 +111,8 @@ func newHarness(t *testing.T, timeline []config.TimedFault, start time.Duration)
 	t.Helper()
 	h := &harness{kind: &fakeKind{}, ev: &events{}, reg: prometheus.NewRegistry()}
 	h.elapsed.Store(int64(start))
-	reg := NewRegistry()
-	if err := reg.Register(h.kind); err != nil {
-		t.Fatal(err)
-	}
 	var err error
-	h.r, err = NewRunner(RunnerOptions{Plan: planOf(timeline), Registry: reg, Clock: clockwork.NewFakeClock(),
+	h.r, err = NewRunner(RunnerOptions{Plan: planOf(timeline), Kinds: kindsOf(t, fakeSpec("fake", h.kind)), Clock: clockwork.NewFakeClock(),
 		Elapsed: func() time.Duration { return time.Duration(h.elapsed.Load()) }, Event: h.ev.add, Metrics: h.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -216,11 +230,9 @@ func TestStopRevertsActiveAndBadParamsFail(t *testing.T) {
 		t.Fatalf("calls = %s", got)
 	}
 
-	reg := NewRegistry()
-	_ = reg.Register(&fakeKind{})
 	bad := tf(0, time.Second, "fake", "")
 	bad.Params = map[string]string{"bad": "1"}
-	_, err := NewRunner(RunnerOptions{Plan: planOf([]config.TimedFault{bad}), Registry: reg, Elapsed: func() time.Duration { return 0 }})
+	_, err := NewRunner(RunnerOptions{Plan: planOf([]config.TimedFault{bad}), Kinds: kindsOf(t, fakeSpec("fake", &fakeKind{})), Elapsed: func() time.Duration { return 0 }})
 	if err == nil || err.Error() != "timeline-0 (fake at 0s) params: bad: not allowed" {
 		t.Fatalf("NewRunner = %v", err)
 	}
@@ -251,10 +263,9 @@ func TestBlastRadiusRefusesASecondCrash(t *testing.T) {
 	h.r.o.Resolvers = map[string]components.TargetResolver{"raft": fakeResolver{}}
 	h.r.o.BlastRadius = map[string]int{"raft": 1}
 	crash := &fakeKind{}
-	reg := NewRegistry()
-	_ = reg.Register(crashKind{crash})
-	_ = reg.Register(h.kind)
-	h.r.o.Registry = reg
+	crashSpec := fakeSpec("crash", crash)
+	crashSpec.TakesNodesOut = true
+	h.r.o.Kinds = kindsOf(t, crashSpec, fakeSpec("fake", h.kind))
 	h.at(0)
 	h.at(time.Second)
 	h.at(2 * time.Second)
@@ -269,12 +280,6 @@ func TestBlastRadiusRefusesASecondCrash(t *testing.T) {
 	}
 	_ = h.r.Stop(context.Background())
 }
-
-type crashKind struct{ *fakeKind }
-
-func (crashKind) Name() string { return "crash" }
-
-func (crashKind) TakesNodesOut() bool { return true }
 
 func TestPauseWhenUnhealthyWithHysteresis(t *testing.T) {
 	var healthy atomic.Bool

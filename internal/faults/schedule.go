@@ -9,11 +9,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
 )
 
 // Planned is one fault of the run's timeline: when, for how long, what and
-// where. Targets are selectors ("raft/leader"); who they name is decided
+// where. Targets are selectors ("<component>/leader"); who they name is decided
 // at injection time and journaled.
 type Planned struct {
 	ID       string            `json:"id"`
@@ -28,29 +29,13 @@ type Planned struct {
 // End is when the fault is reverted.
 func (p Planned) End() time.Duration { return p.At + p.Duration }
 
-// kindTargets are the selectors a random fault of each kind may pick,
-// per component. Selectors name roles, resolved when the fault fires.
-var kindTargets = map[string][]string{
-	"partition": {"raft/leader", "raft/follower", "raft/minority", "pbft/primary", "pbft/backup"},
-	"delay":     {"raft/leader", "raft/follower", "pbft/primary", "pbft/backup", "migration/link"},
-	"loss":      {"raft/follower", "pbft/backup", "migration/link"},
-	"bandwidth": {"raft/follower", "migration/link"},
-	"blackhole": {"raft/follower", "pbft/backup"},
-	"reset":     {"raft/follower", "pbft/backup", "migration/link"},
-	"duplicate": {"pbft/backup"},
-	"reorder":   {"pbft/backup"},
-	"crash":     {"raft/leader", "raft/follower", "pbft/primary", "pbft/backup"},
-	"byzantine": {"pbft/backup"},
-	"cpu":       {"self"},
-	"memory":    {"self"},
-	"fds":       {"self"},
-	"disk":      {"self"},
-}
-
 // Plan computes the run's whole fault timeline from the config and seed:
 // the explicit timeline merged with the seeded random schedule, sorted by
-// time. It is a pure function: same config and seed, same plan.
-func Plan(cfg *config.Config, seed uint64) ([]Planned, error) {
+// time. Random faults are drawn from the kinds in faults.random.kinds that
+// kinds has and that can aim at a target an enabled component in comps
+// offers. It is a pure function: same config, seed and registries, same
+// plan.
+func Plan(cfg *config.Config, seed uint64, kinds *Registry, comps *components.Registry) ([]Planned, error) {
 	end := cfg.Run.Duration.Std()
 	var out []Planned
 	for i, tf := range cfg.Faults.Timeline {
@@ -58,7 +43,7 @@ func Plan(cfg *config.Config, seed uint64) ([]Planned, error) {
 			Kind: tf.Kind, Target: tf.Target, Params: tf.Params, Source: "timeline"})
 	}
 	if r := cfg.Faults.Random; r != nil {
-		out = append(out, randomSchedule(cfg, r, seed, end)...)
+		out = append(out, randomSchedule(r, seed, end, drawable(cfg, r.Kinds, kinds, comps))...)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].At != out[j].At {
@@ -69,25 +54,48 @@ func Plan(cfg *config.Config, seed uint64) ([]Planned, error) {
 	return out, nil
 }
 
-func randomSchedule(cfg *config.Config, r *config.RandomFaults, seed uint64, end time.Duration) []Planned {
+// drawKind is a kind the random schedule may draw: its spec and the
+// targets it may aim at.
+type drawKind struct {
+	spec    Spec
+	targets []string
+}
+
+// drawable lists the named kinds that can be drawn at random in this run,
+// each with the targets (component/selector, in registration order) that
+// play one of its roles in an enabled component.
+func drawable(cfg *config.Config, names []string, kinds *Registry, comps *components.Registry) []drawKind {
+	var out []drawKind
+	for _, name := range names {
+		s, ok := kinds.Spec(name)
+		if !ok || s.Draw == nil {
+			continue
+		}
+		var targets []string
+		for _, c := range comps.Specs() {
+			if c.Enabled != nil && !c.Enabled(cfg) {
+				continue
+			}
+			for _, t := range c.Targets {
+				if slices.Contains(s.Roles, t.Role) {
+					targets = append(targets, c.Name+"/"+t.Selector)
+				}
+			}
+		}
+		if s.Self {
+			targets = append(targets, "self")
+		}
+		if len(targets) > 0 {
+			out = append(out, drawKind{spec: s, targets: targets})
+		}
+	}
+	return out
+}
+
+func randomSchedule(r *config.RandomFaults, seed uint64, end time.Duration, kinds []drawKind) []Planned {
 	h := fnv.New64a()
 	h.Write([]byte("faults.random"))
 	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
-	enabled := map[string]bool{"raft": cfg.Components.Raft.Enabled, "pbft": cfg.Components.PBFT.Enabled,
-		"migration": cfg.Components.Migration.Enabled, "self": true}
-	// Only kinds with a target among the enabled components can be drawn.
-	var kinds []string
-	targets := map[string][]string{}
-	for _, k := range r.Kinds {
-		for _, t := range kindTargets[k] {
-			if enabled[componentOf(t)] {
-				targets[k] = append(targets[k], t)
-			}
-		}
-		if len(targets[k]) > 0 {
-			kinds = append(kinds, k)
-		}
-	}
 	if len(kinds) == 0 {
 		return nil
 	}
@@ -102,12 +110,12 @@ func randomSchedule(cfg *config.Config, r *config.RandomFaults, seed uint64, end
 			return out
 		}
 		kind := kinds[rng.IntN(len(kinds))]
-		target := targets[kind][rng.IntN(len(targets[kind]))]
+		target := kind.targets[rng.IntN(len(kind.targets))]
 		d := lo
 		if hi > lo {
 			d += time.Duration(rng.Int64N(int64(hi - lo)))
 		}
-		params := randomParams(kind, rng)
+		params := kind.spec.Draw(rng)
 		// max_concurrent: wait for the earliest running fault to end.
 		ends = slices.DeleteFunc(ends, func(e time.Duration) bool { return e <= at })
 		if len(ends) >= r.MaxConcurrent {
@@ -119,43 +127,7 @@ func randomSchedule(cfg *config.Config, r *config.RandomFaults, seed uint64, end
 			ends = slices.DeleteFunc(ends, func(e time.Duration) bool { return e <= at })
 		}
 		ends = append(ends, at+d)
-		out = append(out, Planned{ID: fmt.Sprintf("random-%d", i), At: at, Duration: d, Kind: kind, Target: target,
+		out = append(out, Planned{ID: fmt.Sprintf("random-%d", i), At: at, Duration: d, Kind: kind.spec.Name, Target: target,
 			Params: params, Source: "random"})
 	}
-}
-
-// randomParams draws a kind's parameters from ranges an SRE would use on a
-// datacenter network and a shared host.
-func randomParams(kind string, rng *rand.Rand) map[string]string {
-	switch kind {
-	case "delay":
-		return map[string]string{"latency": strconv.Itoa(20+rng.IntN(181)) + "ms", "jitter": strconv.Itoa(rng.IntN(21)) + "ms"}
-	case "loss":
-		return map[string]string{"probability": strconv.Itoa(5+rng.IntN(26)) + "%"}
-	case "bandwidth":
-		return map[string]string{"rate": strconv.Itoa(1+rng.IntN(16)) + "MiB/s"}
-	case "partition":
-		return map[string]string{"mode": "isolate"}
-	case "cpu":
-		return map[string]string{"cores": "1"}
-	case "memory":
-		return map[string]string{"size": strconv.Itoa(128*(1+rng.IntN(4))) + "MiB"}
-	case "fds":
-		return map[string]string{"count": strconv.Itoa(500 * (1 + rng.IntN(4)))}
-	case "disk":
-		return map[string]string{"size": strconv.Itoa(256*(1+rng.IntN(4))) + "MiB"}
-	case "byzantine":
-		modes := []string{"equivocate", "bad_digest", "forge_vote", "replay_vote", "silence"}
-		return map[string]string{"mode": modes[rng.IntN(len(modes))]}
-	}
-	return nil
-}
-
-func componentOf(target string) string {
-	for i := range target {
-		if target[i] == '/' {
-			return target[:i]
-		}
-	}
-	return target
 }

@@ -2,26 +2,73 @@ package faults
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
 )
 
+// testRegistries stand in for the built-in kinds and components (which
+// import this package): the default config's random kinds, with roles and
+// draws like theirs, and three components offering targets by role, only
+// raft enabled unless the config turns the others on.
+func testRegistries(t testing.TB) (*Registry, *components.Registry) {
+	t.Helper()
+	inject := func(Env) (Injector, error) { return &fakeKind{}, nil }
+	latency := func(rng *rand.Rand) map[string]string {
+		return map[string]string{"latency": strconv.Itoa(rng.IntN(100)) + "ms"}
+	}
+	none := func(*rand.Rand) map[string]string { return nil }
+	kinds, err := NewRegistry(
+		Spec{Name: "partition", Roles: []components.Role{components.RoleLeader, components.RoleFollower, components.RoleMinority}, Draw: none, TakesNodesOut: true, New: inject},
+		Spec{Name: "delay", Params: []Param{{Name: "latency"}}, Roles: []components.Role{components.RoleLeader, components.RoleLink}, Draw: latency, New: inject},
+		Spec{Name: "loss", Roles: []components.Role{components.RoleFollower, components.RoleLink}, Draw: none, New: inject},
+		Spec{Name: "crash", Roles: []components.Role{components.RoleLeader, components.RoleFollower}, Draw: none, TakesNodesOut: true, New: inject},
+		Spec{Name: "cpu", Self: true, Draw: none, New: inject},
+		Spec{Name: "canary", NotRandom: "a canary is never drawn at random", New: inject},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comps := components.NewRegistry()
+	factory := func(components.Deps) (components.Component, error) { return nil, errors.New("not built in this test") }
+	for _, c := range []components.Spec{
+		{Name: "raft", Factory: factory, Targets: []components.Target{{Role: components.RoleLeader, Selector: "leader"},
+			{Role: components.RoleFollower, Selector: "follower"}, {Role: components.RoleMinority, Selector: "minority"}}},
+		{Name: "pbft", Factory: factory, Enabled: func(c *config.Config) bool { return c.Components.PBFT.Enabled },
+			Targets: []components.Target{{Role: components.RoleLeader, Selector: "primary"}, {Role: components.RoleFollower, Selector: "backup"}}},
+		{Name: "migration", Factory: factory, Enabled: func(c *config.Config) bool { return c.Components.Migration.Enabled },
+			Targets: []components.Target{{Role: components.RoleLink, Selector: "link"}}},
+	} {
+		if err := comps.RegisterSpec(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return kinds, comps
+}
+
 func TestPlanIsAPureFunctionOfConfigAndSeed(t *testing.T) {
+	kinds, comps := testRegistries(t)
 	cfg := config.Default()
 	start := time.Now()
-	a, err := Plan(cfg, 1)
+	a, err := Plan(cfg, 1, kinds, comps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	b, _ := Plan(cfg, 1)
-	c, _ := Plan(cfg, 2)
+	b, _ := Plan(cfg, 1, kinds, comps)
+	c, _ := Plan(cfg, 2, kinds, comps)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("same config and seed, different plans")
 	}
@@ -43,13 +90,16 @@ func TestPlanIsAPureFunctionOfConfigAndSeed(t *testing.T) {
 }
 
 func TestPlanHonoursMaxConcurrentAndKinds(t *testing.T) {
+	kinds, comps := testRegistries(t)
 	cfg := config.Default()
 	cfg.Faults.Timeline = nil
 	cfg.Faults.Random.MeanInterval = config.Duration(30 * time.Second) // dense: faults overlap often
 	cfg.Faults.Random.MaxConcurrent = 2
 	cfg.Components.PBFT.Enabled = false
 	cfg.Components.Migration.Enabled = false
-	plan, _ := Plan(cfg, 7)
+	cfg.Faults.Random.Kinds = []string{"partition", "delay", "loss", "crash", "cpu", "canary", "not-built"}
+	plan, _ := Plan(cfg, 7, kinds, comps)
+	drawn := map[string]bool{}
 	for i, p := range plan {
 		n := 0
 		for _, q := range plan[:i+1] {
@@ -60,12 +110,36 @@ func TestPlanHonoursMaxConcurrentAndKinds(t *testing.T) {
 		if n > 2 {
 			t.Fatalf("%d faults in force at %v, max_concurrent 2", n, p.At)
 		}
-		if c := componentOf(p.Target); c == "pbft" || c == "migration" {
+		if c, _, _ := strings.Cut(p.Target, "/"); c == "pbft" || c == "migration" {
 			t.Fatalf("fault on disabled component: %+v", p)
 		}
+		drawn[p.Kind+" "+p.Target] = true
 		if p.Duration < cfg.Faults.Random.Duration.Min.Std() || p.Duration > cfg.Faults.Random.Duration.Max.Std() {
 			t.Fatalf("duration %v outside the configured range", p.Duration)
 		}
+	}
+	// Every kind and role the registries offer is drawn, and nothing else:
+	// no canary, no kind this soakd lacks, no target a kind does not aim at.
+	var got []string
+	for k := range drawn {
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	want := "cpu self,crash raft/follower,crash raft/leader,delay raft/leader,loss raft/follower," +
+		"partition raft/follower,partition raft/leader,partition raft/minority"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("drawn:\n got %s\nwant %s", strings.Join(got, ","), want)
+	}
+	for _, p := range plan {
+		if p.Kind == "delay" && p.Params["latency"] == "" {
+			t.Fatalf("delay drawn without its parameters: %+v", p)
+		}
+	}
+	// Enabling a component offers its targets by role.
+	cfg.Components.Migration.Enabled = true
+	plan, _ = Plan(cfg, 7, kinds, comps)
+	if !slices.ContainsFunc(plan, func(p Planned) bool { return p.Target == "migration/link" }) {
+		t.Fatal("migration/link never drawn with migration enabled")
 	}
 }
 
@@ -106,9 +180,10 @@ func TestReplayReproducesTheRealizedSequence(t *testing.T) {
 
 // BenchmarkPlan72h is the time to compute the default 72-hour plan.
 func BenchmarkPlan72h(b *testing.B) {
+	kinds, comps := testRegistries(b)
 	cfg := config.Default()
 	for b.Loop() {
-		if _, err := Plan(cfg, 1); err != nil {
+		if _, err := Plan(cfg, 1, kinds, comps); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -643,5 +643,7 @@ func Spec() components.Spec {
 		Factory: New,
 		Enabled: func(c *config.Config) bool { return c.Components.Raft.Enabled },
 		Load:    func(c *config.Config) (config.RateLoad, bool) { return c.Load.Raft, true },
+		Targets: []components.Target{{Role: components.RoleLeader, Selector: "leader"},
+			{Role: components.RoleFollower, Selector: "follower"}, {Role: components.RoleMinority, Selector: "minority"}},
 	}
 }

@@ -3,11 +3,11 @@ package leak
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -32,24 +32,35 @@ const (
 	defaultPlateauAfter = 30 * time.Second
 )
 
-// Kind is the "leak" fault kind.
-type Kind struct {
+// Resources is what the canary can leak.
+var Resources = []string{"heap", "goroutines", "fds"}
+
+// Spec is the "leak" fault kind. It is never drawn at random: a canary
+// leaks on purpose at a rate the user states, and drawn at random it would
+// only page people.
+func Spec() faults.Spec {
+	return faults.Spec{
+		Name: "leak",
+		Params: []faults.Param{
+			{Name: "resource", Doc: "heap, goroutines or fds (required)"},
+			{Name: "rate", Doc: "how fast, e.g. 2MiB/min or 20/min (required)"},
+			{Name: "shape", Doc: "linear (default), step (a minute's worth at once) or plateau"},
+			{Name: "plateau_after", Doc: "plateau only: how long it grows before it flattens (default 30s)"},
+			{Name: "unreachable", Doc: "goroutines only: park where nothing can wake them (default false)"},
+		},
+		Check:     func(p map[string]string) error { _, err := parse(p); return err },
+		NotRandom: "leak is a canary: put it in faults.timeline with its resource and rate",
+		New: func(env faults.Env) (faults.Injector, error) {
+			return &kind{clock: env.Clock, log: env.Logger}, nil
+		},
+	}
+}
+
+// kind injects canaries on the run's clock; the clock drives their pace.
+type kind struct {
 	clock clockwork.Clock
 	log   *slog.Logger
 }
-
-// New returns the kind; clock drives the leak's pace.
-func New(clock clockwork.Clock, log *slog.Logger) *Kind {
-	if clock == nil {
-		clock = clockwork.NewRealClock()
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Kind{clock: clock, log: log}
-}
-
-func (*Kind) Name() string { return "leak" }
 
 type params struct {
 	resource     string
@@ -59,25 +70,25 @@ type params struct {
 	unreachable  bool
 }
 
+// parse reads a canary's parameters; every problem is a faults.ParamError,
+// joined, so config validation names each field.
 func parse(p map[string]string) (params, error) {
 	var out params
+	var errs []error
+	bad := func(param, format string, args ...any) { errs = append(errs, faults.BadParam(param, format, args...)) }
 	out.resource = p["resource"]
-	switch out.resource {
-	case "heap", "goroutines", "fds":
-	case "":
-		return out, errors.New("resource: required (heap, goroutines or fds)")
-	default:
-		return out, fmt.Errorf("resource: %q is not heap, goroutines or fds", out.resource)
+	switch {
+	case out.resource == "":
+		bad("resource", "required for kind leak (heap, goroutines or fds)")
+	case !slices.Contains(Resources, out.resource):
+		bad("resource", "must be heap, goroutines or fds, got %q", out.resource)
 	}
-	if p["rate"] == "" {
-		return out, errors.New("rate: required (e.g. 8MiB/min, 20/min)")
-	}
-	rate, err := config.ParseRate(p["rate"])
-	if err != nil {
-		return out, fmt.Errorf("rate: %w", err)
-	}
-	if out.perSecond = rate.PerSecond(); out.perSecond <= 0 {
-		return out, errors.New("rate: must be > 0")
+	if rate, ok := p["rate"]; !ok {
+		bad("rate", "required for kind leak (e.g. 2MiB/min)")
+	} else if r, err := config.ParseRate(rate); err != nil {
+		bad("rate", "%v", err)
+	} else if out.perSecond = r.PerSecond(); out.perSecond <= 0 {
+		bad("rate", "must be > 0")
 	}
 	out.shape = p["shape"]
 	switch out.shape {
@@ -85,42 +96,30 @@ func parse(p map[string]string) (params, error) {
 		out.shape = "linear"
 	case "linear", "step", "plateau":
 	default:
-		return out, fmt.Errorf("shape: %q is not linear, step or plateau", out.shape)
+		bad("shape", "%q is not linear, step or plateau", out.shape)
 	}
 	out.plateauAfter = defaultPlateauAfter
 	if v := p["plateau_after"]; v != "" {
 		d, err := config.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return out, fmt.Errorf("plateau_after: %q is not a positive duration", v)
+			bad("plateau_after", "%q is not a positive duration", v)
 		}
 		out.plateauAfter = d.Std()
 	}
 	if v := p["unreachable"]; v != "" {
+		var err error
 		if out.unreachable, err = strconv.ParseBool(v); err != nil {
-			return out, fmt.Errorf("unreachable: %q is not true or false", v)
+			bad("unreachable", "%q is not true or false", v)
 		}
 		if out.unreachable && out.resource != "goroutines" {
-			return out, errors.New("unreachable: only for resource goroutines")
+			bad("unreachable", "only for resource goroutines")
 		}
 	}
-	for k := range p {
-		switch k {
-		case "resource", "rate", "shape", "plateau_after", "unreachable":
-		default:
-			return out, fmt.Errorf("%s: unknown parameter", k)
-		}
-	}
-	return out, nil
-}
-
-// Validate checks the parameters.
-func (*Kind) Validate(p map[string]string) error {
-	_, err := parse(p)
-	return err
+	return out, errors.Join(errs...)
 }
 
 // Inject starts leaking; target is ignored (the canary lives in soakd).
-func (k *Kind) Inject(ctx context.Context, _ string, p map[string]string) (faults.Revert, error) {
+func (k *kind) Inject(ctx context.Context, _ string, p map[string]string) (faults.Revert, error) {
 	pp, err := parse(p)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package leak
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -18,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func inject(t *testing.T, clock *clockwork.FakeClock, p map[string]string) faults.Revert {
 	t.Helper()
-	k := New(clock, nil)
+	k := &kind{clock: clock, log: slog.New(slog.DiscardHandler)}
 	revert, err := k.Inject(context.Background(), "", p)
 	if err != nil {
 		t.Fatal(err)
@@ -145,19 +146,19 @@ func TestShapes(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	k := New(nil, nil)
+	k := Spec()
 	bad := []struct {
 		p    map[string]string
 		want string
 	}{
 		{map[string]string{"rate": "1/s"}, "resource: required"},
-		{map[string]string{"resource": "disk", "rate": "1/s"}, "resource: \"disk\""},
+		{map[string]string{"resource": "disk", "rate": "1/s"}, "resource: must be heap, goroutines or fds, got \"disk\""},
 		{map[string]string{"resource": "heap"}, "rate: required"},
 		{map[string]string{"resource": "heap", "rate": "fast"}, "rate:"},
 		{map[string]string{"resource": "heap", "rate": "1MiB/min", "shape": "zigzag"}, "shape:"},
 		{map[string]string{"resource": "heap", "rate": "1MiB/min", "plateau_after": "-1s"}, "plateau_after:"},
 		{map[string]string{"resource": "heap", "rate": "1MiB/min", "unreachable": "true"}, "unreachable: only"},
-		{map[string]string{"resource": "heap", "rate": "1MiB/min", "colour": "red"}, "colour: unknown"},
+		{map[string]string{"resource": "heap", "rate": "1MiB/min", "colour": "red"}, "unknown parameter colour"},
 	}
 	for _, c := range bad {
 		if err := k.Validate(c.p); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -3,16 +3,22 @@ package network
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/fabric"
+	"github.com/soakd/soakd/internal/fabric/fabrictest"
 	"github.com/soakd/soakd/internal/faults"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testResolver resolves "t/<node>" to that node against the rest of a
 // three-node group, and "t/minority" to a against b and c.
@@ -40,21 +46,21 @@ func testResolver(target string) ([]string, []string, error) {
 	return []string{name}, rest, nil
 }
 
-func kindsByName(f *Fabric) map[string]faults.Kind {
-	m := map[string]faults.Kind{}
-	for _, k := range NewKinds(f, testResolver) {
-		m[k.Name()] = k
+// kindsByName binds every link kind to f, resolving targets with
+// testResolver.
+func kindsByName(f *fabric.Fabric) faults.Kinds {
+	m := faults.Kinds{}
+	for _, lk := range linkKinds {
+		m[lk.name] = faults.Kind{Spec: lk.spec(), Injector: &injector{lk: lk, f: f, log: slog.New(slog.DiscardHandler), resolve: testResolver}}
 	}
 	return m
 }
 
 func TestKindsRegisterAndValidate(t *testing.T) {
-	f := newFabric(t)
-	reg := faults.NewRegistry()
-	for _, k := range NewKinds(f, testResolver) {
-		if err := reg.Register(k); err != nil {
-			t.Fatal(err)
-		}
+	f := fabrictest.New(t)
+	reg, err := faults.NewRegistry(Specs()...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if got := strings.Join(reg.Names(), ","); got != "bandwidth,blackhole,delay,loss,partition,reset" {
 		t.Fatalf("kinds: %s", got)
@@ -104,8 +110,8 @@ func TestKindsRegisterAndValidate(t *testing.T) {
 }
 
 func TestKindsInjectVerifyRevert(t *testing.T) {
-	e := newEcho(t)
-	f := newFabric(t)
+	e := fabrictest.NewEcho(t)
+	f := fabrictest.New(t)
 	ks := kindsByName(f)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -116,33 +122,33 @@ func TestKindsInjectVerifyRevert(t *testing.T) {
 		check func(c net.Conn) error
 	}{
 		{"delay", "t/a", map[string]string{"latency": "50ms"}, func(c net.Conn) error {
-			d, err := roundTrip(c, 1, time.Second)
+			d, err := fabrictest.RoundTrip(c, 1, time.Second)
 			if err == nil && d < 45*time.Millisecond {
 				err = fmt.Errorf("rtt %v", d)
 			}
 			return err
 		}},
 		{"bandwidth", "t/b", map[string]string{"rate": "64KiB/s"}, func(c net.Conn) error {
-			d, err := roundTrip(c, 32<<10, 3*time.Second)
+			d, err := fabrictest.RoundTrip(c, 32<<10, 3*time.Second)
 			if err == nil && d < 350*time.Millisecond {
 				err = fmt.Errorf("32KiB at 64KiB/s in %v", d)
 			}
 			return err
 		}},
 		{"blackhole", "t/a", nil, func(c net.Conn) error {
-			if _, err := roundTrip(c, 1, 300*time.Millisecond); !isTimeout(err) {
+			if _, err := fabrictest.RoundTrip(c, 1, 300*time.Millisecond); !fabrictest.IsTimeout(err) {
 				return fmt.Errorf("echo through blackhole: %v", err)
 			}
 			return nil
 		}},
 		{"reset", "t/b", nil, func(c net.Conn) error {
-			if _, err := roundTrip(c, 1, time.Second); err == nil || isTimeout(err) {
+			if _, err := fabrictest.RoundTrip(c, 1, time.Second); err == nil || fabrictest.IsTimeout(err) {
 				return fmt.Errorf("not reset: %v", err)
 			}
 			return nil
 		}},
 		{"loss", "t/a", map[string]string{"probability": "100%"}, func(c net.Conn) error {
-			if _, err := roundTrip(c, 1, 300*time.Millisecond); !isTimeout(err) {
+			if _, err := fabrictest.RoundTrip(c, 1, 300*time.Millisecond); !fabrictest.IsTimeout(err) {
 				return fmt.Errorf("echo through 100%% loss: %v", err)
 			}
 			return nil
@@ -157,22 +163,22 @@ func TestKindsInjectVerifyRevert(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if tc.check != nil {
-			c := dial(t, f, "a", "b", e.addr())
+			c := fabrictest.Dial(t, f, "a", "b", e.Addr())
 			if err := tc.check(c); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
 			_ = c.Close()
 		} else {
 			dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			c, err := f.Dialer()(dctx, "a", "b", e.addr())
+			c, err := f.Dialer()(dctx, "a", "b", e.Addr())
 			cancel()
 			if err == nil {
 				_ = c.Close()
 				t.Errorf("%s: a->b dial succeeded", name)
 			}
 		}
-		mustRevert(t, rev)
-		if _, err := roundTrip(dial(t, f, "a", "b", e.addr()), 1, time.Second); err != nil {
+		fabrictest.MustRevert(t, rev)
+		if _, err := fabrictest.RoundTrip(fabrictest.Dial(t, f, "a", "b", e.Addr()), 1, time.Second); err != nil {
 			t.Fatalf("%s: after revert: %v", name, err)
 		}
 	}
@@ -186,75 +192,21 @@ func TestKindsInjectVerifyRevert(t *testing.T) {
 
 // The run-time checks can fail: a delay that is not in force is caught.
 func TestVerifyCatchesMissingEffect(t *testing.T) {
-	f := newFabric(t)
-	k := kindsByName(f)["delay"].(*kind)
-	p, err := k.plan(map[string]string{"latency": "50ms"})
+	f := fabrictest.New(t)
+	ks := kindsByName(f)
+	k := ks["delay"].Injector.(*injector)
+	p, err := parseDelay(map[string]string{"latency": "50ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.verify(context.Background(), p, Link{"a", "b"}); err == nil {
+	ab := fabric.Link{From: "a", To: "b"}
+	if _, err := k.verify(context.Background(), p, ab); err == nil {
 		t.Fatal("verify passed with no delay applied")
 	}
-	kp := kindsByName(f)["partition"].(*kind)
-	pp, _ := kp.plan(nil)
-	if _, err := kp.verify(context.Background(), pp, Link{"a", "b"}); err == nil {
+	kp := ks["partition"].Injector.(*injector)
+	pp, _ := parsePartition(nil)
+	if _, err := kp.verify(context.Background(), pp, ab); err == nil {
 		t.Fatal("partition verify passed with no cut")
-	}
-}
-
-// A client that closes while the destination floods it must not strand
-// pipe goroutines (toxiproxy v2.5.0 does, which is why the fabric has its
-// own proxy); goleak in TestMain checks the rest at the end.
-func TestClientCloseDuringFloodLeavesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	f := newFabric(t)
-	for range 20 {
-		c := dial(t, f, "a", "b", ln.Addr().String())
-		_, _ = c.Read(make([]byte, 1000))
-		_ = c.Close()
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		f.mu.Lock()
-		n := 0
-		for _, p := range f.proxies {
-			n += p.connCount()
-		}
-		f.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d proxied connections still open 2s after their clients closed", n)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -302,9 +254,9 @@ func TestFromComponents(t *testing.T) {
 // blackhole, which cut a node off, not links that are only slow or lossy.
 func TestKindsSayWhichTakeNodesOut(t *testing.T) {
 	var out []string
-	for name, k := range kindsByName(newFabric(t)) {
-		if d, ok := k.(faults.NodeDisruptor); ok && d.TakesNodesOut() {
-			out = append(out, name)
+	for _, s := range Specs() {
+		if s.TakesNodesOut {
+			out = append(out, s.Name)
 		}
 	}
 	sort.Strings(out)

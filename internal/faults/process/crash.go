@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 
@@ -11,30 +12,29 @@ import (
 	"github.com/soakd/soakd/internal/faults"
 )
 
-// Crash is the "crash" fault kind.
-type Crash struct {
-	nodes map[string]components.Nodes // by component name
+// Spec is the "crash" fault kind: it stops a component's nodes as a
+// power cut would, and its revert restarts them from their disk. A crashed
+// node counts against faults.blast_radius.
+func Spec() faults.Spec {
+	return faults.Spec{
+		Name:          "crash",
+		Roles:         []components.Role{components.RoleLeader, components.RoleFollower},
+		Draw:          func(*rand.Rand) map[string]string { return nil },
+		TakesNodesOut: true,
+		New: func(env faults.Env) (faults.Injector, error) {
+			return &crash{nodes: components.NodesOf(env.Components)}, nil
+		},
+	}
 }
 
-// New returns the kind for the given components' nodes.
-func New(nodes map[string]components.Nodes) *Crash { return &Crash{nodes: nodes} }
-
-func (*Crash) Name() string { return "crash" }
-
-// TakesNodesOut: a crashed node counts against faults.blast_radius.
-func (*Crash) TakesNodesOut() bool { return true }
-
-// Validate accepts no parameters: a crash is a crash.
-func (*Crash) Validate(p map[string]string) error {
-	for k := range p {
-		return fmt.Errorf("%s: unknown parameter (crash takes none)", k)
-	}
-	return nil
+// crash injects into the run's components with nodes.
+type crash struct {
+	nodes map[string]components.Nodes // by component name
 }
 
 // Inject crashes every node of a resolved target "component/node-a,node-b";
 // revert restarts them from disk.
-func (c *Crash) Inject(_ context.Context, target string, _ map[string]string) (faults.Revert, error) {
+func (c *crash) Inject(_ context.Context, target string, _ map[string]string) (faults.Revert, error) {
 	comp, list, ok := strings.Cut(target, "/")
 	n, known := c.nodes[comp]
 	if !ok || !known || list == "" {

@@ -34,7 +34,7 @@ func (f *fakeNodes) Restart(id string) error {
 
 func TestCrashAndRestart(t *testing.T) {
 	n := &fakeNodes{failStart: 1}
-	k := New(map[string]components.Nodes{"raft": n})
+	k := &crash{nodes: map[string]components.Nodes{"raft": n}}
 	revert, err := k.Inject(context.Background(), "raft/node-1,node-3", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestCrashAndRestart(t *testing.T) {
 
 func TestHalfAppliedCrashIsUndone(t *testing.T) {
 	n := &fakeNodes{failCrash: "node-2"}
-	k := New(map[string]components.Nodes{"raft": n})
+	k := &crash{nodes: map[string]components.Nodes{"raft": n}}
 	if _, err := k.Inject(context.Background(), "raft/node-1,node-2", nil); err == nil || !strings.Contains(err.Error(), "crash raft/node-2") {
 		t.Fatalf("err = %v", err)
 	}
@@ -67,7 +67,7 @@ func TestHalfAppliedCrashIsUndone(t *testing.T) {
 			t.Errorf("target %q accepted", bad)
 		}
 	}
-	if err := k.Validate(map[string]string{"force": "1"}); err == nil {
+	if err := Spec().Validate(map[string]string{"force": "1"}); err == nil {
 		t.Error("unknown param accepted")
 	}
 }

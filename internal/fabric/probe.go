@@ -1,4 +1,4 @@
-package network
+package fabric
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration,
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("network: probe: %w", err)
+		return 0, fmt.Errorf("fabric: probe: %w", err)
 	}
 	defer ln.Close()
 	client, server, err := tcpPair(ctx, ln)
@@ -93,13 +93,13 @@ func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration,
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return rtt, fmt.Errorf("network: probe %s: no echo within %v: %w", l, rtt.Round(time.Millisecond), ctx.Err())
+			return rtt, fmt.Errorf("fabric: probe %s: no echo within %v: %w", l, rtt.Round(time.Millisecond), ctx.Err())
 		}
-		return rtt, fmt.Errorf("network: probe %s: %w", l, err)
+		return rtt, fmt.Errorf("fabric: probe %s: %w", l, err)
 	}
 	for i := range got {
 		if got[i] != msg[i] {
-			return rtt, fmt.Errorf("network: probe %s: echo corrupted at byte %d", l, i)
+			return rtt, fmt.Errorf("fabric: probe %s: echo corrupted at byte %d", l, i)
 		}
 	}
 	return rtt, nil
@@ -110,13 +110,13 @@ func tcpPair(ctx context.Context, ln net.Listener) (dialed, accepted net.Conn, e
 	var d net.Dialer
 	dialed, err = d.DialContext(ctx, "tcp", ln.Addr().String())
 	if err != nil {
-		return nil, nil, fmt.Errorf("network: probe: %w", err)
+		return nil, nil, fmt.Errorf("fabric: probe: %w", err)
 	}
 	for {
 		accepted, err = ln.Accept()
 		if err != nil {
 			_ = dialed.Close()
-			return nil, nil, fmt.Errorf("network: probe: %w", err)
+			return nil, nil, fmt.Errorf("fabric: probe: %w", err)
 		}
 		if accepted.RemoteAddr().String() == dialed.LocalAddr().String() {
 			return dialed, accepted, nil

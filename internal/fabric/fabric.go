@@ -1,4 +1,4 @@
-package network
+package fabric
 
 import (
 	"cmp"
@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/soakd/soakd/internal/components"
-	"github.com/soakd/soakd/internal/faults"
 )
 
 // Bounds of the fabric; each is a named constant so a 72-hour run has a
@@ -40,7 +39,7 @@ const (
 )
 
 // ErrClosed is returned by a closed fabric.
-var ErrClosed = errors.New("network: fabric closed")
+var ErrClosed = errors.New("fabric: closed")
 
 // effect is what the rules in force do to one link.
 type effect struct {
@@ -89,6 +88,23 @@ func (rs *ruleSet) effect(from, to string) effect {
 		e.loss = append(e.loss, r.eff.loss...)
 	}
 	return e
+}
+
+// InForce is what the rules in force now do to one link, for a fault that
+// verifies itself: an effect another rule also puts on the link can mask
+// its own.
+type InForce struct {
+	Latency, Jitter time.Duration
+	Rate            float64 // bytes/s; 0: no cap
+	Blackhole, Cut  bool
+	Reset, Lossy    bool
+}
+
+// InForce reports the combined effect of the rules in force on l.
+func (f *Fabric) InForce(l Link) InForce {
+	e := f.rules.Load().effect(l.From, l.To)
+	return InForce{Latency: e.latency, Jitter: e.jitter, Rate: e.rate, Blackhole: e.blackhole, Cut: e.cut,
+		Reset: e.reset, Lossy: len(e.loss) > 0}
 }
 
 type linkKey struct {
@@ -233,11 +249,11 @@ func (f *Fabric) proxyFor(k linkKey) (*proxy, error) {
 		return p, nil
 	}
 	if len(f.proxies) >= MaxProxies {
-		return nil, fmt.Errorf("network: more than %d links", MaxProxies)
+		return nil, fmt.Errorf("fabric: more than %d links", MaxProxies)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("network: proxy for %s->%s: %w", k.from, k.to, err)
+		return nil, fmt.Errorf("fabric: proxy for %s->%s: %w", k.from, k.to, err)
 	}
 	p := newProxy(f, k, ln)
 	f.proxies[k] = p
@@ -308,9 +324,9 @@ func (f *Fabric) Close() error {
 }
 
 // apply puts a rule in force and returns its idempotent revert.
-func (f *Fabric) apply(kind string, sel Selector, eff effect) (faults.Revert, error) {
+func (f *Fabric) apply(kind string, sel Selector, eff effect) (func(context.Context) error, error) {
 	if sel.match == nil {
-		return nil, fmt.Errorf("network: %s: empty selector", kind)
+		return nil, fmt.Errorf("fabric: %s: empty selector", kind)
 	}
 	f.mu.Lock()
 	if f.closed {
@@ -372,46 +388,46 @@ func (f *Fabric) swapRulesLocked(edit func([]rule) []rule) {
 
 // Delay adds latency ± jitter to the bytes the dialing node sends over each
 // selected link, so a request/response round trip takes about latency more.
-func (f *Fabric) Delay(sel Selector, latency, jitter time.Duration) (faults.Revert, error) {
+func (f *Fabric) Delay(sel Selector, latency, jitter time.Duration) (func(context.Context) error, error) {
 	if latency < 0 || jitter < 0 || jitter > latency {
-		return nil, fmt.Errorf("network: delay: need 0 <= jitter <= latency, got %v ± %v", latency, jitter)
+		return nil, fmt.Errorf("fabric: delay: need 0 <= jitter <= latency, got %v ± %v", latency, jitter)
 	}
 	return f.apply("delay", sel, effect{latency: latency, jitter: jitter})
 }
 
 // Bandwidth caps each direction of each selected link at bytesPerSecond,
 // shared by the link's connections.
-func (f *Fabric) Bandwidth(sel Selector, bytesPerSecond float64) (faults.Revert, error) {
+func (f *Fabric) Bandwidth(sel Selector, bytesPerSecond float64) (func(context.Context) error, error) {
 	if !(bytesPerSecond > 0) {
-		return nil, fmt.Errorf("network: bandwidth: rate must be > 0, got %v", bytesPerSecond)
+		return nil, fmt.Errorf("fabric: bandwidth: rate must be > 0, got %v", bytesPerSecond)
 	}
 	return f.apply("bandwidth", sel, effect{rate: bytesPerSecond})
 }
 
 // Blackhole makes the selected links accept connections and data and
 // deliver nothing until reverted.
-func (f *Fabric) Blackhole(sel Selector) (faults.Revert, error) {
+func (f *Fabric) Blackhole(sel Selector) (func(context.Context) error, error) {
 	return f.apply("blackhole", sel, effect{blackhole: true})
 }
 
 // Reset resets the selected links' open connections now and new ones on
 // their first byte.
-func (f *Fabric) Reset(sel Selector) (faults.Revert, error) {
+func (f *Fabric) Reset(sel Selector) (func(context.Context) error, error) {
 	return f.apply("reset", sel, effect{reset: true})
 }
 
 // Cut partitions the selected links: open connections are closed and new
 // dials time out.
-func (f *Fabric) Cut(sel Selector) (faults.Revert, error) {
+func (f *Fabric) Cut(sel Selector) (func(context.Context) error, error) {
 	return f.apply("partition", sel, effect{cut: true})
 }
 
 // Loss makes each connection of the selected links go silent (both ways)
 // with the given probability, drawn once per connection; see the package
 // doc for why loss is per connection on a stream.
-func (f *Fabric) Loss(sel Selector, probability float64) (faults.Revert, error) {
+func (f *Fabric) Loss(sel Selector, probability float64) (func(context.Context) error, error) {
 	if !(probability >= 0 && probability <= 1) {
-		return nil, fmt.Errorf("network: loss: probability must be in [0, 1], got %v", probability)
+		return nil, fmt.Errorf("fabric: loss: probability must be in [0, 1], got %v", probability)
 	}
 	return f.apply("loss", sel, effect{loss: []lossRule{{p: probability}}})
 }

@@ -37,7 +37,7 @@ faults:
 `, amURL, timeline))
 }
 
-func (d *proc) alerts() []run.AlertStatus {
+func (d *proc) alerts() []leakcheck.FiringAlert {
 	d.t.Helper()
 	resp, err := http.Get("http://" + d.addr + "/api/v1/alerts")
 	if err != nil {
@@ -45,7 +45,7 @@ func (d *proc) alerts() []run.AlertStatus {
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Alerts []run.AlertStatus `json:"alerts"`
+		Alerts []leakcheck.FiringAlert `json:"alerts"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		d.t.Fatal(err)
@@ -74,7 +74,7 @@ func watchAlerts(d *proc, start time.Time, stop <-chan struct{}) func() map[stri
 				continue
 			}
 			var out struct {
-				Alerts []run.AlertStatus `json:"alerts"`
+				Alerts []leakcheck.FiringAlert `json:"alerts"`
 			}
 			_ = json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()

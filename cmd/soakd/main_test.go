@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/soakd/soakd/internal/run"
+	"github.com/soakd/soakd/internal/status"
 	"github.com/soakd/soakd/internal/testutil"
 )
 
@@ -150,14 +151,14 @@ func (d *proc) waitReady() {
 	d.t.Fatalf("soakd never ready\n%s", d.stderr)
 }
 
-func (d *proc) status() run.Status {
+func (d *proc) status() status.Status {
 	d.t.Helper()
 	resp, err := http.Get("http://" + d.addr + "/api/v1/status")
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st run.Status
+	var st status.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		d.t.Fatal(err)
 	}
@@ -360,7 +361,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatalf("status output lacks a progress bar with elapsed/target:\n%s", out)
 	}
 	out, _, code = soakd(t, "status", "--addr", d.addr, "--format", "json")
-	var st run.Status
+	var st status.Status
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.TargetSeconds != 72*3600 || st.Phase != "running" {
 		t.Fatalf("json status: exit %d %s", code, out)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/soakd/soakd/internal/run"
+	"github.com/soakd/soakd/internal/status"
 	"github.com/soakd/soakd/internal/telemetry"
 )
 
@@ -49,8 +50,8 @@ components' health, active faults and firing alerts.`,
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, addr string) ([]byte, run.Status, error) {
-	var st run.Status
+func fetchStatus(ctx context.Context, addr string) ([]byte, status.Status, error) {
+	var st status.Status
 	url := addr
 	if !strings.Contains(url, "://") {
 		url = "http://" + addr
@@ -77,7 +78,7 @@ func fetchStatus(ctx context.Context, addr string) ([]byte, run.Status, error) {
 	return body, st, nil
 }
 
-func printStatus(w io.Writer, st run.Status) {
+func printStatus(w io.Writer, st status.Status) {
 	el := time.Duration(st.ElapsedSeconds * float64(time.Second)).Round(time.Second)
 	target := time.Duration(st.TargetSeconds * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(w, "run        %s (seed %d, incarnation %d, %s)\n", st.RunID, st.Seed, st.Incarnation, st.Phase)

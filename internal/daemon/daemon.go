@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -18,8 +17,8 @@ import (
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/fabric"
 	"github.com/soakd/soakd/internal/faults"
-	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
+	"github.com/soakd/soakd/internal/status"
 	"github.com/soakd/soakd/internal/telemetry"
 )
 
@@ -88,45 +87,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	reg := telemetry.NewRegistry(o.Version, o.Revision)
 	var runMetrics *telemetry.RunMetrics
-	// The run's status reads the engines, which are built after the run
-	// opens; these hold them once they exist.
-	var faultsProvider atomic.Pointer[faults.Runner]
-	var monitorProvider atomic.Pointer[leakcheck.Monitor]
-	faultStatus := func() []run.FaultStatus {
-		f := faultsProvider.Load()
-		if f == nil {
-			return nil
-		}
-		var out []run.FaultStatus
-		for _, a := range f.Active() {
-			out = append(out, run.FaultStatus{Kind: a.Kind, Target: a.Target, Since: a.Since, Until: a.Until, Stuck: a.Stuck})
-		}
-		return out
-	}
-	alertStatus := func() []run.AlertStatus {
-		m := monitorProvider.Load()
-		if m == nil {
-			return nil
-		}
-		var out []run.AlertStatus
-		for _, a := range m.Firing() {
-			out = append(out, run.AlertStatus{Name: a.Name, Signal: a.Signal, Since: a.Since, Evidence: a.Evidence})
-		}
-		return out
-	}
-	residueStatus := func() []run.FaultResidue {
-		m := monitorProvider.Load()
-		if m == nil {
-			return nil
-		}
-		var out []run.FaultResidue
-		for _, res := range m.Residue().Residues() {
-			out = append(out, run.FaultResidue{Kind: res.Kind, Injections: res.Injections, WithResidue: res.WithResidue,
-				LastResidue: res.LastResidue, TotalResidue: res.TotalResidue})
-		}
-		return out
-	}
-
 	r, err := run.Open(run.Options{
 		StateDir:           o.StateDir,
 		Seed:               cfg.Run.Seed,
@@ -137,9 +97,6 @@ func Run(ctx context.Context, o Options) error {
 		Clock:              clock,
 		Logger:             log,
 		Notifier:           o.Notifier,
-		Faults:             faultStatus,
-		Alerts:             alertStatus,
-		Residue:            residueStatus,
 		OnEvent: func(e run.Event) {
 			if runMetrics != nil {
 				runMetrics.Events.WithLabelValues(e.Type).Inc()
@@ -160,12 +117,13 @@ func Run(ctx context.Context, o Options) error {
 		Incarnation:    func() float64 { return float64(r.State().Incarnation) },
 	}, func() float64 { return float64(r.CheckpointErrors()) })
 
+	board := status.New(r)
 	srv := telemetry.NewServer(telemetry.ServerOptions{
 		Addr:     cfg.Listen,
 		Registry: reg,
 		Logger:   log,
-		Status:   func() any { return r.Status() },
-		Alerts:   func() any { return r.Status().FiringAlerts },
+		Status:   func() any { return board.Status() },
+		Alerts:   func() any { return board.Alerts() },
 		Events: func(after int64, limit int, typ string) (any, int64, error) {
 			evs, err := run.ReadEvents(r.JournalPath(), after, limit, typ)
 			next := after
@@ -211,8 +169,7 @@ func Run(ctx context.Context, o Options) error {
 	if err == nil {
 		var eng *engines
 		if eng, err = buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fab); err == nil {
-			faultsProvider.Store(eng.faults)
-			monitorProvider.Store(eng.monitor)
+			board.Attach(status.Parts{Components: comps, Faults: eng.faults, Leaks: eng.monitor})
 			serveErr := r.Serve(ctx, comps, eng.services...)
 			shutdownTelemetry(log, tracing, srv)
 			return serveErr

@@ -7,4 +7,8 @@ const (
 	EventFaultReverted = "fault_reverted"
 	EventFaultSkipped  = "fault_skipped"
 	EventFaultFailed   = "fault_failed"
+	// EventFaultsPaused and EventFaultsResumed bracket a pause while a
+	// component is unhealthy (faults.pause_when_unhealthy).
+	EventFaultsPaused  = "faults_paused"
+	EventFaultsResumed = "faults_resumed"
 )

@@ -25,12 +25,13 @@ type Observer interface {
 
 // ActiveFault is one fault in force, for the status API.
 type ActiveFault struct {
-	ID     string
-	Kind   string
-	Target string
-	Since  time.Time
-	Until  time.Time
-	Stuck  bool // its revert failed; it blocks its target
+	ID     string    `json:"id"`
+	Kind   string    `json:"kind"`
+	Target string    `json:"target"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until"`
+	// Stuck marks a fault whose revert failed: it blocks its target.
+	Stuck bool `json:"stuck,omitempty"`
 }
 
 // RunnerOptions configures NewRunner.
@@ -272,7 +273,7 @@ func (r *Runner) healthLocked() bool {
 	case !ok && !r.paused:
 		r.paused, r.healthyStreak = true, 0
 		r.log.Warn("faults paused: a component is unhealthy", "why", why)
-		r.o.Event("faults_paused", map[string]any{"reason": why})
+		r.o.Event(EventFaultsPaused, map[string]any{"reason": why})
 	case !ok:
 		r.healthyStreak = 0
 	case r.paused:
@@ -280,7 +281,7 @@ func (r *Runner) healthLocked() bool {
 		if r.healthyStreak >= healthyToResume {
 			r.paused = false
 			r.log.Info("faults resumed")
-			r.o.Event("faults_resumed", map[string]any{"healthy_steps": r.healthyStreak})
+			r.o.Event(EventFaultsResumed, map[string]any{"healthy_steps": r.healthyStreak})
 		}
 	}
 	return !r.paused

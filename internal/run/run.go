@@ -45,10 +45,6 @@ type Options struct {
 	// the journal could not keep (full, or a write error).
 	OnEvent func(Event)
 	OnDrop  func()
-	// Faults and Alerts feed /api/v1/status; nil means none yet.
-	Faults  func() []FaultStatus
-	Alerts  func() []AlertStatus
-	Residue func() []FaultResidue
 }
 
 // Service is an engine the run starts after its components and stops
@@ -91,8 +87,6 @@ type Run struct {
 	checkpointErrs int64
 	frozen         bool // stopped: elapsed no longer advances
 	completing     bool // reached its duration: services are stopping for good
-
-	comps []components.Component // set by Serve, read by Status
 
 	heartbeat atomic.Int64 // unix nanos of the run loop's last iteration
 }
@@ -421,9 +415,6 @@ func (r *Run) Ready() bool {
 // Serve is called once; it releases the state dir lock when it returns.
 func (r *Run) Serve(ctx context.Context, comps []components.Component, services ...Service) (err error) {
 	defer r.unlock()
-	r.mu.Lock()
-	r.comps = comps
-	r.mu.Unlock()
 	all := make([]Service, 0, len(comps)+len(services))
 	for _, c := range comps {
 		all = append(all, Service{Name: "component/" + c.Name(), Start: c.Start, Stop: c.Stop})

@@ -1,0 +1,83 @@
+// Package status assembles the run's status document, served at
+// /api/v1/status and rendered by `soakd status`, from the owners of each
+// part: the run (progress), the components (health), the fault runner
+// (faults in force) and the leak monitor (firing alerts, fault residue).
+// It sits above them all, so each part keeps its owner's type and nothing
+// mirrors another package's types; data flows one way, up.
+package status
+
+import (
+	"sync"
+
+	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/run"
+)
+
+// Status is the status document. Lists are empty, not null, when there is
+// nothing to show.
+type Status struct {
+	run.Snapshot
+	Components   []Component             `json:"components"`
+	ActiveFaults []faults.ActiveFault    `json:"active_faults"`
+	FiringAlerts []leakcheck.FiringAlert `json:"firing_alerts"`
+	// FaultResidue is, per fault kind, what its injections left behind.
+	FaultResidue []leakcheck.Residue `json:"fault_residue"`
+}
+
+// Component is one component's health.
+type Component struct {
+	Name    string `json:"name"`
+	Healthy bool   `json:"healthy"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Parts are the sources built after the run opens; any may be nil.
+type Parts struct {
+	Components []components.Component
+	Faults     *faults.Runner
+	Leaks      *leakcheck.Monitor
+}
+
+// Assembler builds the document on demand. The HTTP server starts before
+// the components and engines exist, so their parts are attached later.
+type Assembler struct {
+	run *run.Run
+	mu  sync.RWMutex
+	p   Parts
+}
+
+// New returns an assembler for r with no parts attached yet.
+func New(r *run.Run) *Assembler { return &Assembler{run: r} }
+
+// Attach sets the parts once they are built.
+func (a *Assembler) Attach(p Parts) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.p = p
+}
+
+// Status assembles the document now.
+func (a *Assembler) Status() Status {
+	a.mu.RLock()
+	p := a.p
+	a.mu.RUnlock()
+	st := Status{Snapshot: a.run.Snapshot(), Components: []Component{}, ActiveFaults: []faults.ActiveFault{},
+		FiringAlerts: []leakcheck.FiringAlert{}, FaultResidue: []leakcheck.Residue{}}
+	for _, c := range p.Components {
+		h := c.Health()
+		st.Components = append(st.Components, Component{Name: c.Name(), Healthy: h.Healthy, Detail: h.Detail})
+	}
+	if p.Faults != nil {
+		st.ActiveFaults = append(st.ActiveFaults, p.Faults.Active()...)
+	}
+	if p.Leaks != nil {
+		st.FiringAlerts = append(st.FiringAlerts, p.Leaks.Firing()...)
+		st.FaultResidue = append(st.FaultResidue, p.Leaks.Residue().Residues()...)
+	}
+	return st
+}
+
+// Alerts is the document of /api/v1/alerts: the firing alerts.
+func (a *Assembler) Alerts() []leakcheck.FiringAlert { return a.Status().FiringAlerts }

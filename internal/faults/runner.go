@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // Observer is told about every injection and revert; the leak checker uses
@@ -177,18 +178,10 @@ func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 // Start runs the timeline in the background.
 func (r *Runner) Start(ctx context.Context) error {
 	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	t := r.o.Clock.NewTicker(r.o.Tick)
 	r.wg.Go(func() {
-		t := r.o.Clock.NewTicker(r.o.Tick)
-		defer t.Stop()
 		r.step(ctx)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.Chan():
-				r.step(ctx)
-			}
-		}
+		tick.Loop(ctx.Done(), t, func(time.Time) { r.step(ctx) })
 	})
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // Options configures one component's generator.
@@ -284,14 +285,7 @@ func (g *Generator) countStarted() {
 
 // rates rolls the per-second window and updates the rate gauges.
 func (g *Generator) rates(ctx context.Context) {
-	t := g.o.Clock.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-		}
+	tick.Every(ctx.Done(), g.o.Clock, time.Second, func(time.Time) {
 		g.secMu.Lock()
 		var sched, start int64
 		for i := range rateWindow {
@@ -314,7 +308,7 @@ func (g *Generator) rates(ctx context.Context) {
 			below = 1
 		}
 		m.below.WithLabelValues(g.name).Set(below)
-	}
+	})
 }
 
 // Stats is a generator's running totals and latency quantiles.

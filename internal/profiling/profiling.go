@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // Options configures a Profiler.
@@ -174,19 +175,13 @@ func (p *Profiler) Stop(ctx context.Context) error {
 }
 
 func (p *Profiler) loop(ctx context.Context, t clockwork.Ticker) {
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-			err := p.SnapshotNow()
-			if err != nil {
-				p.log.Warn("profiling: snapshot round failed", "err", err)
-			}
-			if p.onRound != nil {
-				p.onRound(err)
-			}
+	tick.Loop(ctx.Done(), t, func(time.Time) {
+		err := p.SnapshotNow()
+		if err != nil {
+			p.log.Warn("profiling: snapshot round failed", "err", err)
 		}
-	}
+		if p.onRound != nil {
+			p.onRound(err)
+		}
+	})
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // Event is one journal line.
@@ -304,18 +306,11 @@ func (j *Journal) dropLocked(lost int64, msg string, err error) {
 
 func (j *Journal) flushLoop() {
 	defer close(j.done)
-	t := j.clock.NewTicker(journalSyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-j.stop:
-			return
-		case <-t.Chan():
-			if err := j.Sync(); err != nil {
-				j.log.Error("journal sync failed", "err", err)
-			}
+	tick.Every(j.stop, j.clock, journalSyncInterval, func(time.Time) {
+		if err := j.Sync(); err != nil {
+			j.log.Error("journal sync failed", "err", err)
 		}
-	}
+	})
 }
 
 // Dropped returns how many events were dropped because the journal was full.

@@ -6,6 +6,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // Notifier speaks the sd_notify protocol. The run uses it for READY=1,
@@ -42,18 +44,11 @@ func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
 // heartbeat is fresh: a wedged loop stops the pings, systemd kills and
 // restarts the daemon, and the restart resumes the run.
 func watchdog(ctx context.Context, clock clockwork.Clock, interval, maxAge time.Duration, heartbeat func() time.Time, n Notifier, onStale func(age time.Duration)) {
-	t := clock.NewTicker(interval / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-			if age := clock.Since(heartbeat()); age <= maxAge {
-				_ = n.Notify(daemon.SdNotifyWatchdog)
-			} else if onStale != nil {
-				onStale(age)
-			}
+	tick.Every(ctx.Done(), clock, interval/2, func(time.Time) {
+		if age := clock.Since(heartbeat()); age <= maxAge {
+			_ = n.Notify(daemon.SdNotifyWatchdog)
+		} else if onStale != nil {
+			onStale(age)
 		}
-	}
+	})
 }

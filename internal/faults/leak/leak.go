@@ -16,6 +16,7 @@ import (
 
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // Hard caps, so a mistyped rate cannot take the host down with soakd.
@@ -23,9 +24,9 @@ const (
 	MaxHeapBytes  = 2 << 30
 	MaxGoroutines = 100_000
 	MaxFDs        = 10_000
-	// tick is how often the canary leaks its next slice: fine enough that
+	// leakTick is how often the canary leaks its next slice: fine enough that
 	// a 5 s sampler sees a smooth line.
-	tick = 250 * time.Millisecond
+	leakTick = 250 * time.Millisecond
 	// stepSpan is how much growth a "step" leaks at once: one minute's worth.
 	stepSpan = time.Minute
 	// defaultPlateauAfter is how long a "plateau" grows before it flattens.
@@ -159,26 +160,19 @@ func (c *canary) loop() {
 	if c.p.shape == "step" {
 		c.leak(c.p.perSecond * stepSpan.Seconds())
 	}
-	t := c.clock.NewTicker(tick)
-	defer t.Stop()
 	last := start
-	for {
-		select {
-		case <-c.stop:
-			return
-		case now := <-t.Chan():
-			dt := now.Sub(last).Seconds()
-			last = now
-			switch c.p.shape {
-			case "linear":
+	tick.Every(c.stop, c.clock, leakTick, func(now time.Time) {
+		dt := now.Sub(last).Seconds()
+		last = now
+		switch c.p.shape {
+		case "linear":
+			c.leak(c.p.perSecond * dt)
+		case "plateau":
+			if now.Sub(start) <= c.p.plateauAfter {
 				c.leak(c.p.perSecond * dt)
-			case "plateau":
-				if now.Sub(start) <= c.p.plateauAfter {
-					c.leak(c.p.perSecond * dt)
-				}
 			}
 		}
-	}
+	})
 }
 
 func (c *canary) leak(units float64) {

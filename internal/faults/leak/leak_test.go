@@ -32,8 +32,8 @@ func inject(t *testing.T, clock *clockwork.FakeClock, p map[string]string) fault
 
 // run advances the fake clock by d in canary ticks.
 func run(clock *clockwork.FakeClock, d time.Duration) {
-	for passed := time.Duration(0); passed < d; passed += tick {
-		clock.Advance(tick)
+	for passed := time.Duration(0); passed < d; passed += leakTick {
+		clock.Advance(leakTick)
 		time.Sleep(200 * time.Microsecond)
 	}
 }
@@ -60,8 +60,8 @@ func waitFor(t *testing.T, clock *clockwork.FakeClock, what string, cond func() 
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		if clock != nil && time.Since(lastNudge) > 50*time.Millisecond {
-			clock.Advance(tick)
-			extra += tick
+			clock.Advance(leakTick)
+			extra += leakTick
 			lastNudge = time.Now()
 		}
 		time.Sleep(5 * time.Millisecond)

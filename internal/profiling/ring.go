@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/soakd/soakd/internal/fsutil"
 )
 
 // SnapshotInfo is one profile file in the ring.
@@ -91,34 +94,22 @@ func (p *Profiler) writeProfile(now time.Time, kind string) (SnapshotInfo, error
 	if prof == nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot %s: no such profile in this runtime", kind)
 	}
-	f, err := os.CreateTemp(p.dir, tmpPrefix+"*"+tmpSuffix)
-	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", kind, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) (SnapshotInfo, error) {
-		_ = f.Close()
-		_ = os.Remove(tmp)
-		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", kind, err)
-	}
-	// debug=0: gzip-compressed profile.proto, labels included.
-	if err := prof.WriteTo(f, 0); err != nil {
-		return fail(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
-		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", kind, err)
-	}
 	path := filepath.Join(p.dir, now.Format(snapshotTimeLayout)+"-"+kind+snapshotSuffix)
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	var n countingWriter
+	// debug=0: gzip-compressed profile.proto, labels included.
+	err := fsutil.WriteFile(path, 0o600, func(w io.Writer) error { return prof.WriteTo(io.MultiWriter(w, &n), 0) })
+	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", kind, err)
 	}
-	return SnapshotInfo{Time: now, Kind: kind, Path: path, Bytes: st.Size()}, nil
+	return SnapshotInfo{Time: now, Kind: kind, Path: path, Bytes: int64(n)}, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter int64
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	*c += countingWriter(len(b))
+	return len(b), nil
 }
 
 // add indexes a new file; a file of the same name (two rounds within one
@@ -179,7 +170,9 @@ func scanDir(dir string, log *slog.Logger) ([]SnapshotInfo, error) {
 		}
 		name := e.Name()
 		path := filepath.Join(dir, name)
-		if strings.HasPrefix(name, tmpPrefix) && strings.HasSuffix(name, tmpSuffix) {
+		// A write that kill -9 cut short leaves its temp file: ours are
+		// dot files (fsutil.WriteFile's temp names, and older versions').
+		if strings.HasPrefix(name, ".") && strings.Contains(name, snapshotSuffix) || strings.HasPrefix(name, tmpPrefix) && strings.HasSuffix(name, tmpSuffix) {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				log.Warn("profiling: cannot remove stale temp file", "path", path, "err", err)
 			}

@@ -164,9 +164,10 @@ func TestSnapshotRing(t *testing.T) {
 	// incarnation count; crash leftovers are cleaned; other files are kept.
 	foreign := filepath.Join(dir, "notes.txt")
 	stale := filepath.Join(dir, tmpPrefix+"123"+tmpSuffix)
+	staleAtomic := filepath.Join(dir, ".20300102T000000.000Z-heap.pb.gz1234567") // a cut fsutil.WriteFile
 	empty := filepath.Join(dir, "20300102T000000.000Z-heap.pb.gz")
 	oldest := filepath.Join(dir, "20200101T000000.000Z-heap.pb.gz")
-	for path, size := range map[string]int64{foreign: 7, stale: 100, empty: 0, oldest: round} {
+	for path, size := range map[string]int64{foreign: 7, stale: 100, staleAtomic: 100, empty: 0, oldest: round} {
 		if err := os.WriteFile(path, make([]byte, size), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +182,7 @@ func TestSnapshotRing(t *testing.T) {
 	if want := append([]string{oldest}, kept...); !slices.Equal(got, want) {
 		t.Fatalf("after restart the index is\n%v\nwant\n%v", got, want)
 	}
-	for _, gone := range []string{stale, empty} {
+	for _, gone := range []string{stale, staleAtomic, empty} {
 		if _, err := os.Stat(gone); !os.IsNotExist(err) {
 			t.Errorf("%s left behind: %v", gone, err)
 		}

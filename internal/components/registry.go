@@ -2,10 +2,9 @@ package components
 
 import (
 	"fmt"
-	"sort"
-	"sync"
 
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/registry"
 )
 
 // Spec is what a component registers: its factory and what the run needs
@@ -31,8 +30,7 @@ type Spec struct {
 // from the binary's wiring (cmd/soakd), not from init, so tests can build a
 // registry with exactly the components they need.
 type Registry struct {
-	mu    sync.RWMutex
-	specs []Spec
+	specs registry.Ordered[Spec]
 }
 
 // NewRegistry returns an empty registry.
@@ -49,50 +47,23 @@ func (r *Registry) Register(name string, f Factory) error {
 // programming error and is reported rather than silently overwriting the
 // first.
 func (r *Registry) RegisterSpec(s Spec) error {
-	if s.Name == "" || s.Factory == nil {
-		return fmt.Errorf("components: register %q: empty name or nil factory", s.Name)
+	if s.Factory == nil {
+		return fmt.Errorf("components: register %q: nil factory", s.Name)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.specs {
-		if e.Name == s.Name {
-			return fmt.Errorf("components: %q registered twice", s.Name)
-		}
+	if err := r.specs.Add(s.Name, s); err != nil {
+		return fmt.Errorf("components: register: %w", err)
 	}
-	r.specs = append(r.specs, s)
 	return nil
 }
 
 // Specs returns the registered specs in registration order.
-func (r *Registry) Specs() []Spec {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return append([]Spec(nil), r.specs...)
-}
+func (r *Registry) Specs() []Spec { return r.specs.All() }
 
 // Spec returns the named component's spec.
-func (r *Registry) Spec(name string) (Spec, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, s := range r.specs {
-		if s.Name == name {
-			return s, true
-		}
-	}
-	return Spec{}, false
-}
+func (r *Registry) Spec(name string) (Spec, bool) { return r.specs.Get(name) }
 
 // Names returns the registered names, sorted.
-func (r *Registry) Names() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.specs))
-	for _, s := range r.specs {
-		names = append(names, s.Name)
-	}
-	sort.Strings(names)
-	return names
-}
+func (r *Registry) Names() []string { return r.specs.Names() }
 
 // Build constructs the named component.
 func (r *Registry) Build(name string, deps Deps) (Component, error) {

@@ -18,11 +18,7 @@ func problemLines(t *testing.T, err error) []string {
 	if !errors.As(err, &errs) {
 		t.Fatalf("error is %T, not Errors: %v", err, err)
 	}
-	lines := make([]string, len(errs))
-	for i, p := range errs {
-		lines[i] = p.String()
-	}
-	return lines
+	return errs.Lines()
 }
 
 func TestGoodConfigs(t *testing.T) {

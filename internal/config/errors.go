@@ -28,12 +28,15 @@ func (p Problem) String() string {
 type Errors []Problem
 
 // Error returns one problem per line.
-func (e Errors) Error() string {
+func (e Errors) Error() string { return strings.Join(e.Lines(), "\n") }
+
+// Lines returns each problem as "path: msg".
+func (e Errors) Lines() []string {
 	lines := make([]string, len(e))
 	for i, p := range e {
 		lines[i] = p.String()
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // maxProblems bounds the problems kept: a hostile or garbled file could

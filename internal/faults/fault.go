@@ -9,12 +9,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/fabric"
+	"github.com/soakd/soakd/internal/registry"
 )
 
 // Revert undoes one injection. It must be idempotent: the runner retries it
@@ -148,8 +148,7 @@ func ParamProblems(err error) []ParamError {
 // register from the binary's wiring (internal/faults/builtin), not from
 // init, so a test builds a registry with exactly the kinds it needs.
 type Registry struct {
-	mu    sync.RWMutex
-	specs []Spec
+	specs registry.Ordered[Spec]
 }
 
 // NewRegistry returns a registry holding specs; see Register.
@@ -167,50 +166,27 @@ func NewRegistry(specs ...Spec) (*Registry, error) {
 // or a drawable kind with no target is a programming error.
 func (r *Registry) Register(s Spec) error {
 	switch {
-	case s.Name == "" || s.New == nil:
-		return fmt.Errorf("faults: register %q: empty name or nil New", s.Name)
+	case s.New == nil:
+		return fmt.Errorf("faults: register %q: nil New", s.Name)
 	case s.Draw != nil && len(s.Roles) == 0 && !s.Self:
 		return fmt.Errorf("faults: register %q: Draw without Roles or Self", s.Name)
 	case s.Draw == nil && s.NotRandom == "":
 		return fmt.Errorf("faults: register %q: not drawable at random, and NotRandom does not say why", s.Name)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if slices.ContainsFunc(r.specs, func(e Spec) bool { return e.Name == s.Name }) {
-		return fmt.Errorf("faults: kind %q registered twice", s.Name)
+	if err := r.specs.Add(s.Name, s); err != nil {
+		return fmt.Errorf("faults: register: %w", err)
 	}
-	r.specs = append(r.specs, s)
 	return nil
 }
 
 // Spec returns the named kind's spec.
-func (r *Registry) Spec(name string) (Spec, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, s := range r.specs {
-		if s.Name == name {
-			return s, true
-		}
-	}
-	return Spec{}, false
-}
+func (r *Registry) Spec(name string) (Spec, bool) { return r.specs.Get(name) }
 
 // Specs returns the specs in registration order.
-func (r *Registry) Specs() []Spec {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return slices.Clone(r.specs)
-}
+func (r *Registry) Specs() []Spec { return r.specs.All() }
 
 // Names lists the kinds, sorted.
-func (r *Registry) Names() []string {
-	var out []string
-	for _, s := range r.Specs() {
-		out = append(out, s.Name)
-	}
-	sort.Strings(out)
-	return out
-}
+func (r *Registry) Names() []string { return r.specs.Names() }
 
 // Kind is a fault kind built for a run.
 type Kind struct {

@@ -78,9 +78,5 @@ func ProblemLines(t *testing.T, err error) []string {
 	if !errors.As(err, &errs) {
 		t.Fatalf("error is %T, not config.Errors: %v", err, err)
 	}
-	lines := make([]string, len(errs))
-	for i, p := range errs {
-		lines[i] = p.String()
-	}
-	return lines
+	return errs.Lines()
 }

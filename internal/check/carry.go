@@ -113,7 +113,7 @@ func (l *Linearizability) checkKey(ctx context.Context, w keyWindow) (string, *V
 	if v.WindowStart.IsZero() {
 		v.WindowStart = l.epoch.Add(time.Duration(h.minCall))
 	}
-	v.Evidence = l.writeEvidence(key, registerModel(init, h.pending), info)
+	v.Evidence = l.writeEvidence(key, init, h.pending, info)
 	l.violations.Inc()
 	l.logger.Error("linearizability violation", "key", key, "window_start", v.WindowStart, "window_end", cut, "evidence", v.Evidence)
 	if l.o.Event != nil {

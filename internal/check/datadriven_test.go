@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -418,23 +419,45 @@ func (c *ddChecker) metrics(t *testing.T) string {
 	return strings.Join(lines, "\n")
 }
 
-// evidence re-checks the key-window of an evidence file a soak wrote:
+// evidence re-checks the key-window of an evidence file a soak wrote, from
+// the state the file says the window started from (older files carry none:
+// then from any value), unless key= or init= say otherwise:
 // evidence file=<path relative to testdata> [key=<key>] [init=any|absent|(v, ...)]
 func (d *ddFile) evidence(t *testing.T, td *datadriven.TestData) (string, error) {
 	var file string
 	td.ScanArgs(t, "file", &file)
-	key := "k"
+	path := filepath.Join(d.dir, file)
+	carried, err := readCarried(path)
+	if err != nil {
+		return "", err
+	}
+	key, init := "k", topState(false)
+	var pending []evidenceOp
+	var carriedNote string
+	if carried != nil {
+		key = carried.Key
+		if !carried.InitAny {
+			if init, err = parseInit(carried.Init); err != nil {
+				return "", fmt.Errorf("carried state: %w", err)
+			}
+		}
+		for _, desc := range carried.Pending {
+			op, err := parseDescription(desc)
+			if err != nil {
+				return "", fmt.Errorf("carried state: %w", err)
+			}
+			pending = append(pending, op)
+		}
+		carriedNote = fmt.Sprintf("carried into the window: %s, %s\n", init, plural(len(pending), "pending write"))
+	}
 	if td.HasArg("key") {
 		td.ScanArgs(t, "key", &key)
 	}
-	init := topState(false)
 	if a, ok := td.Arg("init"); ok {
-		var err error
 		if init, err = parseInit(a.Vals); err != nil {
 			return "", err
 		}
 	}
-	path := filepath.Join(d.dir, file)
 	if err := checkEvidenceKey(path, key); err != nil {
 		return "", err
 	}
@@ -442,8 +465,22 @@ func (d *ddFile) evidence(t *testing.T, td *datadriven.TestData) (string, error)
 	if err != nil {
 		return "", err
 	}
+	// A write still pending from an earlier window may land at any moment
+	// of this one: an unknown op called before the window, never returned.
+	first, client := int64(0), 0
+	for i, e := range eops {
+		if i == 0 || e.call < first {
+			first = e.call
+		}
+		client = max(client, e.client+1)
+	}
+	for i := range pending {
+		pending[i].client, pending[i].call, pending[i].ret, pending[i].maybe = client+i, first-1, math.MaxInt64, true
+	}
+	eops = append(pending, eops...)
 	var b strings.Builder
 	fmt.Fprintf(&b, "evidence: key %s, %s (clients renumbered; ops optional in the window read as unknown)\n", fmtValue([]byte(key)), plural(len(eops), "op"))
+	b.WriteString(carriedNote)
 	ops := make([]KVOp, len(eops))
 	for i, e := range eops {
 		ops[i] = e.kvOp(ddBase, key)

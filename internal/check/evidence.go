@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -16,9 +17,36 @@ import (
 // The evidence shell: porcupine's HTML of an illegal key-window, written
 // atomically, newest EvidenceKeep kept per component.
 
-// writeEvidence saves porcupine's visualization of the failing key's window
-// and keeps the newest EvidenceKeep files of this component.
-func (l *Linearizability) writeEvidence(key string, model porcupine.Model, info porcupine.LinearizationInfo) string {
+// carriedMarker opens the comment after porcupine's HTML that holds what
+// the window started from, so the evidence re-checks on its own.
+const carriedMarker = "<!-- soakd-carried "
+
+// Carried is what a key-window was checked from besides its operations:
+// the values the key could hold when the window opened and the unknown
+// writes of earlier windows that could still land. Without it a window's
+// operations alone may be linearizable.
+type Carried struct {
+	Key     string   `json:"key"`
+	InitAny bool     `json:"init_any"`
+	Init    []string `json:"init"`    // Go-quoted values, or <absent>
+	Pending []string `json:"pending"` // operation descriptions, as in the HTML
+}
+
+func carriedOf(key string, init regState, pending []regInput) Carried {
+	c := Carried{Key: key, InitAny: init.top, Init: []string{}, Pending: []string{}}
+	for _, v := range init.vals {
+		c.Init = append(c.Init, decodeVal(v))
+	}
+	for _, in := range pending {
+		c.Pending = append(c.Pending, describeOp(in, regOutput{}))
+	}
+	return c
+}
+
+// writeEvidence saves porcupine's visualization of the failing key's window,
+// with the state it was checked from, and keeps the newest EvidenceKeep
+// files of this component.
+func (l *Linearizability) writeEvidence(key string, init regState, pending []regInput, info porcupine.LinearizationInfo) string {
 	if l.o.EvidenceDir == "" {
 		return ""
 	}
@@ -31,7 +59,20 @@ func (l *Linearizability) writeEvidence(key string, model porcupine.Model, info 
 	prefix := "linearizability-" + safeName(l.o.Component) + "-"
 	name := fmt.Sprintf("%s%s-%016x.html", prefix, l.clock.Now().UTC().Format("20060102T150405.000000000Z"), hash.Sum64())
 	path := filepath.Join(l.o.EvidenceDir, name)
-	err := fsutil.WriteFile(path, 0o600, func(w io.Writer) error { return porcupine.Visualize(model, info, w) })
+	carried, err := json.Marshal(carriedOf(key, init, pending))
+	if err != nil {
+		l.logger.Warn("linearizability: evidence", "err", err)
+		return ""
+	}
+	err = fsutil.WriteFile(path, 0o600, func(w io.Writer) error {
+		if err := porcupine.Visualize(registerModel(init, pending), info, w); err != nil {
+			return err
+		}
+		// "--" cannot occur in JSON outside strings, and json.Marshal
+		// escapes "<" and ">" inside them, so the comment cannot end early.
+		_, err := fmt.Fprintf(w, "\n%s%s -->\n", carriedMarker, carried)
+		return err
+	})
 	if err != nil {
 		l.logger.Warn("linearizability: evidence", "err", err)
 		return ""

@@ -317,6 +317,24 @@ func readEvidence(path string) ([]evidenceOp, error) {
 	return ops, nil
 }
 
+// readCarried decodes the state an evidence file says its window was
+// checked from (see writeEvidence); nil for a file without it.
+func readCarried(path string) (*Carried, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i := strings.LastIndex(string(raw), carriedMarker)
+	if i < 0 {
+		return nil, nil
+	}
+	var c Carried
+	if err := json.NewDecoder(strings.NewReader(string(raw[i+len(carriedMarker):]))).Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: carried state: %w", path, err)
+	}
+	return &c, nil
+}
+
 // parseDescription inverts describeOp for the ops of a key-window.
 func parseDescription(d string) (evidenceOp, error) {
 	var op evidenceOp

@@ -59,12 +59,12 @@ func BenchmarkDetectionLatency(b *testing.B) {
 			var sum time.Duration
 			const seeds = 5
 			for seed := range uint64(seeds) {
-				sc := leakScenario{cfg: cfg, base: 50 * mib, noise: heapNoise, leakAt: preLeak, shape: linearGrowth(rate), dur: 2 * tWindow}
-				o := sc.run(b, seed)
-				if len(o.fired) == 0 {
+				sg := synthSignal{base: 50 * mib, noise: heapNoise, leakAt: preLeak, shape: linearGrowth(rate), end: preLeak + 2*tWindow}
+				fired := simulate(b, cfg, sg, seed).at(Fired, tEpoch.Add(preLeak))
+				if len(fired) == 0 {
 					b.Fatalf("%v× seed %d never fired", r, seed)
 				}
-				sum += o.fired[0]
+				sum += fired[0]
 			}
 			b.ReportMetric((sum / seeds).Seconds(), fmt.Sprintf("s_to_fire_%gx", r))
 			b.ReportMetric(pred.Seconds(), fmt.Sprintf("s_predicted_%gx", r))

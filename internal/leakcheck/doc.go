@@ -7,7 +7,10 @@
 // and the Mann–Kendall test, Detector turns a window into an Evaluation, and
 // AlertFSM turns evaluations into Inactive/Pending/Firing. None of them reads
 // a clock or starts a goroutine: every time is an argument, so a 72-hour run
-// is simulated in about half a second (a few seconds under -race).
+// is simulated in about half a second (a few seconds under -race). Estimator
+// lives in trend.go, one file per part (trend_*.go; trend.go lists them).
+// The detector's scenarios are datadriven files in testdata, where a series
+// a soak found can be kept as a regression (testdata/README.md).
 //
 // The shell around it: Sampler reads runtime/metrics and procfs; Monitor
 // samples every leakcheck.interval, feeds the detectors, and on a firing

@@ -147,32 +147,6 @@ func TestTheilSenIgnoresOutliers(t *testing.T) {
 	}
 }
 
-func TestMannKendallByHand(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		vs      []float64
-		s, varS float64
-		z, p    float64
-	}{
-		// 1..5: every pair rises. Var = 5·4·15/18 = 16.667, Z = 9/√16.667.
-		{"increasing", []float64{1, 2, 3, 4, 5}, 10, 50.0 / 3, 9 / math.Sqrt(50.0/3), 0.013745},
-		// One tie group of 2: Var = (4·3·13 - 2·1·9)/18 = 138/18.
-		{"ties", []float64{1, 1, 2, 3}, 5, 138.0 / 18, 4 / math.Sqrt(138.0/18), 0.074284},
-		// Falling: S = -10, Z = -9/√16.667, p = 1-0.013745.
-		{"decreasing", []float64{5, 4, 3, 2, 1}, -10, 50.0 / 3, -9 / math.Sqrt(50.0/3), 0.986255},
-		// All equal: no variance, no evidence.
-		{"flat", []float64{3, 3, 3, 3}, 0, 0, 0, 0.5},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var e Estimator
-			f := e.Fit(seriesOf(time.Minute, tc.vs...), 0.95)
-			if f.S != tc.s || !nearlyEqual(f.VarS, tc.varS, 1e-12) || !nearlyEqual(f.Z, tc.z, 1e-12) || !nearlyEqual(f.P, tc.p, 1e-5) {
-				t.Fatalf("S, Var, Z, p = %v, %v, %v, %v; want %v, %v, %v, %v", f.S, f.VarS, f.Z, f.P, tc.s, tc.varS, tc.z, tc.p)
-			}
-		})
-	}
-}
-
 func TestMannKendallFallingSeriesNearOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	var vs []float64

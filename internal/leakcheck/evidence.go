@@ -148,9 +148,11 @@ type EvidenceInput struct {
 	Residue                           []Residue
 }
 
-// WriteEvidence writes a bundle into dir/<alert-id>/ (built in a temp dir
-// and renamed, so a bundle is whole or absent) and deletes the oldest
-// bundles beyond keep. It returns the bundle's path and summary.
+// WriteEvidence writes a bundle into dir/<alert-id>/ (built in a temp dir,
+// every file fsync'd, then renamed and the rename fsync'd, so a bundle is
+// whole or absent and survives a power cut once it is named in an alert)
+// and deletes the oldest bundles beyond keep. It returns the bundle's path
+// and summary.
 func WriteEvidence(dir string, keep int, in EvidenceInput) (string, Summary, error) {
 	sum := Summary{AlertID: in.AlertID, AlertName: in.AlertName, Signal: in.Signal, RunID: in.RunID,
 		FiredAt: in.FiredAt.UTC(), BaselineAt: in.Base.T.UTC(), Evaluation: in.Evaluation, Threshold: in.Threshold,
@@ -168,7 +170,7 @@ func WriteEvidence(dir string, keep int, in EvidenceInput) (string, Summary, err
 			return nil
 		}
 		sum.Files = append(sum.Files, name)
-		return os.WriteFile(filepath.Join(tmp, name), data, 0o600)
+		return fsutil.WriteBytes(filepath.Join(tmp, name), 0o600, data)
 	}
 	var errs []string
 	note := func(err error) {
@@ -211,15 +213,18 @@ func WriteEvidence(dir string, keep int, in EvidenceInput) (string, Summary, err
 	sum.Notes = append(sum.Notes, errs...)
 	js, _ := json.MarshalIndent(sum, "", "  ")
 	sum.Files = append(sum.Files, "summary.json", "summary.txt")
-	if err := os.WriteFile(filepath.Join(tmp, "summary.json"), append(js, '\n'), 0o600); err != nil {
+	if err := fsutil.WriteBytes(filepath.Join(tmp, "summary.json"), 0o600, append(js, '\n')); err != nil {
 		return "", sum, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "summary.txt"), []byte(summaryText(sum)), 0o600); err != nil {
+	if err := fsutil.WriteBytes(filepath.Join(tmp, "summary.txt"), 0o600, []byte(summaryText(sum))); err != nil {
 		return "", sum, err
 	}
 	final := filepath.Join(dir, in.AlertID)
 	if err := os.Rename(tmp, final); err != nil {
 		return "", sum, err
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		return final, sum, err
 	}
 	if err := pruneEvidence(dir, keep); err != nil {
 		return final, sum, err

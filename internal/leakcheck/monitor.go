@@ -17,6 +17,7 @@ import (
 
 	"github.com/soakd/soakd/internal/alert"
 	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // AlertNames maps signals to the alertname soakd pushes (DESIGN.md §3,
@@ -197,18 +198,8 @@ func (m *Monitor) Start(ctx context.Context) error {
 	m.started = m.o.Clock.Now()
 	m.restore(m.started)
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	m.wg.Go(func() {
-		t := m.o.Clock.NewTicker(m.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.Chan():
-				m.Tick(m.o.Clock.Now())
-			}
-		}
-	})
+	t := m.o.Clock.NewTicker(m.interval)
+	m.wg.Go(func() { tick.Loop(ctx.Done(), t, func(time.Time) { m.Tick(m.o.Clock.Now()) }) })
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -118,27 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	}, func() float64 { return float64(r.CheckpointErrors()) })
 
 	board := status.New(r)
-	srv := telemetry.NewServer(telemetry.ServerOptions{
-		Addr:     cfg.Listen,
-		Registry: reg,
-		Logger:   log,
-		Status:   func() any { return board.Status() },
-		Alerts:   func() any { return board.Alerts() },
-		Events: func(after int64, limit int, typ string) (any, int64, error) {
-			evs, err := run.ReadEvents(r.JournalPath(), after, limit, typ)
-			next := after
-			if len(evs) > 0 {
-				next = evs[len(evs)-1].Seq
-			}
-			if evs == nil {
-				evs = []run.Event{}
-			}
-			return evs, next, err
-		},
-		Ready:      r.Ready,
-		Token:      r.Token(),
-		Checkpoint: r.Checkpoint,
-	})
+	srv := newServer(cfg, r, reg, log, board)
 	if err := srv.Start(); err != nil {
 		// The run was opened (incarnation counted); record why it stops.
 		r.Event(run.EventRunFailed, map[string]any{"stage": "telemetry", "error": err.Error()})
@@ -165,12 +144,12 @@ func Run(ctx context.Context, o Options) error {
 	// the components have stopped.
 	fab := fabric.New(log.With("stage", "fabric"), fabric.WithSeed(r.State().Seed))
 	defer fab.Close()
-	comps, err := buildComponents(o, cfg, r.State().Seed, clock, log, reg, r.Event, fab)
-	if err == nil {
+	w := wiring{o: o, cfg: cfg, r: r, reg: reg, clock: clock, log: log, fabric: fab}
+	if w.comps, err = w.buildComponents(); err == nil {
 		var eng *engines
-		if eng, err = buildEngines(o, cfg, r, reg, clock, log, comps, tracing.Provider, fab); err == nil {
-			board.Attach(status.Parts{Components: comps, Faults: eng.faults, Leaks: eng.monitor})
-			serveErr := r.Serve(ctx, comps, eng.services...)
+		if eng, err = buildEngines(w, tracing.Provider); err == nil {
+			board.Attach(status.Parts{Components: w.comps, Faults: eng.faults, Leaks: eng.monitor})
+			serveErr := r.Serve(ctx, w.comps, eng.services...)
 			shutdownTelemetry(log, tracing, srv)
 			return serveErr
 		}
@@ -181,6 +160,32 @@ func Run(ctx context.Context, o Options) error {
 	_ = r.Serve(cancelled(), nil)
 	shutdownTelemetry(log, tracing, srv)
 	return err
+}
+
+// newServer is the HTTP server of the contract: /metrics, the status,
+// alerts and events APIs, readiness and the checkpoint endpoint.
+func newServer(cfg *config.Config, r *run.Run, reg *prometheus.Registry, log *slog.Logger, board *status.Assembler) *telemetry.Server {
+	return telemetry.NewServer(telemetry.ServerOptions{
+		Addr:     cfg.Listen,
+		Registry: reg,
+		Logger:   log,
+		Status:   func() any { return board.Status() },
+		Alerts:   func() any { return board.Alerts() },
+		Events: func(after int64, limit int, typ string) (any, int64, error) {
+			evs, err := run.ReadEvents(r.JournalPath(), after, limit, typ)
+			next := after
+			if len(evs) > 0 {
+				next = evs[len(evs)-1].Seq
+			}
+			if evs == nil {
+				evs = []run.Event{}
+			}
+			return evs, next, err
+		},
+		Ready:      r.Ready,
+		Token:      r.Token(),
+		Checkpoint: r.Checkpoint,
+	})
 }
 
 // shutdownTelemetry flushes traces and stops the HTTP server; it goes last
@@ -200,31 +205,6 @@ func cancelled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
-}
-
-func buildComponents(o Options, cfg *config.Config, seed uint64, clock clockwork.Clock, log *slog.Logger, reg prometheus.Registerer,
-	event func(string, map[string]any), fab *fabric.Fabric) ([]components.Component, error) {
-	var out []components.Component
-	for _, name := range cfg.Components.EnabledComponents() {
-		if _, ok := o.Components.Spec(name); !ok {
-			log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
-		}
-	}
-	for _, spec := range o.Components.Specs() {
-		if spec.Enabled != nil && !spec.Enabled(cfg) {
-			continue
-		}
-		c, err := o.Components.Build(spec.Name, components.Deps{
-			StateDir: filepath.Join(o.StateDir, "components", spec.Name),
-			Seed:     seed, Clock: clock, Logger: log, Config: cfg,
-			Dial: fab.DialerFor(spec.Name), Metrics: reg, Event: event,
-		})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 // IsCompleted reports whether err says the state dir's run has finished.

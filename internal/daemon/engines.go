@@ -4,11 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
-	"slices"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
-
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/soakd/soakd/internal/alert"
@@ -23,29 +21,86 @@ import (
 	"github.com/soakd/soakd/internal/run"
 )
 
+// wiring is what every part of a run is built from.
+type wiring struct {
+	o      Options
+	cfg    *config.Config
+	r      *run.Run
+	reg    *prometheus.Registry
+	clock  clockwork.Clock
+	log    *slog.Logger
+	fabric *fabric.Fabric
+	comps  []components.Component // built, enabled components
+}
+
 // engines are the run's services besides its components, in start order:
 // alert delivery and profiling first (they outlive what they observe),
-// then the leak monitor, then the fault runner, so faults stop first and
-// the monitor sees every revert.
+// then the leak monitor, the checkers, the fault runner, and load last, so
+// that at shutdown load stops first, faults stop before the checkers check
+// the last window, and the monitor sees every revert.
 type engines struct {
 	services []run.Service
 	faults   *faults.Runner
 	monitor  *leakcheck.Monitor
-	load     []*load.Generator
 }
 
-func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Registry, clock clockwork.Clock, log *slog.Logger,
-	comps []components.Component, tp trace.TracerProvider, fabric *fabric.Fabric) (*engines, error) {
-	runID := r.State().RunID
-	sinks := []alert.Sink{alert.NewLogSink(log.With("sink", "log"))}
-	if u := cfg.Alerting.AlertmanagerURL; u != "" {
+func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
+	disp, err := w.alerts()
+	if err != nil {
+		return nil, err
+	}
+	prof, err := profiling.New(profiling.Options{Config: w.cfg.Profiling, Dir: filepath.Join(w.r.Dir(), "profiles"),
+		RunID: w.r.State().RunID, Clock: w.clock, Logger: w.log.With("stage", "profiling")})
+	if err != nil {
+		return nil, err
+	}
+	mon, err := leakcheck.NewMonitor(leakcheck.MonitorOptions{Config: w.cfg.LeakCheck, Warmup: w.cfg.Run.Warmup.Std(),
+		RunID: w.r.State().RunID, EvidenceDir: filepath.Join(w.r.Dir(), "evidence"), Clock: w.clock,
+		Logger: w.log.With("stage", "leakcheck"), Metrics: w.reg, Notify: disp.Notify, Restore: disp.Restore,
+		StatePath: filepath.Join(w.r.Dir(), "leak-alerts.json"), Event: w.r.Event})
+	if err != nil {
+		return nil, err
+	}
+	runner, err := w.faultRunner(mon.Residue())
+	if err != nil {
+		return nil, err
+	}
+	checkers, err := w.checkers()
+	if err != nil {
+		return nil, err
+	}
+	loads, err := w.loads(tp)
+	if err != nil {
+		return nil, err
+	}
+	services := []run.Service{
+		{Name: "alerts", Start: func(context.Context) error { disp.Start(); return nil }, Stop: disp.Stop},
+		{Name: "profiling", Start: prof.Start, Stop: prof.Stop},
+		{Name: "leakcheck", Start: mon.Start, Stop: func(ctx context.Context) error {
+			err := mon.Stop(ctx)
+			if w.r.Completing() { // no incarnation will take its alerts over
+				mon.ResolveAll("the run completed")
+			}
+			return err
+		}},
+	}
+	services = append(services, checkers...)
+	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: runner.Stop})
+	services = append(services, loads...)
+	return &engines{services: services, faults: runner, monitor: mon}, nil
+}
+
+// alerts builds the alert dispatcher over the configured sinks.
+func (w wiring) alerts() (*alert.Dispatcher, error) {
+	sinks := []alert.Sink{alert.NewLogSink(w.log.With("sink", "log"))}
+	if u := w.cfg.Alerting.AlertmanagerURL; u != "" {
 		s, err := alert.NewAlertmanagerSink(u, nil)
 		if err != nil {
 			return nil, err
 		}
 		sinks = append(sinks, s)
 	}
-	if u := cfg.Alerting.WebhookURL; u != "" {
+	if u := w.cfg.Alerting.WebhookURL; u != "" {
 		s, err := alert.NewWebhookSink(u, nil)
 		if err != nil {
 			return nil, err
@@ -54,124 +109,129 @@ func buildEngines(o Options, cfg *config.Config, r *run.Run, reg *prometheus.Reg
 	}
 	sendErrors := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "soakd", Name: "alert_send_errors_total",
 		Help: "Failed deliveries to an alert sink (retried with backoff)."}, []string{"sink"})
-	if err := reg.Register(sendErrors); err != nil {
+	if err := w.reg.Register(sendErrors); err != nil {
 		return nil, err
 	}
 	for _, s := range sinks {
 		sendErrors.WithLabelValues(s.Name()) // exported at 0 from the start
 	}
-	disp := alert.NewDispatcher(alert.DispatcherOptions{Sinks: sinks, Clock: clock, Logger: log.With("stage", "alert"),
-		OnSendError: func(sink string) { sendErrors.WithLabelValues(sink).Inc() }})
+	return alert.NewDispatcher(alert.DispatcherOptions{Sinks: sinks, Clock: w.clock, Logger: w.log.With("stage", "alert"),
+		OnSendError: func(sink string) { sendErrors.WithLabelValues(sink).Inc() }}), nil
+}
 
-	prof, err := profiling.New(profiling.Options{Config: cfg.Profiling, Dir: filepath.Join(r.Dir(), "profiles"),
-		RunID: runID, Clock: clock, Logger: log.With("stage", "profiling")})
-	if err != nil {
-		return nil, err
-	}
-
-	mon, err := leakcheck.NewMonitor(leakcheck.MonitorOptions{Config: cfg.LeakCheck, Warmup: cfg.Run.Warmup.Std(),
-		RunID: runID, EvidenceDir: filepath.Join(r.Dir(), "evidence"), Clock: clock, Logger: log.With("stage", "leakcheck"),
-		Metrics: reg, Notify: disp.Notify, Restore: disp.Restore, StatePath: filepath.Join(r.Dir(), "leak-alerts.json"),
-		Event: r.Event})
-	if err != nil {
-		return nil, err
-	}
-
-	plan, err := faults.Plan(cfg, r.State().Seed, o.Faults, o.Components)
-	if cfg.Faults.Replay != "" {
-		plan, err = faults.ReplayPlan(cfg.Faults.Replay)
+// faultRunner builds the fault kinds and the runner of the run's plan (or
+// of the journal it replays).
+func (w wiring) faultRunner(observers ...faults.Observer) (*faults.Runner, error) {
+	plan, err := faults.Plan(w.cfg, w.r.State().Seed, w.o.Faults, w.o.Components)
+	if w.cfg.Faults.Replay != "" {
+		plan, err = faults.ReplayPlan(w.cfg.Faults.Replay)
 	}
 	if err != nil {
 		return nil, err
 	}
-	kinds, err := o.Faults.Build(faults.Env{Components: comps, Fabric: fabric, Clock: clock, Logger: log})
+	kinds, err := w.o.Faults.Build(faults.Env{Components: w.comps, Fabric: w.fabric, Clock: w.clock, Logger: w.log})
 	if err != nil {
 		return nil, err
-	}
-	healthy := func() (bool, string) {
-		for _, c := range comps {
-			if h := c.Health(); !h.Healthy {
-				return false, c.Name() + ": " + h.Detail
-			}
-		}
-		return true, ""
 	}
 	// Faults an earlier incarnation finished stay finished; one a clean
 	// stop cut short is not finished (see faults.Settled).
-	settled, err := faults.Settled(r.JournalPath())
+	settled, err := faults.Settled(w.r.JournalPath())
 	if err != nil {
 		return nil, err
 	}
-	runner, err := faults.NewRunner(faults.RunnerOptions{Plan: plan, Kinds: kinds, Resolvers: components.Resolvers(comps), Settled: settled,
-		BlastRadius: cfg.Faults.BlastRadius, Healthy: healthy, PauseWhenUnhealthy: cfg.Faults.PauseWhenUnhealthy,
-		Clock: clock, Elapsed: r.Elapsed, Event: r.Event, Logger: log.With("stage", "faults"), Metrics: reg,
-		Observers: []faults.Observer{mon.Residue()}})
-	if err != nil {
-		return nil, err
-	}
+	return faults.NewRunner(faults.RunnerOptions{Plan: plan, Kinds: kinds, Resolvers: components.Resolvers(w.comps),
+		Settled: settled, BlastRadius: w.cfg.Faults.BlastRadius, Healthy: w.healthy,
+		PauseWhenUnhealthy: w.cfg.Faults.PauseWhenUnhealthy, Clock: w.clock, Elapsed: w.r.Elapsed, Event: w.r.Event,
+		Logger: w.log.With("stage", "faults"), Metrics: w.reg, Observers: observers})
+}
 
-	eng := &engines{
-		faults:  runner,
-		monitor: mon,
-		services: []run.Service{
-			{Name: "alerts", Start: func(context.Context) error { disp.Start(); return nil }, Stop: disp.Stop},
-			{Name: "profiling", Start: prof.Start, Stop: prof.Stop},
-			{Name: "leakcheck", Start: mon.Start, Stop: func(ctx context.Context) error {
-				err := mon.Stop(ctx)
-				if r.Completing() { // no incarnation will take its alerts over
-					mon.ResolveAll("the run completed")
-				}
-				return err
-			}},
-			{Name: "faults", Start: runner.Start, Stop: runner.Stop},
-		},
+// healthy reports whether every component is healthy, and if not, which.
+func (w wiring) healthy() (bool, string) {
+	for _, c := range w.comps {
+		if h := c.Health(); !h.Healthy {
+			return false, c.Name() + ": " + h.Detail
+		}
 	}
+	return true, ""
+}
 
-	// Checkers start before faults and load, and stop after them, so the
-	// last window of history is checked.
-	for _, c := range comps {
+// checkers puts a linearizability checker on every component with a KV
+// history.
+func (w wiring) checkers() ([]run.Service, error) {
+	var out []run.Service
+	for _, c := range w.comps {
 		kv, ok := c.(components.KVHistory)
 		if !ok {
 			continue
 		}
-		lc, _ := rateLoad(o.Components, cfg, c.Name())
+		lc, _ := w.rateLoad(c.Name())
 		lin, err := check.NewLinearizability(check.LinearizabilityOptions{Component: c.Name(), Rate: lc.Rate,
-			EvidenceDir: filepath.Join(r.Dir(), "evidence"), Metrics: reg, Event: r.Event, Clock: clock,
-			Logger: log.With("stage", "check", "component", c.Name())})
+			EvidenceDir: filepath.Join(w.r.Dir(), "evidence"), Metrics: w.reg, Event: w.r.Event, Clock: w.clock,
+			Logger: w.log.With("stage", "check", "component", c.Name())})
 		if err != nil {
 			return nil, err
 		}
 		kv.SetRecorder(lin)
-		eng.services = slices.Insert(eng.services, len(eng.services)-1, run.Service{Name: "check/" + c.Name(), Start: lin.Start, Stop: lin.Stop})
+		out = append(out, run.Service{Name: "check/" + c.Name(), Start: lin.Start, Stop: lin.Stop})
 	}
+	return out, nil
+}
 
-	// Load starts last and stops first.
-	lm, err := load.NewMetrics(reg)
+// loads puts an open-loop load generator on every component whose spec
+// declares a rate load; the others drive themselves.
+func (w wiring) loads(tp trace.TracerProvider) ([]run.Service, error) {
+	lm, err := load.NewMetrics(w.reg)
 	if err != nil {
 		return nil, err
 	}
 	tracer := tp.Tracer("github.com/soakd/soakd/internal/load")
-	for _, c := range comps {
-		lc, ok := rateLoad(o.Components, cfg, c.Name())
+	var out []run.Service
+	for _, c := range w.comps {
+		lc, ok := w.rateLoad(c.Name())
 		if !ok {
-			continue // interval-driven components join with their own schedule
+			continue
 		}
-		g, err := load.New(load.Options{Component: c, Load: lc, Seed: r.State().Seed, Clock: clock, Elapsed: r.Elapsed,
-			Metrics: lm, Tracer: tracer, Logger: log.With("stage", "load", "component", c.Name())})
+		g, err := load.New(load.Options{Component: c, Load: lc, Seed: w.r.State().Seed, Clock: w.clock,
+			Elapsed: w.r.Elapsed, Metrics: lm, Tracer: tracer, Logger: w.log.With("stage", "load", "component", c.Name())})
 		if err != nil {
 			return nil, err
 		}
-		eng.load = append(eng.load, g)
-		eng.services = append(eng.services, run.Service{Name: "load/" + c.Name(), Start: g.Start, Stop: g.Stop})
+		out = append(out, run.Service{Name: "load/" + c.Name(), Start: g.Start, Stop: g.Stop})
 	}
-	return eng, nil
+	return out, nil
 }
 
 // rateLoad is a component's open-loop load config, if its spec declares one.
-func rateLoad(reg *components.Registry, cfg *config.Config, name string) (config.RateLoad, bool) {
-	spec, ok := reg.Spec(name)
+func (w wiring) rateLoad(name string) (config.RateLoad, bool) {
+	spec, ok := w.o.Components.Spec(name)
 	if !ok || spec.Load == nil {
 		return config.RateLoad{}, false
 	}
-	return spec.Load(cfg)
+	return spec.Load(w.cfg)
+}
+
+// buildComponents builds the registered components the config enables, in
+// registration order, each dialling its peers through the fabric.
+func (w wiring) buildComponents() ([]components.Component, error) {
+	for _, name := range w.cfg.Components.EnabledComponents() {
+		if _, ok := w.o.Components.Spec(name); !ok {
+			w.log.Warn("component enabled in config but not built into this soakd; skipping", "component", name)
+		}
+	}
+	var out []components.Component
+	for _, spec := range w.o.Components.Specs() {
+		if spec.Enabled != nil && !spec.Enabled(w.cfg) {
+			continue
+		}
+		c, err := w.o.Components.Build(spec.Name, components.Deps{
+			StateDir: filepath.Join(w.o.StateDir, "components", spec.Name),
+			Seed:     w.r.State().Seed, Clock: w.clock, Logger: w.log, Config: w.cfg,
+			Dial: w.fabric.DialerFor(spec.Name), Metrics: w.reg, Event: w.r.Event,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/soakd/soakd/internal/check"
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 // The oracle: a plain deterministic register per key, checked by porcupine
@@ -37,23 +38,8 @@ type oracleState struct {
 }
 
 var oracleModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			k := op.Input.(keyed).key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return oracleState{} },
+	Partition: testutil.PartitionByKey(func(in any) string { return in.(keyed).key }),
+	Init:      func() any { return oracleState{} },
 	Step: func(st, inp, outp any) (bool, any) {
 		s := st.(oracleState)
 		in := inp.(keyed).in

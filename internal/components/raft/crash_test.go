@@ -12,6 +12,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 // kvModel is a porcupine model of the KV store over HistoryOps, partitioned
@@ -20,23 +21,8 @@ import (
 // output that matches anything: it may take effect at any point after its
 // call, or (equivalently, being last) never.
 var kvModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			k := op.Input.(HistoryOp).Key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() interface{} { return "" },
+	Partition: testutil.PartitionByKey(func(in any) string { return in.(HistoryOp).Key }),
+	Init:      func() interface{} { return "" },
 	Step: func(state, input, output interface{}) (bool, interface{}) {
 		st, in := state.(string), input.(HistoryOp)
 		unknown := in.Outcome == components.OutcomeUnknown

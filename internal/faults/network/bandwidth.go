@@ -26,9 +26,7 @@ var bandwidthKind = &linkKind{name: "bandwidth", parse: parseBandwidth,
 		e := f.InForce(l)
 		n := int(min(max(p.rate/4, 256), fabric.MaxProbePayload))
 		want := time.Duration(float64(n) / p.rate * float64(time.Second))
-		pctx, cancel := context.WithTimeout(ctx, 2*want+e.Latency+e.Jitter+verifySlack)
-		defer cancel()
-		rtt, err := f.Probe(pctx, l, n)
+		rtt, err := probe(ctx, f, l, n, 2*want+e.Latency+e.Jitter+verifySlack)
 		if err != nil {
 			return "", err
 		}

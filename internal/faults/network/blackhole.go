@@ -14,13 +14,9 @@ import (
 // deliver nothing until reverted, like a network that drops every packet.
 // The node is out of service, so it counts against faults.blast_radius.
 var blackholeKind = &linkKind{name: "blackhole", parse: noParams,
-	apply: func(f *fabric.Fabric, sel fabric.Selector, _ plan) (func(context.Context) error, error) {
-		return f.Blackhole(sel)
-	},
+	apply: ruleOf((*fabric.Fabric).Blackhole),
 	verify: func(ctx context.Context, f *fabric.Fabric, _ plan, l fabric.Link) (string, error) {
-		pctx, cancel := context.WithTimeout(ctx, verifyCut)
-		defer cancel()
-		if rtt, err := f.Probe(pctx, l, 1); err == nil {
+		if rtt, err := probe(ctx, f, l, 1, verifyCut); err == nil {
 			return "", fmt.Errorf("probe over %s echoed in %v", l, rtt)
 		}
 		return fmt.Sprintf("no echo within %v", verifyCut), nil

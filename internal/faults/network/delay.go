@@ -27,9 +27,7 @@ var delayKind = &linkKind{name: "delay", parse: parseDelay,
 	},
 	verify: func(ctx context.Context, f *fabric.Fabric, p plan, l fabric.Link) (string, error) {
 		e := f.InForce(l)
-		pctx, cancel := context.WithTimeout(ctx, e.Latency+e.Jitter+verifySlack)
-		defer cancel()
-		rtt, err := f.Probe(pctx, l, 1)
+		rtt, err := probe(ctx, f, l, 1, e.Latency+e.Jitter+verifySlack)
 		if err != nil {
 			return "", err
 		}

@@ -186,6 +186,21 @@ func (in *injector) verify(ctx context.Context, p plan, l fabric.Link) (string, 
 	return in.lk.verify(ctx, in.f, p, l)
 }
 
+// ruleOf applies a rule that takes no parameters, such as
+// (*fabric.Fabric).Cut.
+func ruleOf(rule func(*fabric.Fabric, fabric.Selector) (func(context.Context) error, error)) func(*fabric.Fabric, fabric.Selector, plan) (func(context.Context) error, error) {
+	return func(f *fabric.Fabric, sel fabric.Selector, _ plan) (func(context.Context) error, error) {
+		return rule(f, sel)
+	}
+}
+
+// probe sends n bytes over l and waits at most wait for their echo.
+func probe(ctx context.Context, f *fabric.Fabric, l fabric.Link, n int, wait time.Duration) (time.Duration, error) {
+	pctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	return f.Probe(pctx, l, n)
+}
+
 // isolate faults every link to or from the target's nodes.
 func isolate(_ plan, nodes, rest []string) (fabric.Selector, fabric.Link, error) {
 	other := "soakd-probe"

@@ -14,13 +14,9 @@ import (
 // dials time out. A partitioned node is out of service, so it counts
 // against faults.blast_radius.
 var partitionKind = &linkKind{name: "partition", parse: parsePartition, selection: partitionLinks, selfMasking: true,
-	apply: func(f *fabric.Fabric, sel fabric.Selector, _ plan) (func(context.Context) error, error) {
-		return f.Cut(sel)
-	},
+	apply: ruleOf((*fabric.Fabric).Cut),
 	verify: func(ctx context.Context, f *fabric.Fabric, _ plan, l fabric.Link) (string, error) {
-		pctx, cancel := context.WithTimeout(ctx, verifyCut)
-		defer cancel()
-		if _, err := f.Probe(pctx, l, 1); err == nil {
+		if _, err := probe(ctx, f, l, 1, verifyCut); err == nil {
 			return "", fmt.Errorf("probe over %s still connected", l)
 		}
 		return "probe could not connect", nil

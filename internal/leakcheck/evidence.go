@@ -255,11 +255,7 @@ func heapDiff(base, now []byte) (*profile.Profile, []HeapSite, error) {
 	if len(base) == 0 || len(now) == 0 {
 		return nil, nil, fmt.Errorf("missing profile")
 	}
-	pb, err := profile.ParseData(base)
-	if err != nil {
-		return nil, nil, err
-	}
-	pn, err := profile.ParseData(now)
+	pb, pn, err := parsePair(base, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -345,14 +341,23 @@ func stackOf(s *profile.Sample) []string {
 	return st
 }
 
+// parsePair parses the profiles taken then and now.
+func parsePair(base, now []byte) (*profile.Profile, *profile.Profile, error) {
+	pb, err := profile.ParseData(base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("then: %w", err)
+	}
+	pn, err := profile.ParseData(now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("now: %w", err)
+	}
+	return pb, pn, nil
+}
+
 // goroutineDiff groups goroutines by stack and by the component label,
 // then and now, largest growth first.
 func goroutineDiff(base, now []byte) (stacks, comps []StackGroup, err error) {
-	pb, err := profile.ParseData(base)
-	if err != nil {
-		return nil, nil, err
-	}
-	pn, err := profile.ParseData(now)
+	pb, pn, err := parsePair(base, now)
 	if err != nil {
 		return nil, nil, err
 	}

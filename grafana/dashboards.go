@@ -40,9 +40,19 @@ func ptr[T any](v T) *T { return &v }
 // target is one PromQL query of a panel.
 type target struct {
 	expr, legend string
+	limit        bool   // drawn as a limit: a dashed red line, no fill
+	rightUnit    string // non-empty: drawn on a right-hand axis in this unit
 }
 
-func t(expr, legend string) target { return target{expr, legend} }
+func t(expr, legend string) target { return target{expr: expr, legend: legend} }
+
+// asLimit draws the target's series as a limit line (a threshold that comes
+// from a metric, such as a configured limit, rather than a constant).
+func (q target) asLimit() target { q.limit = true; return q }
+
+// right draws the target's series on a right-hand axis in unit: a second
+// quantity beside the panel's own.
+func (q target) right(unit string) target { q.rightUnit = unit; return q }
 
 type panelKind int
 
@@ -155,11 +165,33 @@ func (p panel) build(id uint32) cog.Builder[dashboard.Panel] {
 		for _, q := range qs {
 			b = b.WithTarget(q)
 		}
+		for i, q := range p.targets {
+			if props := q.overrides(); len(props) > 0 {
+				b = b.WithOverride(dashboard.MatcherConfig{Id: "byFrameRefID", Options: p.refID(i)}, props)
+			}
+		}
 		if len(p.links) > 0 {
 			b = b.DataLinks(dataLinks(p.links))
 		}
 		return b
 	}
+}
+
+// overrides are the field overrides a time-series target's style needs.
+func (q target) overrides() []dashboard.DynamicConfigValue {
+	var out []dashboard.DynamicConfigValue
+	if q.limit {
+		out = append(out,
+			dashboard.DynamicConfigValue{Id: "color", Value: map[string]any{"mode": "fixed", "fixedColor": "red"}},
+			dashboard.DynamicConfigValue{Id: "custom.lineStyle", Value: map[string]any{"fill": "dash", "dash": []int{10, 10}}},
+			dashboard.DynamicConfigValue{Id: "custom.fillOpacity", Value: 0})
+	}
+	if q.rightUnit != "" {
+		out = append(out,
+			dashboard.DynamicConfigValue{Id: "unit", Value: q.rightUnit},
+			dashboard.DynamicConfigValue{Id: "custom.axisPlacement", Value: "right"})
+	}
+	return out
 }
 
 // row is a dashboard row and its panels (rows are left expanded).
@@ -250,14 +282,27 @@ func Render() (map[string][]byte, error) {
 	return out, nil
 }
 
+// quantiles returns p50, p99 and p99.9 of a histogram per label by.
 func quantiles(metric, by string, extra ...string) []target {
-	var out []target
-	for _, q := range []string{"0.5", "0.99", "0.999"} {
-		out = append(out, t(fmt.Sprintf(`histogram_quantile(%s, sum by (job, instance, %s, le) (%s))`, q, by, rate("rate", metric+"_bucket", extra...)),
-			"{{"+by+"}} p"+strings.TrimPrefix(q, "0.")))
+	return quantilesOf(metric, by, []string{"0.5", "0.99", "0.999"}, extra...)
+}
+
+// quantilesOf returns the quantiles qs of a histogram per job, instance and
+// label by (none when by is empty).
+func quantilesOf(metric, by string, qs []string, extra ...string) []target {
+	group, prefix := "job, instance, le", ""
+	if by != "" {
+		group, prefix = "job, instance, "+by+", le", "{{"+by+"}} "
 	}
-	// p50 reads better than p5.
-	out[0].legend = "{{" + by + "}} p50"
+	var out []target
+	for _, q := range qs {
+		name := strings.TrimPrefix(q, "0.")
+		if len(name) == 1 {
+			name += "0" // p50 reads better than p5
+		}
+		out = append(out, t(fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (%s))`, q, group, rate("rate", metric+"_bucket", extra...)),
+			prefix+"p"+name))
+	}
 	return out
 }
 
@@ -372,27 +417,73 @@ func leaks() board {
 	}
 }
 
-// componentRow is the generic part every component row shows.
+// historyChecked are the components with a key-value history, which
+// soakd's linearizability checker reads (soakd_checks_total). The others
+// verify their own operations (migration checks every migration byte for
+// byte) and count only violations: a checks panel for them would be a dead
+// query.
+var historyChecked = map[string]bool{"raft": true, "pbft": true}
+
+// componentRow is the generic part every component row shows, after the
+// component's own panels.
 func componentRow(c, title string, extra ...panel) row {
 	cm := `component="` + c + `"`
-	ps := append(extra,
+	generic := []panel{
 		ts(title+" operation rate", "ops", "Completed "+c+" operations per second by op and outcome.",
 			t(`sum by (job, instance, op, outcome) (`+rate("rate", "soakd_ops_total", cm)+`)`, "{{op}} {{outcome}}")),
 		ts(title+" latency", "s", "p50, p99 and p99.9 latency of "+c+" operations by op.",
 			quantiles("soakd_op_duration_seconds", "op", cm)...),
-		ts(title+" checks", "cps", "Correctness checks of "+c+" histories per second, by checker and result.",
-			t(`sum by (job, instance, checker, result) (`+rate("rate", "soakd_checks_total", cm)+`)`, "{{checker}} {{result}}")),
-		ts(title+" dropped and violations", "short", "Load arrivals dropped per rate interval, and invariant violations (any is a bug).",
-			t(`sum by (job, instance) (`+rate("increase", "soakd_ops_dropped_total", cm)+`)`, "dropped"),
-			t(`sum by (job, instance, invariant) (`+rate("increase", "soakd_invariant_violations_total", cm)+`)`, "violation {{invariant}}")),
-	)
-	return row{title, ps}
+	}
+	if historyChecked[c] {
+		generic = append(generic, ts(title+" checks", "cps", "Correctness checks of "+c+" histories per second, by checker and result.",
+			t(`sum by (job, instance, checker, result) (`+rate("rate", "soakd_checks_total", cm)+`)`, "{{checker}} {{result}}")))
+	}
+	generic = append(generic, ts(title+" dropped and violations", "short", "Load arrivals dropped per rate interval, and invariant violations (any is a bug).",
+		t(`sum by (job, instance) (`+rate("increase", "soakd_ops_dropped_total", cm)+`)`, "dropped"),
+		t(`sum by (job, instance, invariant) (`+rate("increase", "soakd_invariant_violations_total", cm)+`)`, "violation {{invariant}}")))
+	if len(generic) == 3 {
+		for i := range generic {
+			generic[i] = generic[i].w(8) // one line of three
+		}
+	}
+	return row{title, append(extra, generic...)}
+}
+
+// migrationPanels are the Migration row's own panels (package
+// internal/components/migration, metrics.go): outcomes, time, downtime
+// against its limit, rounds, what went on the wire, and what the
+// convergence rule saw and did.
+func migrationPanels() []panel {
+	p5099 := []string{"0.5", "0.99"}
+	return []panel{
+		ts("Migrations by outcome", "short", "Finished migrations per rate interval by outcome: ok (moved and verified), failed (rolled back: the guest runs on its source, unchanged), unknown (the commit's answer was lost; resolved out of band). Failures under network and crash faults (annotations) are expected; none ok for 30m while migrations run fires SoakdMigrationsFailing.",
+			t(`sum by (job, instance, outcome) (`+rate("increase", "soakd_migration_migrations_total")+`)`, "{{outcome}}")).w(8),
+		ts("Migration total time", "s", "p50 and p99 of a migration's total time, first pre-copy round to resume or rollback (soakd_migration_duration_seconds).",
+			quantilesOf("soakd_migration_duration_seconds", "", p5099)...).w(8),
+		ts("Migration downtime vs limit", "s", "p50 and p99 downtime of migrations that moved their guest: pause to resume as the source saw it (pause_resume) and the guest's own largest heartbeat gap (heartbeat); the dashed red line is the configured components.migration.downtime_limit. pause_resume p99 above the limit over 30m fires SoakdMigrationDowntimeOverLimit.",
+			append(quantilesOf("soakd_migration_downtime_seconds", "measure", p5099),
+				t(s("soakd_migration_downtime_limit_seconds"), "downtime limit").asLimit())...).w(8),
+		ts("Migration bytes and compression", "Bps", "Guest pages sent per second: their size in memory (raw) and on the wire after zero markers, XBZRLE deltas and compression (wire); right axis: raw over wire bytes of the last finished migration.",
+			t(`sum by (job, instance, kind) (`+rate("rate", "soakd_migration_bytes_total")+`)`, "{{kind}}"),
+			t(s("soakd_migration_compression_ratio"), "compression ratio (raw/wire)").right("none")).w(8),
+		ts("Migration bandwidth", "Bps", "Wire bandwidth of the last pre-copy round (measured) and the convergence rule's forecast for the next (predicted), from which it predicts the downtime against the limit.",
+			t(s("soakd_migration_bandwidth_bytes_per_second"), "{{kind}}")).w(8),
+		ts("Migration dirty rate and throttle", "Bps", "Rate at which the migrating guest dirtied memory in the last round; right axis: the share of its dirty rate auto-converge held back in the last round (0 when unthrottled).",
+			t(s("soakd_migration_dirty_rate_bytes_per_second"), "dirty rate"),
+			t(s("soakd_migration_throttle_ratio"), "throttle").right("percentunit")).w(8),
+		ts("Migration delta cache", "cps", "XBZRLE delta cache lookups of re-sent pages per second: hit (sent as a delta), miss (sent raw), overflow (the delta exceeded its limit, sent raw).",
+			t(`sum by (job, instance, result) (`+rate("rate", "soakd_migration_delta_cache_total")+`)`, "{{result}}")).w(8),
+		ts("Migration zero pages", "cps", "Zero pages sent as markers per second instead of their contents (soakd_migration_zero_pages_total).",
+			t(`sum by (job, instance) (`+rate("rate", "soakd_migration_zero_pages_total")+`)`, "zero pages")).w(8),
+		ts("Migration rounds", "short", "p50 and p99 of the pre-copy rounds per migration, the final one included (soakd_migration_rounds). Rounds climbing means the guest dirties memory about as fast as the link moves it.",
+			quantilesOf("soakd_migration_rounds", "", p5099)...).w(8),
+	}
 }
 
 func components() board {
 	return board{
 		file: "soakd-components.json", uid: "soakd-components", title: "soakd / Components",
-		desc: "The components under soak: Raft consensus internals, then per-component load, latency, checks and violations (Raft now; PBFT and migration rows join with those components).",
+		desc: "The components under soak, a row each: Raft consensus internals and live migration (outcomes, total time, downtime against its limit, rounds, bytes and compression, bandwidth, dirty rate and throttle, delta cache, zero pages), each followed by the component's load, latency, history checks (key-value components) and invariant violations. A PBFT row joins with that component.",
 		rows: []row{
 			componentRow("raft", "Raft",
 				ts("Raft leader changes", "short", "Leader elections per rate interval. Expected around partition and crash faults (annotations); elsewhere they mean instability.",
@@ -409,7 +500,8 @@ func components() board {
 				ts("Raft log size", "bytes", "On-disk Raft log per node; it must stay bounded (snapshots compact it).",
 					t(s("soakd_raft_log_bytes"), "{{node}}")),
 			),
-			// PBFT and migration rows join with those components
+			componentRow("migration", "Migration", migrationPanels()...),
+			// The PBFT row joins with that component
 			// (componentRow("pbft", "PBFT")): a row for a component soakd
 			// does not run is a dead query.
 		},

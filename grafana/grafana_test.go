@@ -280,9 +280,11 @@ func TestPromQLParses(t *testing.T) {
 	}
 }
 
-var requiredAlerts = []string{"SoakdHeapLeak", "SoakdGoroutineLeak", "SoakdFDLeak", "SoakdInvariantViolation", "SoakdLoadBelowTarget", "SoakdStalled"}
+var requiredAlerts = []string{"SoakdHeapLeak", "SoakdGoroutineLeak", "SoakdFDLeak", "SoakdInvariantViolation", "SoakdLoadBelowTarget", "SoakdStalled",
+	"SoakdMigrationDowntimeOverLimit", "SoakdMigrationsFailing"}
 
-// TestAlertRulesComplete: DESIGN.md §3's alerts exist, each with for,
+// TestAlertRulesComplete: DESIGN.md §3's alerts and the migration
+// component's exist, each with for,
 // severity, summary, description and a runbook_url whose anchor is a
 // section of RUNBOOK.md.
 func TestAlertRulesComplete(t *testing.T) {

@@ -96,6 +96,12 @@ func printStatus(w io.Writer, st status.Status) {
 			h = "UNHEALTHY " + c.Detail
 		}
 		fmt.Fprintf(w, "component  %-10s %s\n", c.Name, h)
+		var sum struct {
+			Line string `json:"line"`
+		}
+		if json.Unmarshal(c.Summary, &sum) == nil && sum.Line != "" {
+			fmt.Fprintf(w, "           %-10s %s\n", "", sum.Line)
+		}
 	}
 	fmt.Fprintf(w, "faults     %d active\n", len(st.ActiveFaults))
 	for _, f := range st.ActiveFaults {

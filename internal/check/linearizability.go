@@ -66,7 +66,7 @@ const (
 const checkerLinearizability = "linearizability"
 
 // EventInvariantViolation is the journal event type of an illegal window.
-const EventInvariantViolation = "invariant_violation"
+const EventInvariantViolation = components.EventInvariantViolation
 
 // KVOp is one finished client operation on a key-value store (defined
 // with the component contract; see components.KVOp).

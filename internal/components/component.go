@@ -78,6 +78,13 @@ type Component interface {
 	Do(ctx context.Context, op Op) Result
 }
 
+// Summarizer is implemented by a component with more to say in the status
+// than its health: a small JSON-ready document (a few fields, bounded)
+// whose "line" field, if any, is what `soakd status` prints.
+type Summarizer interface {
+	Summary() any
+}
+
 // Nodes is implemented by components made of several nodes that the process
 // fault kind can crash and restart.
 type Nodes interface {

@@ -2,6 +2,11 @@ package components
 
 import "time"
 
+// EventInvariantViolation is the journal event type of a broken invariant,
+// from a checker or from a component that checks its own (a migration's
+// byte-exact copy).
+const EventInvariantViolation = "invariant_violation"
+
 // KVOp is one finished operation on a key-value component: the history a
 // linearizability checker consumes. Components record it; checkers read
 // it; it is defined once, here.

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/registry"
@@ -23,6 +24,9 @@ type Spec struct {
 	// Targets are the selectors its TargetResolver resolves that random
 	// faults may aim at, by role, in the order the schedule lists them.
 	Targets []Target
+	// OpTimeout bounds one operation of its load (nil: DefaultOpTimeout);
+	// a migration takes longer than a key-value write.
+	OpTimeout func(*config.Config) time.Duration
 }
 
 // Registry maps component names to their specs, in registration order (the

@@ -58,11 +58,42 @@ type PBFTComponent struct {
 }
 
 type MigrationComponent struct {
-	Enabled     bool     `yaml:"enabled"`
+	Enabled bool `yaml:"enabled"`
+	// Hosts each run a listener; Guests are spread over them.
+	Hosts       int      `yaml:"hosts"`
+	Guests      int      `yaml:"guests"`
 	GuestMemory ByteSize `yaml:"guest_memory"`
-	DirtyRate   Rate     `yaml:"dirty_rate"`
-	Streams     int      `yaml:"streams"`
-	Compression string   `yaml:"compression"` // none | s2 | lz4 | zstd
+	// GuestImage, when set, is a raw image file every guest starts from
+	// (its size rounds down to whole pages); otherwise Content mixes pages.
+	GuestImage string     `yaml:"guest_image"`
+	Content    ContentMix `yaml:"content"`
+	// The dirtying workload: bytes/s over a HotSet share of the pages.
+	DirtyRate    Rate    `yaml:"dirty_rate"`
+	HotSet       Percent `yaml:"hot_set"`
+	DirtyPattern string  `yaml:"dirty_pattern"` // sequential | random | once
+	Streams      int     `yaml:"streams"`
+	Compression  string  `yaml:"compression"` // none | s2 | lz4 | zstd
+	// XBZRLECache bounds the source's cache of sent pages for deltas (0: off).
+	XBZRLECache ByteSize `yaml:"xbzrle_cache"`
+	// DowntimeLimit is the predicted pause at which pre-copy switches over.
+	DowntimeLimit Duration `yaml:"downtime_limit"`
+	AutoConverge  bool     `yaml:"auto_converge"`
+	// DirtyLimit caps the guest's dirty rate outright while it migrates (0: off).
+	DirtyLimit Rate `yaml:"dirty_limit"`
+	// ProgressTimeout: no round shrank the pending bytes for this long.
+	// CompletionTimeout is per GiB of guest memory. OnTimeout: cancel (the
+	// guest stays on its source) or force (switch over now).
+	ProgressTimeout   Duration `yaml:"progress_timeout"`
+	CompletionTimeout Duration `yaml:"completion_timeout_per_gib"`
+	OnTimeout         string   `yaml:"on_timeout"`
+}
+
+// ContentMix is the share of zero, text-like and random pages in a
+// generated guest; the shares sum to 100%.
+type ContentMix struct {
+	Zero   Percent `yaml:"zero"`
+	Text   Percent `yaml:"text"`
+	Random Percent `yaml:"random"`
 }
 
 // Workload is the load section. It is not named Load because func Load
@@ -95,6 +126,9 @@ type Diurnal struct {
 
 type IntervalLoad struct {
 	Interval Duration `yaml:"interval"`
+	// MaxInFlight caps concurrent operations (migrations); an arrival
+	// beyond it is dropped and counted.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 type Faults struct {

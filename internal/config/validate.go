@@ -36,6 +36,8 @@ const (
 	MaxRaftNodes          = 7
 	MaxPBFTReplicas       = 31 // all-to-all messages grow as n²
 	MaxMigrationStreams   = 64
+	MaxMigrationHosts     = 64
+	MaxMigrationGuests    = 1024
 	MinCheckpointInterval = Duration(100 * time.Millisecond)
 	MaxCheckpointInterval = Duration(10 * time.Minute)
 	MinGuestMemory        = ByteSize(1 << 20)
@@ -176,6 +178,32 @@ func (c *Config) validateComponents(v *validator) {
 			v.add(p+"streams", "must be between 1 and %d", MaxMigrationStreams)
 		}
 		v.oneOf(p+"compression", m.Compression, Compressions)
+		if m.Hosts < 2 || m.Hosts > MaxMigrationHosts {
+			v.add(p+"hosts", "must be between 2 and %d (a migration needs a destination)", MaxMigrationHosts)
+		}
+		if m.Guests < 1 || m.Guests > MaxMigrationGuests {
+			v.add(p+"guests", "must be between 1 and %d", MaxMigrationGuests)
+		}
+		if m.GuestImage == "" {
+			if sum := m.Content.Zero + m.Content.Text + m.Content.Random; m.Content.Zero < 0 || m.Content.Text < 0 ||
+				m.Content.Random < 0 || math.Abs(float64(sum)-1) > 1e-9 {
+				v.add(p+"content", "zero, text and random must be >= 0 and sum to 100%%")
+			}
+		}
+		if h := m.HotSet.Fraction(); !(h > 0 && h <= 1) {
+			v.add(p+"hot_set", "must be in (0%%, 100%%]")
+		}
+		v.oneOf(p+"dirty_pattern", m.DirtyPattern, []string{"sequential", "random", "once"})
+		if m.XBZRLECache < 0 {
+			v.add(p+"xbzrle_cache", "must be >= 0")
+		}
+		v.positive(p+"downtime_limit", m.DowntimeLimit)
+		if r := float64(m.DirtyLimit); !(r >= 0) || math.IsInf(r, 0) {
+			v.add(p+"dirty_limit", "must be >= 0 and finite")
+		}
+		v.positive(p+"progress_timeout", m.ProgressTimeout)
+		v.positive(p+"completion_timeout_per_gib", m.CompletionTimeout)
+		v.oneOf(p+"on_timeout", m.OnTimeout, []string{"cancel", "force"})
 	}
 }
 
@@ -188,6 +216,7 @@ func (c *Config) validateLoad(v *validator) {
 	}
 	if c.Components.Migration.Enabled {
 		v.positive("load.migration.interval", c.Load.Migration.Interval)
+		v.atLeast("load.migration.max_in_flight", c.Load.Migration.MaxInFlight, 1)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,8 +192,13 @@ func (w wiring) loads(tp trace.TracerProvider) ([]run.Service, error) {
 		if !ok {
 			continue
 		}
+		var timeout time.Duration
+		if spec, _ := w.o.Components.Spec(c.Name()); spec.OpTimeout != nil {
+			timeout = spec.OpTimeout(w.cfg)
+		}
 		g, err := load.New(load.Options{Component: c, Load: lc, Seed: w.r.State().Seed, Clock: w.clock,
-			Elapsed: w.r.Elapsed, Metrics: lm, Tracer: tracer, Logger: w.log.With("stage", "load", "component", c.Name())})
+			Elapsed: w.r.Elapsed, Metrics: lm, Tracer: tracer, Logger: w.log.With("stage", "load", "component", c.Name()),
+			OpTimeout: timeout})
 		if err != nil {
 			return nil, err
 		}

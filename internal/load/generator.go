@@ -36,6 +36,8 @@ type Options struct {
 	Metrics *Metrics
 	Tracer  trace.Tracer
 	Logger  *slog.Logger
+	// OpTimeout bounds each operation (0: components.DefaultOpTimeout).
+	OpTimeout time.Duration
 }
 
 // rateWindow is how far back achieved and scheduled rates look.
@@ -246,7 +248,11 @@ func (g *Generator) run(ctx context.Context, j job) {
 		trace.WithAttributes(attribute.String("soakd.component", g.name), attribute.String("soakd.op", j.op.Name)))
 	// An op in flight at Stop runs to its own end: cancelling it would
 	// record a failure the system under soak did not have.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), components.DefaultOpTimeout)
+	timeout := g.o.OpTimeout
+	if timeout <= 0 {
+		timeout = components.DefaultOpTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	lag := g.o.Clock.Since(j.intended)
 	res := g.o.Component.Do(ctx, j.op)
 	cancel()

@@ -244,3 +244,23 @@ func TestUnknownOpInMixIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestArrivalsSlowerThanOneASecond: rates under one a second (a migration
+// a minute) arrive at their rate; they used to recurse without end.
+func TestArrivalsSlowerThanOneASecond(t *testing.T) {
+	u := NewArrivals(Profile{Rate: 1.0 / 60}, false, rand.New(rand.NewPCG(1, 1)), 0)
+	for i := 1; i <= 5; i++ {
+		if got, want := u.Next(), time.Duration(i)*time.Minute; got < want-time.Millisecond || got > want+time.Millisecond {
+			t.Fatalf("uniform arrival %d at %v, want %v", i, got, want)
+		}
+	}
+	p := NewArrivals(Profile{Rate: 1.0 / 60}, true, rand.New(rand.NewPCG(1, 1)), 0)
+	const n = 2000
+	var last time.Duration
+	for range n {
+		last = p.Next()
+	}
+	if mean := last.Seconds() / n; mean < 54 || mean > 66 {
+		t.Fatalf("poisson mean gap %.1fs, want about 60s", mean)
+	}
+}

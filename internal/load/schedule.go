@@ -39,6 +39,9 @@ type Arrivals struct {
 	poisson bool
 	rng     *rand.Rand
 	next    time.Duration
+	// owed is how much of the next uniform arrival has accrued (0..1)
+	// over the maxGap steps taken without one.
+	owed float64
 }
 
 // NewArrivals starts the schedule at elapsed time from (a resumed run
@@ -53,20 +56,29 @@ const maxGap = time.Second
 
 // Next returns the next arrival's elapsed time and advances. For Poisson
 // arrivals the gap is exponential at the rate in force at the previous
-// arrival: the rate changes over minutes, gaps are milliseconds.
+// arrival: the rate changes over minutes, gaps are milliseconds. A gap
+// longer than maxGap is taken in steps of maxGap that re-read the rate: a
+// Poisson draw is redrawn (memoryless, so still exact), a uniform one
+// carries what accrued, so a rate of one a minute arrives every minute.
 func (a *Arrivals) Next() time.Duration {
-	r := a.prof.RateAt(a.next)
-	var gap float64 // seconds
-	if a.poisson {
-		gap = a.rng.ExpFloat64() / r
-	} else {
-		gap = 1 / r
-	}
-	if !(gap < maxGap.Seconds()) {
+	for {
+		r := a.prof.RateAt(a.next)
+		var gap float64 // seconds
+		switch {
+		case a.poisson:
+			gap = a.rng.ExpFloat64() / r
+		default:
+			gap = (1 - a.owed) / r
+		}
+		if gap < maxGap.Seconds() {
+			a.owed = 0
+			a.next += time.Duration(gap * float64(time.Second))
+			return a.next
+		}
 		// No arrival within maxGap: move on without one, then look again.
+		if !a.poisson && r > 0 {
+			a.owed = min(a.owed+r*maxGap.Seconds(), 1)
+		}
 		a.next += maxGap
-		return a.Next()
 	}
-	a.next += time.Duration(gap * float64(time.Second))
-	return a.next
 }

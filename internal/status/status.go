@@ -7,6 +7,7 @@
 package status
 
 import (
+	"encoding/json"
 	"sync"
 
 	"github.com/soakd/soakd/internal/components"
@@ -31,6 +32,8 @@ type Component struct {
 	Name    string `json:"name"`
 	Healthy bool   `json:"healthy"`
 	Detail  string `json:"detail,omitempty"`
+	// Summary is what the component says of itself (components.Summarizer).
+	Summary json.RawMessage `json:"summary,omitempty"`
 }
 
 // Parts are the sources built after the run opens; any may be nil.
@@ -67,7 +70,13 @@ func (a *Assembler) Status() Status {
 		FiringAlerts: []leakcheck.FiringAlert{}, FaultResidue: []leakcheck.Residue{}}
 	for _, c := range p.Components {
 		h := c.Health()
-		st.Components = append(st.Components, Component{Name: c.Name(), Healthy: h.Healthy, Detail: h.Detail})
+		cs := Component{Name: c.Name(), Healthy: h.Healthy, Detail: h.Detail}
+		if sum, ok := c.(components.Summarizer); ok {
+			if b, err := json.Marshal(sum.Summary()); err == nil {
+				cs.Summary = b
+			}
+		}
+		st.Components = append(st.Components, cs)
 	}
 	if p.Faults != nil {
 		st.ActiveFaults = append(st.ActiveFaults, p.Faults.Active()...)

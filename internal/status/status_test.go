@@ -50,7 +50,7 @@ func TestDocumentShape(t *testing.T) {
 	}
 	a.Attach(Parts{Components: []components.Component{sick{}}})
 	st := a.Status()
-	if len(st.Components) != 1 || st.Components[0] != (Component{Name: "kv", Detail: "no quorum"}) {
+	if len(st.Components) != 1 || st.Components[0].Name != "kv" || st.Components[0].Detail != "no quorum" || st.Components[0].Summary != nil {
 		t.Fatalf("components = %+v", st.Components)
 	}
 }

@@ -5,6 +5,7 @@ package builtin
 
 import (
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/migration"
 	"github.com/soakd/soakd/internal/components/raft"
 )
 
@@ -12,7 +13,7 @@ import (
 // in the order they are built and started.
 func Registry() *components.Registry {
 	reg := components.NewRegistry()
-	for _, s := range []components.Spec{raft.Spec()} {
+	for _, s := range []components.Spec{raft.Spec(), migration.Spec()} {
 		if err := reg.RegisterSpec(s); err != nil {
 			panic(err) // a duplicate name is a programming error
 		}

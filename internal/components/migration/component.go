@@ -1,0 +1,242 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/config"
+)
+
+// Spec registers the migration component: enabled by
+// components.migration, driven by load.migration at its interval.
+func Spec() components.Spec {
+	return components.Spec{
+		Name:    "migration",
+		Factory: New,
+		Enabled: func(c *config.Config) bool { return c.Components.Migration.Enabled },
+		Load: func(c *config.Config) (config.RateLoad, bool) {
+			l := c.Load.Migration
+			return config.RateLoad{Rate: 1 / l.Interval.Std().Seconds(), Mix: map[string]float64{"migrate": 1},
+				Keys: c.Components.Migration.Guests, Arrivals: "uniform", KeyDist: "uniform", MaxInFlight: l.MaxInFlight}, true
+		},
+		OpTimeout: opTimeout,
+		Targets: []components.Target{{Role: components.RoleLink, Selector: "link"},
+			{Role: components.RoleFollower, Selector: "host"}},
+	}
+}
+
+// opTimeout bounds one migrate operation: its completion timeout, which
+// the engine enforces itself, plus the switch-over's stalls.
+func opTimeout(c *config.Config) time.Duration {
+	m := c.Components.Migration
+	gib := math.Max(float64(m.GuestMemory)/(1<<30), 1.0/16)
+	return time.Duration(gib*float64(m.CompletionTimeout.Std())) + 3*stallTimeout(m)
+}
+
+func stallTimeout(m config.MigrationComponent) time.Duration {
+	return max(m.ProgressTimeout.Std(), 5*time.Second)
+}
+
+// Cluster is the migration component: hosts, the guests spread over them,
+// and migrations between them over the component's Dialer.
+type Cluster struct {
+	cfg   config.MigrationComponent
+	seed  uint64
+	clock clockwork.Clock
+	log   *slog.Logger
+	dial  components.Dialer
+	event func(string, map[string]any)
+	m     *metrics
+
+	hosts  []*Host
+	nextID atomic.Uint64
+
+	mu       sync.Mutex
+	where    map[string]int // guest → host index
+	busy     map[string]bool
+	inFlight map[uint64][2]int // migration id → source, destination
+	rng      *rand.Rand
+	links    map[[2]int]float64 // bandwidth history per host pair
+	counts   map[string]int64   // finished migrations by outcome
+	last     *LastMigration
+}
+
+// New builds the component from the config; Start brings it up.
+func New(deps components.Deps) (components.Component, error) {
+	if deps.Config == nil {
+		return nil, errors.New("migration: no config")
+	}
+	m := deps.Config.Components.Migration
+	if m.Hosts < 2 || m.Guests < 1 {
+		return nil, fmt.Errorf("migration: need at least 2 hosts and 1 guest, have %d and %d", m.Hosts, m.Guests)
+	}
+	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event,
+		where: map[string]int{}, busy: map[string]bool{}, inFlight: map[uint64][2]int{},
+		rng: rand.New(rand.NewPCG(deps.Seed, 0x6d6967)), links: map[[2]int]float64{}, counts: map[string]int64{}}
+	if c.clock == nil {
+		c.clock = clockwork.NewRealClock()
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.dial == nil {
+		c.dial = components.DirectDialer
+	}
+	if c.event == nil {
+		c.event = func(string, map[string]any) {}
+	}
+	var err error
+	if c.m, err = newMetrics(deps.Metrics); err != nil {
+		return nil, err
+	}
+	c.m.limit.Set(m.DowntimeLimit.Std().Seconds())
+	return c, nil
+}
+
+func (c *Cluster) Name() string  { return "migration" }
+func (c *Cluster) Ops() []string { return []string{"migrate"} }
+
+// Start creates the hosts and guests and starts the guests' workloads.
+func (c *Cluster) Start(context.Context) error {
+	stall := stallTimeout(c.cfg)
+	for i := range c.cfg.Hosts {
+		c.hosts = append(c.hosts, newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall))
+	}
+	wl := Workload{Rate: c.cfg.DirtyRate.PerSecond(), HotSet: c.cfg.HotSet.Fraction(), Pattern: c.cfg.DirtyPattern}
+	mix := Content{Zero: c.cfg.Content.Zero.Fraction(), Text: c.cfg.Content.Text.Fraction(), Random: c.cfg.Content.Random.Fraction()}
+	for i := range c.cfg.Guests {
+		id := "guest-" + strconv.Itoa(i)
+		g, err := newGuest(id, int(c.cfg.GuestMemory), c.seed+uint64(i)*0x9e3779b97f4a7c15, mix, c.cfg.GuestImage, wl, c.clock)
+		if err != nil {
+			c.closeHosts()
+			return err
+		}
+		h := i % len(c.hosts)
+		c.hosts[h].guests[id] = g
+		c.where[id] = h
+	}
+	for _, h := range c.hosts {
+		if err := h.start(); err != nil {
+			c.closeHosts()
+			return err
+		}
+	}
+	c.log.Info("migration hosts up", "hosts", len(c.hosts), "guests", c.cfg.Guests, "guest_memory", int64(c.cfg.GuestMemory))
+	return nil
+}
+
+// Stop stops every host and frees the guests' memory.
+func (c *Cluster) Stop(context.Context) error { return c.closeHosts() }
+
+func (c *Cluster) closeHosts() error {
+	var errs []error
+	for _, h := range c.hosts {
+		errs = append(errs, h.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Health: migrations need two hosts up.
+func (c *Cluster) Health() components.Health {
+	var down []string
+	for _, h := range c.hosts {
+		if !h.Up() {
+			down = append(down, h.ID)
+		}
+	}
+	if len(c.hosts)-len(down) < 2 {
+		return components.Health{Detail: fmt.Sprintf("%d of %d hosts up (down: %s)", len(c.hosts)-len(down), len(c.hosts), strings.Join(down, ", "))}
+	}
+	return components.Health{Healthy: true}
+}
+
+// NodeIDs are the hosts.
+func (c *Cluster) NodeIDs() []string {
+	out := make([]string, len(c.hosts))
+	for i, h := range c.hosts {
+		out[i] = h.ID
+	}
+	return out
+}
+
+func (c *Cluster) host(id string) (*Host, error) {
+	for _, h := range c.hosts {
+		if h.ID == id {
+			return h, nil
+		}
+	}
+	return nil, fmt.Errorf("migration: %w: %s", components.ErrNoSuchNode, id)
+}
+
+// Crash takes a host down: its migrations fail and roll back, its guests
+// stop, keeping memory and state.
+func (c *Cluster) Crash(id string) error {
+	h, err := c.host(id)
+	if err != nil {
+		return err
+	}
+	h.stop()
+	return nil
+}
+
+// Restart brings a host back on a new port and restarts its guests.
+func (c *Cluster) Restart(id string) error {
+	h, err := c.host(id)
+	if err != nil {
+		return err
+	}
+	if h.Up() {
+		return nil
+	}
+	return h.start()
+}
+
+// Resolve maps a selector to hosts: all, host (one, by pick), host-N,
+// source and destination (of a migration in flight, by pick; any host when
+// none is), and link (a migration's source: a fault on its links cuts the
+// migration).
+func (c *Cluster) Resolve(sel string, pick uint64) ([]string, error) {
+	switch sel {
+	case "all":
+		return c.NodeIDs(), nil
+	case "host":
+		return []string{c.hosts[pick%uint64(len(c.hosts))].ID}, nil
+	case "link", "source", "destination":
+		c.mu.Lock()
+		ids := make([]uint64, 0, len(c.inFlight))
+		for id := range c.inFlight {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		var pair [2]int
+		found := len(ids) > 0
+		if found {
+			pair = c.inFlight[ids[pick%uint64(len(ids))]]
+		}
+		c.mu.Unlock()
+		if !found {
+			return []string{c.hosts[pick%uint64(len(c.hosts))].ID}, nil
+		}
+		if sel == "destination" {
+			return []string{c.hosts[pair[1]].ID}, nil
+		}
+		return []string{c.hosts[pair[0]].ID}, nil
+	}
+	if _, err := c.host(sel); err != nil {
+		return nil, fmt.Errorf("migration: unknown target %q (want all, host, host-N, link, source or destination)", sel)
+	}
+	return []string{sel}, nil
+}

@@ -11,7 +11,8 @@
 // KVOp, the one history type soakd has.
 //
 // Components sit at the bottom of the data flow: they may import config,
-// fsutil (small file helpers) and registry, and nothing else of soakd's
+// fsutil (small file helpers), registry and offheap (accounting for memory
+// mapped for the systems under soak), and nothing else of soakd's
 // internals. Load, faults and leakcheck drive them through this contract;
 // components never import those packages.
 package components

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/soakd/soakd/internal/offheap"
 )
 
 // Signal names, as in DESIGN.md §3 and the soakd_leak_* metrics.
@@ -46,7 +48,9 @@ type Reading struct {
 	// the code under soak. They live outside the Go heap (runtime/metrics
 	// files them under /memory/classes/profiling, not heap; measured here:
 	// 1.4 MB of buckets beside 77 kB of live heap in an idle binary), so
-	// they are subtracted from RSS, where they are counted.
+	// they are subtracted from RSS, where they are counted. So is the
+	// resident part of the memory soakd maps for the systems it soaks
+	// (package offheap: migration guests and their delta caches).
 	RSS      float64
 	Threads  float64
 	GCCycles uint64
@@ -129,7 +133,7 @@ func (s *Sampler) Read(now time.Time) (Reading, error) {
 	if err != nil {
 		return r, fmt.Errorf("leakcheck: /proc/self/stat: %w", err)
 	}
-	r.RSS = float64(st.ResidentMemory()) - float64(s.u64(4))
+	r.RSS = float64(st.ResidentMemory()) - float64(s.u64(4)) - float64(offheap.Resident())
 	r.Threads = float64(st.NumThreads)
 	fds, err := s.proc.FileDescriptorsLen()
 	if err != nil {

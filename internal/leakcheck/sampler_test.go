@@ -6,6 +6,10 @@ import (
 	"runtime/debug"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soakd/soakd/internal/offheap"
 )
 
 var sink [][]byte
@@ -108,5 +112,45 @@ func TestSamplerForcesGCWhenIdle(t *testing.T) {
 	}
 	if !r1.HeapFresh || r1.GCCycles <= r0.GCCycles {
 		t.Fatalf("idle second read: fresh=%v cycles %d → %d; want a forced GC", r1.HeapFresh, r0.GCCycles, r1.GCCycles)
+	}
+}
+
+// TestRSSLeavesOutOffheapMemory: memory mapped for the soaked systems
+// (offheap.Track: guests' RAM) does not count in the RSS signal, however
+// much of it is resident.
+func TestRSSLeavesOutOffheapMemory(t *testing.T) {
+	const size = 128 << 20
+	s, err := NewSampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	untrack := offheap.Track(b)
+	defer untrack()
+	before, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < size; i += 4096 {
+		b[i] = 1
+	}
+	after, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after.RSS - before.RSS; grew > 16<<20 {
+		t.Fatalf("RSS signal grew %.0f MiB with 128 MiB of tracked memory faulted in", grew/(1<<20))
+	}
+	untrack()
+	untracked, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := untracked.RSS - before.RSS; grew < 100<<20 {
+		t.Fatalf("untracked, the same memory shows only %.0f MiB in the RSS signal", grew/(1<<20))
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/soakd/soakd/internal/offheap"
 )
 
 // PageSize is the guest page size: 4 KiB, as on x86.
@@ -12,9 +14,11 @@ const PageSize = 4096
 
 // region is anonymous memory outside the Go heap: a guest's RAM, or a
 // migration's per-page bookkeeping. Keeping it off the heap keeps soakd's
-// own heap signal the harness's, whatever the guests' size.
+// own heap signal the harness's, whatever the guests' size, and offheap
+// accounts for it so the RSS signal leaves it out too.
 type region struct {
-	b []byte
+	b       []byte
+	untrack func()
 }
 
 // newRegion maps n bytes (rounded up to whole pages), zero-filled.
@@ -27,7 +31,7 @@ func newRegion(n int) (*region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration: mmap %d bytes: %w", n, err)
 	}
-	return &region{b: b}, nil
+	return &region{b: b, untrack: offheap.Track(b)}, nil
 }
 
 // free unmaps the region; it is idempotent.
@@ -35,6 +39,7 @@ func (r *region) free() error {
 	if r == nil || r.b == nil {
 		return nil
 	}
+	r.untrack()
 	err := unix.Munmap(r.b)
 	r.b = nil
 	return err

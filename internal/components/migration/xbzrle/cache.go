@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/soakd/soakd/internal/offheap"
 )
 
 // DefaultCacheSize is QEMU's default XBZRLE cache size (xbzrle-cache-size).
@@ -44,6 +46,7 @@ type Cache struct {
 	pages    int // slots in use
 	stats    CacheStats
 	closed   bool
+	untrack  func() // the leak checker's RSS leaves the cache out
 }
 
 // CacheStats are a Cache's counters since NewCache.
@@ -80,6 +83,7 @@ func NewCache(size, pageSize int) (*Cache, error) {
 		return nil, fmt.Errorf("xbzrle: cache of %d bytes: %w", capacity*pageSize, err)
 	}
 	return &Cache{
+		untrack:  offheap.Track(mem),
 		mem:      mem,
 		pageSize: pageSize,
 		sets:     uint64(sets),
@@ -98,6 +102,7 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	mem := c.mem
+	c.untrack()
 	c.mem, c.tags, c.used = nil, nil, nil
 	c.pages = 0
 	if err := unmapAnon(mem); err != nil {

@@ -23,3 +23,15 @@ func ProxiedConns(f *Fabric) int {
 	}
 	return n
 }
+
+// FastPaths counts the directions of proxied connections that are on the
+// fast path now (two per unshaped connection).
+func FastPaths(f *Fabric) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, p := range f.proxies {
+		n += p.fastCount()
+	}
+	return n
+}

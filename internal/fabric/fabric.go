@@ -64,10 +64,19 @@ type rule struct {
 }
 
 // ruleSet is an immutable snapshot of the rules in force; changed is closed
-// when it is replaced, which wakes every stalled or delayed pipe.
+// (ctx is cancelled) when it is replaced, which wakes every stalled or
+// delayed pipe and, through context.AfterFunc on ctx, interrupts every copy
+// on the fast path.
 type ruleSet struct {
 	rules   []rule
-	changed chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	changed <-chan struct{} // ctx.Done()
+}
+
+func newRuleSet(rules []rule) *ruleSet {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ruleSet{rules: rules, ctx: ctx, cancel: cancel, changed: ctx.Done()}
 }
 
 func (rs *ruleSet) effect(from, to string) effect {
@@ -153,7 +162,7 @@ func New(log *slog.Logger, opts ...Option) *Fabric {
 	for _, o := range opts {
 		o(f)
 	}
-	f.rules.Store(&ruleSet{changed: make(chan struct{})})
+	f.rules.Store(newRuleSet(nil))
 	return f
 }
 
@@ -381,9 +390,8 @@ func (f *Fabric) apply(kind string, sel Selector, eff effect) (func(context.Cont
 // old one. f.mu is held.
 func (f *Fabric) swapRulesLocked(edit func([]rule) []rule) {
 	old := f.rules.Load()
-	next := &ruleSet{rules: edit(slices.Clone(old.rules)), changed: make(chan struct{})}
-	f.rules.Store(next)
-	close(old.changed)
+	f.rules.Store(newRuleSet(edit(slices.Clone(old.rules))))
+	old.cancel()
 }
 
 // Delay adds latency ± jitter to the bytes the dialing node sends over each

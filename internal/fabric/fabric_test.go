@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -410,39 +411,154 @@ func TestUpstreamDownIsReset(t *testing.T) {
 	}
 }
 
-// BenchmarkThroughput measures an unfaulted link (go test -bench .).
+// BenchmarkThroughput compares an unfaulted link with direct loopback TCP
+// in one run (go test -run xxx -bench Throughput ./internal/fabric). Each
+// iteration moves throughputRound bytes per stream, to the same sink, over
+// direct connections, over fabric connections (link a->b, no rule) and over
+// a bare proxy (two io.Copy calls, splice on Linux: the ceiling of any
+// proxy with a loopback hop), in rotating order. It reports direct-MB/s,
+// fabric-MB/s, proxy-MB/s, fabric/direct and fabric/proxy.
 func BenchmarkThroughput(b *testing.B) {
+	for _, streams := range []int{1, 4} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) { benchThroughput(b, streams) })
+	}
+}
+
+const throughputRound = 64 << 20
+
+// sinkConn reads exactly the byte counts it is sent on want and answers on
+// got.
+type sinkConn struct {
+	want chan int
+	got  chan error
+}
+
+// benchPath is one way to the sink: its client connections and their sinks.
+type benchPath struct {
+	conns []net.Conn
+	sinks []sinkConn
+	took  time.Duration
+}
+
+func benchThroughput(b *testing.B, streams int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var paths [3]benchPath // direct, fabric, bare proxy
+	defer func() {
+		for _, p := range paths {
+			for i := range p.conns {
+				_ = p.conns[i].Close()
+				close(p.sinks[i].want)
+			}
 		}
-		_, _ = io.Copy(io.Discard, c)
-		_ = c.Close()
 	}()
+	add := func(p *benchPath, c net.Conn, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc := sinkConn{want: make(chan int), got: make(chan error, 1)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.Close()
+			buf := make([]byte, 256<<10)
+			for n := range sc.want {
+				var err error
+				for n > 0 && err == nil {
+					var k int
+					k, err = s.Read(buf[:min(n, len(buf))])
+					n -= k
+				}
+				sc.got <- err
+			}
+		}()
+		p.conns = append(p.conns, c)
+		p.sinks = append(p.sinks, sc)
+	}
 	f := fabric.New(nil)
 	defer f.Close()
-	c, err := f.Dialer()(context.Background(), "a", "b", ln.Addr().String())
+	bare := bareProxy(b, ln.Addr().String(), &wg)
+	defer bare.Close()
+	for range streams {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		add(&paths[0], c, err)
+		c, err = f.Dialer()(context.Background(), "a", "b", ln.Addr().String())
+		add(&paths[1], c, err)
+		c, err = net.Dial("tcp", bare.Addr().String())
+		add(&paths[2], c, err)
+	}
+	payload := make([]byte, throughputRound)
+	round := func(p *benchPath) time.Duration {
+		start := time.Now()
+		werr := make(chan error, len(p.conns))
+		for i, c := range p.conns {
+			p.sinks[i].want <- len(payload)
+			go func() { _, err := c.Write(payload); werr <- err }()
+		}
+		for i := range p.conns {
+			if err := <-werr; err != nil {
+				b.Fatal(err)
+			}
+			if err := <-p.sinks[i].got; err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	for i := range paths {
+		round(&paths[i]) // warm up
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range paths { // rotate the order so drift hits all alike
+			p := &paths[(i+j)%len(paths)]
+			p.took += round(p)
+		}
+	}
+	b.StopTimer()
+	mb := float64(b.N) * float64(streams) * float64(throughputRound) / 1e6
+	b.ReportMetric(mb/paths[0].took.Seconds(), "direct-MB/s")
+	b.ReportMetric(mb/paths[1].took.Seconds(), "fabric-MB/s")
+	b.ReportMetric(mb/paths[2].took.Seconds(), "proxy-MB/s")
+	b.ReportMetric(paths[0].took.Seconds()/paths[1].took.Seconds(), "fabric/direct")
+	b.ReportMetric(paths[2].took.Seconds()/paths[1].took.Seconds(), "fabric/proxy")
+}
+
+// bareProxy forwards each connection to addr with two io.Copy calls and
+// nothing else; closing the listener ends it once its clients are closed.
+func bareProxy(b *testing.B, addr string, wg *sync.WaitGroup) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf := make([]byte, 1<<20)
-	b.SetBytes(int64(len(buf)))
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", addr)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
 		}
-	}
-	_ = c.Close()
-	<-done
+	}()
+	return ln
 }
 
 // A client that closes while the destination floods it must not strand

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,13 +83,9 @@ func (p *proxy) start(client, up net.Conn) {
 		pc.kill(false)
 		return
 	}
-	upQ := make(chan chunk, queueChunks)
-	downQ := make(chan chunk, queueChunks)
-	p.f.wg.Add(4)
-	go pc.read(client, upQ)
-	go pc.write(dirUp, up, upQ)
-	go pc.read(up, downQ)
-	go pc.write(dirDown, client, downQ)
+	p.f.wg.Add(2)
+	go pc.run(dirUp, client, up)
+	go pc.run(dirDown, up, client)
 }
 
 func (p *proxy) killConns(rst bool) {
@@ -106,6 +104,17 @@ func (p *proxy) connCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.conns)
+}
+
+// fastCount counts the directions of p's connections on the fast path.
+func (p *proxy) fastCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c := range p.conns {
+		n += int(c.fastDirs.Load())
+	}
+	return n
 }
 
 func (p *proxy) close() error {
@@ -127,6 +136,13 @@ func resetConn(c net.Conn) {
 	_ = c.Close()
 }
 
+// closeWrite half-closes c: the far side reads EOF, c can still be read.
+func closeWrite(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+}
+
 type direction int
 
 const (
@@ -138,6 +154,9 @@ type chunk struct {
 	buf  *[]byte // pooled, or nil
 	data []byte
 	at   time.Time
+	// handoff, when set, marks the end of a shaped spell: the writer closes
+	// it (everything queued before it has been delivered) and returns.
+	handoff chan struct{}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
@@ -150,6 +169,7 @@ type pipe struct {
 	done       chan struct{}
 	once       sync.Once
 	halves     atomic.Int32
+	fastDirs   atomic.Int32 // directions on the fast path now (for tests)
 
 	mu   sync.Mutex
 	rng  *rand.Rand
@@ -181,8 +201,123 @@ func (pc *pipe) halfDone() {
 	}
 }
 
-func (pc *pipe) read(src net.Conn, q chan<- chunk) {
+// fastSlice bounds one io.Copy on the fast path (which takes what is
+// queued on src, up to this): at most this much, taken from src before the
+// rules changed, is still delivered unshaped after the change. Larger
+// slices measured no faster.
+const fastSlice = 256 << 10
+
+// aLongTimeAgo is a read deadline that has passed: it stops a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// run carries one direction of the connection, src -> dst, until it ends.
+// While the link's rules leave the direction alone it is on the fast path
+// (fast: io.Copy, splice(2) on Linux); while they shape it, it is on the
+// shaped pipeline (shaped: read, write, deliver, paced). Every change of the
+// rule set interrupts the fast path, which hands over to the shaped
+// pipeline if the new rules shape the direction and otherwise resumes; the
+// shaped pipeline hands back once the rules leave the direction alone and
+// it has delivered all it read.
+func (pc *pipe) run(dir direction, src, dst net.Conn) {
 	defer pc.p.f.wg.Done()
+	for {
+		select {
+		case <-pc.done:
+			return
+		default:
+		}
+		rs := pc.p.f.rules.Load()
+		var more bool
+		if pc.unshaped(dir, rs) {
+			more = pc.fast(src, dst, rs)
+		} else {
+			more = pc.shaped(dir, src, dst, rs)
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// unshaped reports whether the rules of rs leave direction dir of this
+// connection alone. Delay shapes only the dialing node's bytes (dirUp); a
+// loss rule whose draw (once per connection and rule) spared this
+// connection shapes nothing.
+func (pc *pipe) unshaped(dir direction, rs *ruleSet) bool {
+	e := rs.effect(pc.p.key.from, pc.p.key.to)
+	if e.rate > 0 || e.blackhole || e.cut || e.reset || (dir == dirUp && (e.latency > 0 || e.jitter > 0)) {
+		return false
+	}
+	return !pc.silenced(rs, e.loss)
+}
+
+// fast copies src to dst with io.Copy (between two *net.TCPConn on Linux
+// that is splice(2), no copy through user space) until the direction ends
+// (false) or rs is replaced (true). Replacing rs cancels rs.ctx, whose
+// AfterFunc sets src's read deadline in the past: that fails the copy's
+// next read from src, never a write, and io.Copy (like the splice loop of
+// (*net.TCPConn).ReadFrom) writes everything it has read before it reads
+// again, so when fast returns true every byte taken from src is in dst and
+// the next reader of src starts exactly where the copy stopped.
+func (pc *pipe) fast(src, dst net.Conn, rs *ruleSet) bool {
+	fired := make(chan struct{})
+	stop := context.AfterFunc(rs.ctx, func() {
+		_ = src.SetReadDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	pc.fastDirs.Add(1)
+	lr := &io.LimitedReader{R: src}
+	var err error
+	eof := false
+	for err == nil && !eof {
+		want := int64(fastSlice)
+		var n int
+		if n, err = queued(src); err != nil {
+			break
+		}
+		if n > 0 {
+			want = min(want, int64(n))
+		}
+		lr.N = want
+		var copied int64
+		copied, err = io.Copy(dst, lr)
+		eof = err == nil && copied < want
+	}
+	pc.fastDirs.Add(-1)
+	interrupted := !stop()
+	if interrupted {
+		<-fired // the deadline is set (and will not be again): lift it
+		_ = src.SetReadDeadline(time.Time{})
+	}
+	switch {
+	case eof:
+		closeWrite(dst)
+		pc.halfDone()
+		return false
+	case interrupted && errors.Is(err, os.ErrDeadlineExceeded):
+		return true
+	default:
+		pc.kill(isReset(err))
+		return false
+	}
+}
+
+// shaped runs the direction through the rules: this goroutine reads src
+// into a bounded queue (read) and a second one delivers the queue to dst
+// under the rules in force (write). It returns false when the direction
+// has ended, true when the rules leave the direction alone again and the
+// writer has delivered everything read (the fast path takes over).
+func (pc *pipe) shaped(dir direction, src, dst net.Conn, rs *ruleSet) bool {
+	q := make(chan chunk, queueChunks)
+	pc.p.f.wg.Add(1) // run holds a count: Close cannot have seen zero
+	go pc.write(dir, dst, q)
+	return pc.read(dir, src, q, rs)
+}
+
+// read queues what src sends until src ends (false), or until, after a
+// read, the rules no longer shape the direction and everything queued has
+// been delivered (true). seen is the rule set that sent it here.
+func (pc *pipe) read(dir direction, src net.Conn, q chan<- chunk, seen *ruleSet) bool {
 	for {
 		bp := bufPool.Get().(*[]byte)
 		n, err := src.Read(*bp)
@@ -196,7 +331,7 @@ func (pc *pipe) read(src net.Conn, q chan<- chunk) {
 			case q <- c:
 			case <-pc.done:
 				c.release()
-				return
+				return false
 			}
 		} else {
 			bufPool.Put(bp)
@@ -207,8 +342,32 @@ func (pc *pipe) read(src net.Conn, q chan<- chunk) {
 			} else {
 				pc.kill(isReset(err))
 			}
-			return
+			return false
 		}
+		if rs := pc.p.f.rules.Load(); rs != seen {
+			seen = rs
+			if pc.unshaped(dir, rs) {
+				return pc.handBack(q)
+			}
+		}
+	}
+}
+
+// handBack queues the end of the shaped spell behind the chunks already
+// queued and waits until the writer has delivered them all (true), or the
+// pipe ends (false).
+func (pc *pipe) handBack(q chan<- chunk) bool {
+	h := make(chan struct{})
+	select {
+	case q <- chunk{handoff: h}:
+	case <-pc.done:
+		return false
+	}
+	select {
+	case <-h:
+		return true
+	case <-pc.done:
+		return false
 	}
 }
 
@@ -235,10 +394,12 @@ func (pc *pipe) write(dir direction, dst net.Conn, q <-chan chunk) {
 			return
 		}
 		if !ok {
-			if tc, isTCP := dst.(*net.TCPConn); isTCP {
-				_ = tc.CloseWrite()
-			}
+			closeWrite(dst)
 			pc.halfDone()
+			return
+		}
+		if c.handoff != nil {
+			close(c.handoff)
 			return
 		}
 		alive := pc.deliver(dir, dst, c, &last)
@@ -265,7 +426,7 @@ func (pc *pipe) deliver(dir direction, dst net.Conn, c chunk, last *time.Time) b
 		case e.cut:
 			pc.kill(false)
 			return false
-		case e.blackhole || pc.silenced(e.loss):
+		case e.blackhole || pc.silenced(rs, e.loss):
 			if !pc.wait(rs.changed, nil) {
 				return false
 			}
@@ -331,7 +492,7 @@ func (pc *pipe) paced(dir direction, dst net.Conn, data []byte, rate float64, rs
 		data = data[n:]
 		if cur := pc.p.f.rules.Load(); cur != rs && len(data) > 0 {
 			e := cur.effect(pc.p.key.from, pc.p.key.to)
-			if e.rate <= 0 || e.blackhole || e.cut || e.reset || pc.silenced(e.loss) {
+			if e.rate <= 0 || e.blackhole || e.cut || e.reset || pc.silenced(cur, e.loss) {
 				// the cap changed or something worse arrived: the rest goes
 				// through the full rules again
 				return pc.deliver(dir, dst, chunk{data: data, at: time.Now()}, new(time.Time))
@@ -359,22 +520,27 @@ func (pc *pipe) wait(changed <-chan struct{}, fire <-chan time.Time) bool {
 	}
 }
 
-// silenced reports whether one of the loss rules in force drew this
-// connection; draws are made once per (connection, rule).
-func (pc *pipe) silenced(loss []lossRule) bool {
+// silenced reports whether one of the loss rules of rs (loss is their
+// combined list for this link) drew this connection; draws are made once
+// per (connection, rule). Draws of rules no longer in force are forgotten,
+// but only when rs is still the rule set in force: both directions ask,
+// and one holding a set just replaced must not drop a draw the other made
+// under the new one (it would be drawn again).
+func (pc *pipe) silenced(rs *ruleSet, loss []lossRule) bool {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
+	current := pc.p.f.rules.Load() == rs // under pc.mu: no draw can slip in between
 	if len(loss) == 0 {
-		clear(pc.lost)
+		if current {
+			clear(pc.lost)
+		}
 		return false
 	}
 	if pc.lost == nil {
 		pc.lost = make(map[uint64]bool, len(loss))
 	}
 	out := false
-	live := make(map[uint64]bool, len(loss))
 	for _, l := range loss {
-		live[l.id] = true
 		hit, drawn := pc.lost[l.id]
 		if !drawn {
 			hit = pc.rng.Float64() < l.p
@@ -382,9 +548,11 @@ func (pc *pipe) silenced(loss []lossRule) bool {
 		}
 		out = out || hit
 	}
-	for id := range pc.lost { // bounded by the rules in force
-		if !live[id] {
-			delete(pc.lost, id)
+	if current {
+		for id := range pc.lost { // bounded by the rules in force
+			if !slices.ContainsFunc(loss, func(l lossRule) bool { return l.id == id }) {
+				delete(pc.lost, id)
+			}
 		}
 	}
 	return out

@@ -3,8 +3,11 @@ package migration
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/soakd/soakd/internal/fabric"
 )
 
 // benchParams are the defaults a migration runs with.
@@ -76,6 +79,43 @@ func BenchmarkWireVsLoopback(b *testing.B) {
 			b.ReportMetric(r.WireMBPerS, "wire_MB/s")
 			b.ReportMetric(loop, "loopback_MB/s")
 			b.ReportMetric(r.WireMBPerS/loop, "wire/loopback")
+		})
+	}
+}
+
+// BenchmarkCappedLink: a link capped at 128 MiB/s (the fabric's bandwidth
+// fault) and a guest dirtying 256 MiB/s, twice the cap. With the delta
+// cache the re-sent pages shrink to deltas; without it, auto-converge has
+// to throttle the guest. Both must converge within the downtime limit.
+func BenchmarkCappedLink(b *testing.B) {
+	const size = 512 << 20
+	for _, cache := range []int{64 << 20, 0} {
+		b.Run(fmt.Sprintf("xbzrle_cache=%dMiB", cache>>20), func(b *testing.B) {
+			f := fabric.New(slog.New(slog.DiscardHandler))
+			defer f.Close()
+			if _, err := f.Bandwidth(fabric.Isolate("bench-src"), 128<<20); err != nil {
+				b.Fatal(err)
+			}
+			p := benchParams("none")
+			p.CacheBytes = cache
+			p.Policy.ProgressTimeout = time.Minute
+			var r BenchResult
+			for b.Loop() {
+				var err error
+				r, err = Bench(context.Background(), BenchOptions{Size: size, Content: defaultMix, Seed: 1, Dial: f.Dialer(),
+					Work: Workload{Rate: 256 << 20, HotSet: 0.1, Pattern: "random"}, Params: p, Warm: 200 * time.Millisecond})
+				if err != nil || r.Outcome != OutcomeOK {
+					b.Fatalf("did not converge: %+v %v", r, err)
+				}
+			}
+			if r.DowntimeMS > float64(p.Policy.DowntimeLimit/time.Millisecond) {
+				b.Errorf("downtime %.0f ms over the %v limit", r.DowntimeMS, p.Policy.DowntimeLimit)
+			}
+			b.ReportMetric(r.TotalMS, "total_ms")
+			b.ReportMetric(r.DowntimeMS, "downtime_ms")
+			b.ReportMetric(float64(r.Rounds), "rounds")
+			b.ReportMetric(100*r.Throttle, "throttle_%")
+			b.ReportMetric(r.WireMBPerS, "wire_MB/s")
 		})
 	}
 }

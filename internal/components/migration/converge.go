@@ -117,13 +117,18 @@ func (pl *Planner) Forecast() float64 {
 	return w*measured + (1-w)*pl.prior
 }
 
-// wirePerPage is the recent wire bytes per page sent (PageSize before any).
+// wirePerPage is the recent wire bytes per re-sent page: what a pending
+// page will cost. Round 0 does not count (its zero pages travel as markers,
+// while a dirtied page is written, not zero); before any re-send, a page
+// is assumed to go whole.
 func (pl *Planner) wirePerPage() float64 {
 	var bytes int64
 	pages := 0
 	for _, r := range pl.window {
-		bytes += r.WireBytes
-		pages += r.Pages
+		if r.N > 0 {
+			bytes += r.WireBytes
+			pages += r.Pages
+		}
 	}
 	if pages == 0 {
 		return PageSize

@@ -139,6 +139,7 @@ func (in *incoming) abort(err error) {
 // serveWith runs one stream until it ends; fr has read its hello.
 func (in *incoming) serveWith(c net.Conn, fr *frameReader, h hello) {
 	defer in.wg.Done()
+	fw := newFrameWriter(c)
 	var buf []byte
 	pages := in.h.Size / PageSize
 	ended := false
@@ -175,6 +176,13 @@ func (in *incoming) serveWith(c net.Conn, fr *frameReader, h hello) {
 			if err != nil {
 				in.markCorrupt(fmt.Errorf("stream %d: %w", h.Stream, err))
 			}
+		case frameSync:
+			// Frames apply in order: all before the sync are in memory.
+			in.host.deadline(c)
+			if err := fw.control(frameSynced, struct{}{}); err != nil {
+				in.abort(fmt.Errorf("stream %d: %w", h.Stream, err))
+				return
+			}
 		case frameEnd:
 			var e end
 			if err := json.Unmarshal(payload, &e); err != nil {
@@ -184,7 +192,7 @@ func (in *incoming) serveWith(c net.Conn, fr *frameReader, h hello) {
 			in.endStream()
 			ended = true
 			if h.Stream == 0 {
-				in.switchOver(c, fr, e)
+				in.switchOver(c, fr, fw, e)
 				return
 			}
 		default:
@@ -247,8 +255,7 @@ func (in *incoming) endStream() {
 
 // switchOver runs on stream 0 after its end: wait for every stream's end,
 // verify, answer, and on commit adopt and resume the guest.
-func (in *incoming) switchOver(c net.Conn, fr *frameReader, e end) {
-	fw := newFrameWriter(c)
+func (in *incoming) switchOver(c net.Conn, fr *frameReader, fw *frameWriter, e end) {
 	select {
 	case <-in.allEnds:
 	case <-in.done:

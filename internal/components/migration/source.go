@@ -88,6 +88,7 @@ type outgoing struct {
 	codec  codec.Codec
 	conns  []net.Conn
 	fws    []*frameWriter
+	frs    []*frameReader
 	caches []*xbzrle.Cache
 	sent   *region // per-page hash of the content last sent
 	rep    Report
@@ -154,6 +155,7 @@ func (o *outgoing) open(ctx context.Context, dial dialFunc) error {
 		o.conns = append(o.conns, c)
 		fw := newFrameWriter(c)
 		o.fws = append(o.fws, fw)
+		o.frs = append(o.frs, newFrameReader(c))
 		if per > 0 {
 			cache, err := xbzrle.NewCache(per, PageSize)
 			if err != nil {
@@ -252,7 +254,9 @@ func (o *outgoing) round(ctx context.Context, n int, pages []int) (Round, error)
 	wire := make([]int64, streams)
 	for s := range streams {
 		wg.Go(func() {
-			wire[s], errs[s] = o.sendStream(s, uint64(n)+1, pages)
+			if wire[s], errs[s] = o.sendStream(s, uint64(n)+1, pages); errs[s] == nil {
+				errs[s] = o.sync(s)
+			}
 		})
 	}
 	wg.Wait()
@@ -271,6 +275,19 @@ func (o *outgoing) round(ctx context.Context, n int, pages []int) (Round, error)
 	return r, ctx.Err()
 }
 
+// sync ends a round on stream s: it waits until the destination has
+// applied everything sent before. A round's time is then what the link
+// delivered, not what the socket and fabric buffers swallowed, so the
+// bandwidth forecast is honest and no backlog is left for the downtime.
+func (o *outgoing) sync(s int) error {
+	o.deadline(o.conns[s])
+	if err := o.fws[s].control(frameSync, struct{}{}); err != nil {
+		return err
+	}
+	var ack struct{}
+	return o.frs[s].control(frameSynced, &ack)
+}
+
 // appendPage appends page p's entry to batch. A zero page goes as a marker
 // (were it written after the check, its dirty bit sends it again next
 // round). Any other page is copied out of the running guest once, straight
@@ -278,10 +295,13 @@ func (o *outgoing) round(ctx context.Context, n int, pages []int) (Round, error)
 // re-sent page whose delta against the cache is small goes as the delta.
 func (o *outgoing) appendPage(batch, delta []byte, p int, gen uint64, cache *xbzrle.Cache) ([]byte, []byte, bool) {
 	sent := o.sent.u64s()
+	// A stream's pages are p ≡ s (mod streams): its cache is keyed by the
+	// stream-local index, or the pages would crowd 1/streams of its sets.
+	key := uint64(p / len(o.fws))
 	if isZero(o.g.mem.page(p)) {
 		sent[p] = zeroPageHash
 		if cache != nil {
-			cache.Invalidate(uint64(p))
+			cache.Invalidate(key)
 		}
 		return appendEntry(batch, p, gen, pageZero, nil), delta, true
 	}
@@ -294,7 +314,7 @@ func (o *outgoing) appendPage(batch, delta []byte, p int, gen uint64, cache *xbz
 	}
 	var d []byte
 	if gen > 1 { // round 0 sends every page: only a re-sent one has a base
-		if old, ok := cache.Get(uint64(p)); ok {
+		if old, ok := cache.Get(key); ok {
 			var fits bool
 			if d, fits = xbzrle.Encode(delta[:0], old, snap, PageSize*3/4); !fits {
 				d = nil
@@ -302,7 +322,7 @@ func (o *outgoing) appendPage(batch, delta []byte, p int, gen uint64, cache *xbz
 			}
 		}
 	}
-	cache.Put(uint64(p), snap)
+	cache.Put(key, snap)
 	if d == nil {
 		return batch, delta, false
 	}

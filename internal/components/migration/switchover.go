@@ -52,7 +52,7 @@ func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolv
 			return
 		}
 	}
-	fr := newFrameReader(o.conns[0])
+	fr := o.frs[0]
 	var v verdict
 	o.deadline(o.conns[0])
 	if err := fr.control(frameVerdict, &v); err != nil {

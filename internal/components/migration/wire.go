@@ -32,6 +32,8 @@ const (
 	frameHashes                  // destination → source: its per-page hashes, after a mismatch
 	frameCommit                  // source → destination: resume the guest there
 	frameResumed                 // destination → source: it runs there now
+	frameSync                    // source → destination: a round's end on this stream
+	frameSynced                  // destination → source: all before the sync is applied
 )
 
 const (

@@ -170,6 +170,12 @@ func TestMonitoringEndToEnd(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// soakd status shows the migration component's own line.
+	out, _, code := soakd(t, "status", "--addr", d.addr)
+	if code != 0 || !strings.Contains(out, "component  migration") || !strings.Contains(out, "hosts up, migrations ok") {
+		t.Errorf("soakd status (exit %d) does not show the migrations:\n%s", code, out)
+	}
+
 	// No dead queries: every metric a dashboard or rule names is exported.
 	want, err := grafana.ExportedMetrics(grafanaDir+"/dashboards", rulesPath)
 	if err != nil {

@@ -63,6 +63,8 @@ type Cluster struct {
 
 	hosts  []*Host
 	nextID atomic.Uint64
+	// corruptDeltas is a test knob (see Params).
+	corruptDeltas atomic.Bool
 
 	mu       sync.Mutex
 	where    map[string]int // guest → host index

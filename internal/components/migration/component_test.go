@@ -331,3 +331,31 @@ func TestPlantedDirtyTrackingBugIsCaught(t *testing.T) {
 	}
 	t.Fatal("no invariant_violation journaled")
 }
+
+// TestCorruptedDeltaFailsVerification: a delta with a flipped byte decodes
+// into the wrong page (or not at all); either way the destination's hashes
+// differ, the guest stays home, and the violation is counted.
+func TestCorruptedDeltaFailsVerification(t *testing.T) {
+	c := startCluster(t, testConfig(func(m *config.MigrationComponent) {
+		m.DirtyRate = config.Rate(64 << 20)
+		m.DirtyPattern = "random"
+		m.XBZRLECache = 16 << 20
+		m.DowntimeLimit = config.Duration(time.Millisecond) // several rounds: re-sent pages go as deltas
+		m.ProgressTimeout = config.Duration(time.Second)
+		m.OnTimeout = "force"
+	}), nil)
+	c.corruptDeltas.Store(true)
+	time.Sleep(20 * time.Millisecond)
+	src := c.hostOf("guest-1")
+	res := c.migrate(t, "k1")
+	if res.Outcome != components.OutcomeFailed || c.violations(InvariantPages) != 1 {
+		t.Fatalf("outcome %v (%v), %v violations", res.Outcome, res.Err, c.violations(InvariantPages))
+	}
+	if hits := testutil.ToFloat64(c.m.cache.WithLabelValues("hit")); hits == 0 {
+		t.Fatal("no delta was sent: the test proves nothing")
+	}
+	if c.hostOf("guest-1") != src {
+		t.Fatal("the guest moved")
+	}
+	t.Logf("%v", res.Err)
+}

@@ -126,6 +126,7 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 			"predicted_bandwidth": d.PredictedBandwidth, "predicted_downtime_seconds": d.PredictedDowntime.Seconds(),
 			"throttle": d.Throttle, "decision": d.Action.String(), "rule": d.Rule})
 	}
+	p.corruptDeltas = c.corruptDeltas.Load()
 	rep := migrate(mctx, id, g, p, dial, dh.resolve, progress)
 	if rep.Moved() {
 		if err := sh.release(guest); err != nil {

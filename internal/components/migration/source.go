@@ -24,6 +24,9 @@ type Params struct {
 	PriorBandwidth float64
 	// StallTimeout bounds any single write or read on the wire.
 	StallTimeout time.Duration
+	// corruptDeltas is a test knob: every delta sent has a byte flipped,
+	// a planted bug the destination's verification must catch.
+	corruptDeltas bool
 }
 
 // Report is what one migration did.
@@ -275,6 +278,10 @@ func (o *outgoing) round(ctx context.Context, n int, pages []int) (Round, error)
 	return r, ctx.Err()
 }
 
+// stripe is the stream page p travels on: always the same one, so a page's
+// versions arrive in order.
+func stripe(p, streams int) int { return p % streams }
+
 // sync ends a round on stream s: it waits until the destination has
 // applied everything sent before. A round's time is then what the link
 // delivered, not what the socket and fabric buffers swallowed, so the
@@ -326,6 +333,9 @@ func (o *outgoing) appendPage(batch, delta []byte, p int, gen uint64, cache *xbz
 	if d == nil {
 		return batch, delta, false
 	}
+	if o.p.corruptDeltas && len(d) > 0 {
+		d[len(d)-1] ^= 0x10
+	}
 	return appendEntry(batch[:mark], p, gen, pageDelta, d), d, false
 }
 
@@ -364,7 +374,7 @@ func (o *outgoing) sendStream(s int, gen uint64, pages []int) (int64, error) {
 		return nil
 	}
 	for _, p := range pages {
-		if p%streams != s {
+		if stripe(p, streams) != s {
 			continue
 		}
 		var zero bool

@@ -64,3 +64,21 @@ func FuzzNextEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestStripingSendsEveryPageOnOneStream(t *testing.T) {
+	for _, streams := range []int{1, 3, 4} {
+		seen := make([]int, 1000)
+		for s := range streams {
+			for p := range seen {
+				if stripe(p, streams) == s {
+					seen[p]++
+				}
+			}
+		}
+		for p, n := range seen {
+			if n != 1 {
+				t.Fatalf("%d streams: page %d on %d streams", streams, p, n)
+			}
+		}
+	}
+}

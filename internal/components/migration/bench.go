@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -42,6 +43,11 @@ type BenchResult struct {
 	WireMBPerS float64 `json:"wire_mb_per_s"`
 	Rounds     int     `json:"rounds"`
 	Throttle   float64 `json:"throttle"`
+	// HeapMB is the Go heap in use after the guest exists and before the
+	// migration, and HeapPeakMB the most it reached while it ran: guests
+	// live outside the heap, so neither grows with the guest's size.
+	HeapMB     float64 `json:"heap_mb"`
+	HeapPeakMB float64 `json:"heap_peak_mb"`
 	Error      string  `json:"error,omitempty"`
 }
 
@@ -73,15 +79,17 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if dial == nil {
 		dial = components.DirectDialer
 	}
+	heap := heapInUse()
+	peak := heap
 	rep := migrate(ctx, 1, g, o.Params, func(ctx context.Context, _ int) (net.Conn, error) {
 		return dial(ctx, src.ID, dst.ID, dst.Addr())
-	}, dst.resolve, nil)
+	}, dst.resolve, func(Round, Decision, int, time.Duration) { peak = max(peak, heapInUse()) })
 	if rep.Moved() {
 		_ = src.release(g.ID)
 	}
 	r := BenchResult{Outcome: rep.Outcome, Bytes: size, TotalMS: ms(rep.Total), DowntimeMS: ms(rep.Downtime),
 		GapMS: ms(rep.HeartbeatGap), WireBytes: rep.WireBytes, RawBytes: rep.RawBytes, Rounds: len(rep.Rounds),
-		Throttle: rep.Throttle}
+		Throttle: rep.Throttle, HeapMB: float64(heap) / 1e6, HeapPeakMB: float64(max(peak, heapInUse())) / 1e6}
 	if rep.Total > 0 {
 		r.MBPerS = float64(r.Bytes) / 1e6 / rep.Total.Seconds()
 	}
@@ -93,6 +101,13 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		return r, fmt.Errorf("migration: %s violated (pages %v)", rep.Invariant, rep.Mismatch)
 	}
 	return r, nil
+}
+
+// heapInUse is the Go heap's in-use bytes now (no GC forced).
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -50,6 +50,7 @@ func BenchmarkMigrate1GiB(b *testing.B) {
 				b.ReportMetric(loop, "loopback_MB/s")
 				b.ReportMetric(r.WireMBPerS/loop, "wire/loopback")
 				b.ReportMetric(float64(r.RawBytes)/float64(max(r.WireBytes, 1)), "raw/wire")
+				b.ReportMetric(r.HeapPeakMB, "heap_peak_MB")
 			})
 		}
 	}

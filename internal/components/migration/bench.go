@@ -34,7 +34,8 @@ type BenchOptions struct {
 type BenchResult struct {
 	Outcome    string  `json:"outcome"`
 	Bytes      int     `json:"guest_bytes"`
-	TotalMS    float64 `json:"total_ms"`
+	TotalMS    float64 `json:"total_ms"`  // first round to resume on the destination
+	VerifyMS   float64 `json:"verify_ms"` // the frozen source's whole-memory check, after the resume
 	DowntimeMS float64 `json:"downtime_ms"`
 	GapMS      float64 `json:"heartbeat_gap_ms"`
 	WireBytes  int64   `json:"wire_bytes"`
@@ -87,7 +88,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if rep.Moved() {
 		_ = src.release(g.ID)
 	}
-	r := BenchResult{Outcome: rep.Outcome, Bytes: size, TotalMS: ms(rep.Total), DowntimeMS: ms(rep.Downtime),
+	r := BenchResult{Outcome: rep.Outcome, Bytes: size, TotalMS: ms(rep.Total), VerifyMS: ms(rep.Verify), DowntimeMS: ms(rep.Downtime),
 		GapMS: ms(rep.HeartbeatGap), WireBytes: rep.WireBytes, RawBytes: rep.RawBytes, Rounds: len(rep.Rounds),
 		Throttle: rep.Throttle, HeapMB: float64(heap) / 1e6, HeapPeakMB: float64(max(peak, heapInUse())) / 1e6}
 	if rep.Total > 0 {

@@ -153,7 +153,7 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 func (c *Cluster) observe(rep Report, guest string, src, dst int) {
 	c.m.migrationObserved(rep)
 	fields := map[string]any{"id": rep.ID, "guest": guest, "source": c.hosts[src].ID, "destination": c.hosts[dst].ID,
-		"outcome": rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(),
+		"outcome": rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(), "verify_seconds": rep.Verify.Seconds(),
 		"downtime_seconds": rep.Downtime.Seconds(), "heartbeat_gap_seconds": rep.HeartbeatGap.Seconds(),
 		"raw_bytes": rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
 	if rep.Err != nil {

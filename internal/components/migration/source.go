@@ -38,8 +38,11 @@ type Report struct {
 	WireBytes int64
 	ZeroPages int64
 	Cache     xbzrle.CacheStats
-	Total     time.Duration
-	Downtime  time.Duration // pause to resume, as the source saw it
+	// Total runs from the first round to the resume on the destination
+	// (or to the rollback); Verify is the frozen source's check after it.
+	Total    time.Duration
+	Verify   time.Duration
+	Downtime time.Duration // pause to resume, as the source saw it
 	// HeartbeatGap is the guest's own view of the downtime: its last beat
 	// on the source to its first on the destination.
 	HeartbeatGap time.Duration
@@ -111,7 +114,9 @@ func migrate(ctx context.Context, id uint64, g *Guest, p Params, dial dialFunc, 
 	o.rep.ID = id
 	defer func() {
 		rep = o.rep
-		rep.Total = time.Since(start)
+		if rep.Total == 0 {
+			rep.Total = time.Since(start)
+		}
 		if rep.Err != nil && rep.Outcome == "" {
 			rep.Outcome = OutcomeFailed
 		}
@@ -140,7 +145,7 @@ func migrate(ctx context.Context, id uint64, g *Guest, p Params, dial dialFunc, 
 		o.rep.Err = err
 		return
 	}
-	o.switchOver(ctx, cpu, resolve)
+	o.switchOver(ctx, cpu, resolve, start)
 	return
 }
 

@@ -30,7 +30,7 @@ type resolveFunc func(id uint64) (resumed bool)
 // destination verify them, and commits. Any failure before the commit
 // resumes the guest on the source; a lost answer to the commit is resolved
 // out of band.
-func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolveFunc) {
+func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolveFunc, start time.Time) {
 	pausedAt := time.Now()
 	pages := o.g.dirty.collect(nil)
 	r, err := o.round(ctx, len(o.rep.Rounds), pages)
@@ -91,7 +91,10 @@ func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolv
 	o.rep.moved = true
 	o.rep.Downtime = res.At.Sub(pausedAt)
 	o.rep.HeartbeatGap = res.Gap
+	o.rep.Total = res.At.Sub(start)
+	t0 := time.Now()
 	o.verifyFrozen(sent)
+	o.rep.Verify = time.Since(t0)
 }
 
 // fail rolls back after a failure before the commit.

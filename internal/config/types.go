@@ -83,9 +83,25 @@ type MigrationComponent struct {
 	// ProgressTimeout: no round shrank the pending bytes for this long.
 	// CompletionTimeout is per GiB of guest memory. OnTimeout: cancel (the
 	// guest stays on its source) or force (switch over now).
-	ProgressTimeout   Duration `yaml:"progress_timeout"`
-	CompletionTimeout Duration `yaml:"completion_timeout_per_gib"`
-	OnTimeout         string   `yaml:"on_timeout"`
+	ProgressTimeout   Duration  `yaml:"progress_timeout"`
+	CompletionTimeout Duration  `yaml:"completion_timeout_per_gib"`
+	OnTimeout         string    `yaml:"on_timeout"`
+	Placement         Placement `yaml:"placement"`
+}
+
+// Placement is how a migration's destination is chosen: hosts that are up,
+// have room and break no anti-affinity rule, scored by balance, link
+// bandwidth and affinity.
+type Placement struct {
+	// HostMemory is each host's room for guest memory (0: unlimited).
+	HostMemory ByteSize `yaml:"host_memory"`
+	Balance    float64  `yaml:"balance"`
+	LinkCost   float64  `yaml:"link_cost"`
+	// AffinityWeight scores keeping an affinity group together.
+	AffinityWeight float64 `yaml:"affinity_weight"`
+	// Affinity and AntiAffinity are groups of guest ids ("guest-0").
+	Affinity     [][]string `yaml:"affinity"`
+	AntiAffinity [][]string `yaml:"anti_affinity"`
 }
 
 // ContentMix is the share of zero, text-like and random pages in a

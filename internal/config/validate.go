@@ -204,6 +204,39 @@ func (c *Config) validateComponents(v *validator) {
 		v.positive(p+"progress_timeout", m.ProgressTimeout)
 		v.positive(p+"completion_timeout_per_gib", m.CompletionTimeout)
 		v.oneOf(p+"on_timeout", m.OnTimeout, []string{"cancel", "force"})
+		c.validatePlacement(v, p+"placement.", m)
+	}
+}
+
+func (c *Config) validatePlacement(v *validator, p string, m MigrationComponent) {
+	pl := m.Placement
+	if pl.HostMemory < 0 {
+		v.add(p+"host_memory", "must be >= 0")
+	}
+	for _, w := range []struct {
+		name string
+		w    float64
+	}{{"balance", pl.Balance}, {"link_cost", pl.LinkCost}, {"affinity_weight", pl.AffinityWeight}} {
+		if !(w.w >= 0) || math.IsInf(w.w, 0) {
+			v.add(p+w.name, "must be >= 0 and finite")
+		}
+	}
+	for _, rule := range []struct {
+		key    string
+		groups [][]string
+	}{{"affinity", pl.Affinity}, {"anti_affinity", pl.AntiAffinity}} {
+		key := rule.key
+		for i, g := range rule.groups {
+			if len(g) < 2 {
+				v.add(index(p+key, i), "a group needs at least two guests")
+			}
+			for j, id := range g {
+				n, err := strconv.Atoi(strings.TrimPrefix(id, "guest-"))
+				if !strings.HasPrefix(id, "guest-") || err != nil || n < 0 || n >= m.Guests {
+					v.add(index(index(p+key, i), j), "unknown guest %q (guest-0 to guest-%d)", id, m.Guests-1)
+				}
+			}
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/migration/placement"
 	"github.com/soakd/soakd/internal/config"
 )
 
@@ -69,11 +69,12 @@ type Cluster struct {
 	mu       sync.Mutex
 	where    map[string]int // guest → host index
 	busy     map[string]bool
-	inFlight map[uint64][2]int // migration id → source, destination
-	rng      *rand.Rand
+	inFlight map[uint64][2]int  // migration id → source, destination
+	placed   map[uint64]string  // migration id → why its destination was chosen
 	links    map[[2]int]float64 // bandwidth history per host pair
 	counts   map[string]int64   // finished migrations by outcome
 	last     *LastMigration
+	pool     *placement.Pool // where guests run, for choosing destinations
 }
 
 // New builds the component from the config; Start brings it up.
@@ -86,8 +87,8 @@ func New(deps components.Deps) (components.Component, error) {
 		return nil, fmt.Errorf("migration: need at least 2 hosts and 1 guest, have %d and %d", m.Hosts, m.Guests)
 	}
 	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event,
-		where: map[string]int{}, busy: map[string]bool{}, inFlight: map[uint64][2]int{},
-		rng: rand.New(rand.NewPCG(deps.Seed, 0x6d6967)), links: map[[2]int]float64{}, counts: map[string]int64{}}
+		where: map[string]int{}, busy: map[string]bool{}, inFlight: map[uint64][2]int{}, placed: map[uint64]string{}, links: map[[2]int]float64{},
+		counts: map[string]int64{}}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
 	}
@@ -130,6 +131,10 @@ func (c *Cluster) Start(context.Context) error {
 		c.hosts[h].guests[id] = g
 		c.where[id] = h
 	}
+	if err := c.buildPool(); err != nil {
+		c.closeHosts()
+		return err
+	}
 	for _, h := range c.hosts {
 		if err := h.start(); err != nil {
 			c.closeHosts()
@@ -138,6 +143,25 @@ func (c *Cluster) Start(context.Context) error {
 	}
 	c.log.Info("migration hosts up", "hosts", len(c.hosts), "guests", c.cfg.Guests, "guest_memory", int64(c.cfg.GuestMemory))
 	return nil
+}
+
+// buildPool sets up placement over the hosts and guests as they start.
+func (c *Cluster) buildPool() error {
+	hosts := make([]placement.Host, len(c.hosts))
+	for i, h := range c.hosts {
+		hosts[i] = placement.Host{ID: h.ID, Capacity: int64(c.cfg.Placement.HostMemory), Up: true}
+	}
+	guests := make([]placement.Guest, 0, len(c.where))
+	for i := range c.cfg.Guests {
+		id := "guest-" + strconv.Itoa(i)
+		g, _ := c.hosts[c.where[id]].guest(id)
+		guests = append(guests, placement.Guest{ID: id, Size: int64(g.Size()), Host: c.where[id]})
+	}
+	pl := c.cfg.Placement
+	var err error
+	c.pool, err = placement.NewPool(hosts, guests, placement.Rules{Affinity: pl.Affinity, AntiAffinity: pl.AntiAffinity},
+		placement.Weights{Balance: pl.Balance, LinkCost: pl.LinkCost, Affinity: pl.AffinityWeight})
+	return err
 }
 
 // Stop stops every host and frees the guests' memory.
@@ -191,7 +215,19 @@ func (c *Cluster) Crash(id string) error {
 		return err
 	}
 	h.stop()
+	c.setUp(id, false)
 	return nil
+}
+
+// setUp tells placement a host went down or came back.
+func (c *Cluster) setUp(id string, up bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, h := range c.hosts {
+		if h.ID == id && c.pool != nil {
+			c.pool.SetUp(i, up)
+		}
+	}
 }
 
 // Restart brings a host back on a new port and restarts its guests.
@@ -203,7 +239,11 @@ func (c *Cluster) Restart(id string) error {
 	if h.Up() {
 		return nil
 	}
-	return h.start()
+	if err := h.start(); err != nil {
+		return err
+	}
+	c.setUp(id, true)
+	return nil
 }
 
 // Resolve maps a selector to hosts: all, host (one, by pick), host-N,

@@ -359,3 +359,35 @@ func TestCorruptedDeltaFailsVerification(t *testing.T) {
 	}
 	t.Logf("%v", res.Err)
 }
+
+// TestPlacementRulesHold: an anti-affinity pair never shares a host, and
+// every finished migration journals why its destination was chosen.
+func TestPlacementRulesHold(t *testing.T) {
+	c := startCluster(t, testConfig(func(m *config.MigrationComponent) {
+		m.Hosts, m.Guests = 4, 3
+		m.Placement.AntiAffinity = [][]string{{"guest-0", "guest-1"}}
+	}), nil)
+	for i := range 8 {
+		key := []string{"k0", "k1"}[i%2]
+		if res := c.migrate(t, key); res.Outcome != components.OutcomeOK {
+			t.Fatalf("migration %d: %v %v", i, res.Outcome, res.Err)
+		}
+		if c.hostOf("guest-0") == c.hostOf("guest-1") {
+			t.Fatalf("after migration %d guest-0 and guest-1 share %s", i, c.hostOf("guest-0").ID)
+		}
+	}
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	n := 0
+	for i, typ := range c.types {
+		if typ == EventMigration {
+			if r, _ := c.events[i]["placement"].(string); !strings.Contains(r, "balance") {
+				t.Fatalf("migration_finished without a placement reason: %v", c.events[i])
+			}
+			n++
+		}
+	}
+	if n != 8 {
+		t.Fatalf("%d migration_finished events, want 8", n)
+	}
+}

@@ -25,7 +25,8 @@ const (
 const InvariantPlacement = "migration_placement"
 
 // Do runs op "migrate": key kN picks guest N (mod the guests), the
-// destination is another host that is up, chosen by the seeded source.
+// destination is the host placement picks (package placement: up, room,
+// anti-affinity, then balance, link bandwidth and affinity).
 // Outcome ok: the guest runs on the destination, verified; failed: it runs
 // on its source, unchanged; unknown: the commit's answer was lost and the
 // management plane (this component) resolved where it runs.
@@ -56,7 +57,7 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	return components.Result{Outcome: components.OutcomeFailed, Err: rep.Err}
 }
 
-// begin reserves a guest and picks its destination.
+// begin reserves a guest and picks its destination by placement.
 func (c *Cluster) begin(guest string) (src, dst int, id uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -67,20 +68,15 @@ func (c *Cluster) begin(guest string) (src, dst int, id uint64, err error) {
 	if !c.hosts[src].Up() {
 		return 0, 0, 0, fmt.Errorf("migration: %s's host %s is down", guest, c.hosts[src].ID)
 	}
-	var cands []int
-	for i, h := range c.hosts {
-		if i != src && h.Up() {
-			cands = append(cands, i)
-		}
+	d, err := c.pool.Place(guest)
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	if len(cands) == 0 {
-		return 0, 0, 0, fmt.Errorf("migration: no host up to take %s", guest)
-	}
-	dst = cands[c.rng.IntN(len(cands))]
 	id = c.nextID.Add(1)
 	c.busy[guest] = true
-	c.inFlight[id] = [2]int{src, dst}
-	return src, dst, id, nil
+	c.inFlight[id] = [2]int{src, d.To}
+	c.placed[id] = d.Reason
+	return src, d.To, id, nil
 }
 
 func (c *Cluster) end(guest string, id uint64) {
@@ -88,6 +84,7 @@ func (c *Cluster) end(guest string, id uint64) {
 	defer c.mu.Unlock()
 	delete(c.busy, guest)
 	delete(c.inFlight, id)
+	delete(c.placed, id)
 }
 
 // run migrates the guest and moves it in the books when it moved.
@@ -134,6 +131,7 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 		}
 		c.mu.Lock()
 		c.where[guest] = dst
+		c.pool.Move(guest, dst)
 		c.mu.Unlock()
 	}
 	if bw := rep.Bandwidth(); bw > 0 {
@@ -143,6 +141,7 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 			bw = 0.5*old + 0.5*bw
 		}
 		c.links[k] = bw
+		c.pool.SetBandwidth(src, dst, bw)
 		c.mu.Unlock()
 	}
 	return rep
@@ -152,8 +151,12 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 // invariants it and the placement must hold.
 func (c *Cluster) observe(rep Report, guest string, src, dst int) {
 	c.m.migrationObserved(rep)
+	c.mu.Lock()
+	reason := c.placed[rep.ID]
+	c.mu.Unlock()
 	fields := map[string]any{"id": rep.ID, "guest": guest, "source": c.hosts[src].ID, "destination": c.hosts[dst].ID,
-		"outcome": rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(), "verify_seconds": rep.Verify.Seconds(),
+		"placement": reason,
+		"outcome":   rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(), "verify_seconds": rep.Verify.Seconds(),
 		"downtime_seconds": rep.Downtime.Seconds(), "heartbeat_gap_seconds": rep.HeartbeatGap.Seconds(),
 		"raw_bytes": rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
 	if rep.Err != nil {

@@ -27,6 +27,9 @@
 //     compared at switch-over (corruption: the guest stays home), and the
 //     source's frozen memory hashed after the resume (a write the bitmap
 //     missed).
+//   - placement/: the pure placement core: a destination is up, has room
+//     and breaks no anti-affinity rule, and is scored by balance, link
+//     bandwidth (measured by earlier migrations) and affinity.
 //   - component.go, do.go, metrics.go: the Component (hosts as Nodes,
 //     targets link, host, source, destination, host-N), migrate, the
 //     placement invariant (a guest runs on exactly one host, the recorded

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime/pprof"
 	"time"
+	"unsafe"
 
 	hraft "github.com/hashicorp/raft"
 
@@ -131,6 +133,7 @@ func (c *Cluster) exec(ctx context.Context, op components.Op) (*reply, component
 			return nil, components.Result{Outcome: components.OutcomeFailed, Err: context.DeadlineExceeded}
 		}
 		f := inst.raft.Apply(data, timeout)
+		bindShutdown(f, inst.stopped)
 		err := c.wait(ctx, f)
 		switch classify(err) {
 		case components.OutcomeOK:
@@ -159,7 +162,8 @@ func (c *Cluster) exec(ctx context.Context, op components.Op) (*reply, component
 
 // wait waits for an Apply future, or ctx. hashicorp's futures have no
 // context, so a helper goroutine waits; it ends when the future resolves,
-// which every future does on commit, leadership loss or Shutdown.
+// on commit or leadership loss, or when its instance shuts down
+// (bindShutdown).
 func (c *Cluster) wait(ctx context.Context, f hraft.ApplyFuture) error {
 	done := make(chan error, 1)
 	go func() {
@@ -202,5 +206,27 @@ func classify(err error) components.Outcome {
 		return components.OutcomeFailed
 	default:
 		return components.OutcomeUnknown
+	}
+}
+
+// bindShutdown makes an Apply future give up when its instance has shut
+// down. hashicorp/raft v1.8.0 leaves an Apply future's ShutdownCh nil, so
+// one still queued for the FSM at Shutdown never resolves and its waiter
+// would leak, one goroutine per op in flight at every crash. The field is
+// exported but sits in an unexported embedded struct, so it is set through
+// its address; nothing in raft reads it but Error, and it is set before
+// Error is called. A future of another shape is left alone.
+func bindShutdown(f hraft.ApplyFuture, stopped chan struct{}) {
+	v := reflect.ValueOf(f)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return
+	}
+	sf, ok := v.Elem().Type().FieldByName("ShutdownCh")
+	if !ok || sf.Type != reflect.TypeOf(stopped) {
+		return
+	}
+	field := (*chan struct{})(unsafe.Pointer(v.Elem().FieldByIndex(sf.Index).UnsafeAddr()))
+	if *field == nil {
+		*field = stopped
 	}
 }

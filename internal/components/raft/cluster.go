@@ -125,6 +125,7 @@ type node struct {
 // instance is one incarnation of a node: everything a crash throws away.
 type instance struct {
 	id       string
+	stopped  chan struct{} // closed after Shutdown: see bindShutdown
 	raft     *hraft.Raft
 	fsm      *fsm
 	trans    *hraft.NetworkTransport
@@ -371,7 +372,8 @@ func (c *Cluster) raftConfig(id string) *hraft.Config {
 }
 
 func (c *Cluster) startInstance(n *node, stream *streamLayer, store *raftboltdb.BoltStore, snap hraft.SnapshotStore) (*instance, error) {
-	inst := &instance{id: n.id, fsm: newFSM(c.maxKeys, &n.snapshots, &c.loseWritesEvery), stream: stream, store: store}
+	inst := &instance{id: n.id, stopped: make(chan struct{}), fsm: newFSM(c.maxKeys, &n.snapshots, &c.loseWritesEvery),
+		stream: stream, store: store}
 	inst.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: transportMaxPool,
@@ -420,6 +422,7 @@ func (inst *instance) shutdown(crash bool) error {
 	if err := inst.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, err)
 	}
+	close(inst.stopped) // waiters on futures Shutdown left unresolved end now
 	if !crash {
 		_ = inst.trans.Close()
 		_ = inst.stream.Close()

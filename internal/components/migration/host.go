@@ -20,6 +20,9 @@ const (
 	// maxRecent is how many finished incoming migrations a host remembers
 	// for out-of-band resolution.
 	maxRecent = 256
+	// maxIncoming bounds the migrations a host receives at once: each maps
+	// a guest's worth of memory.
+	maxIncoming = 16
 )
 
 // Host is one migration host: a listener for incoming migrations and the
@@ -190,6 +193,9 @@ func (h *Host) incomingFor(hi hello) (*incoming, error) {
 	}
 	if _, here := h.guests[hi.Guest]; here {
 		return nil, fmt.Errorf("guest %s already runs here", hi.Guest)
+	}
+	if len(h.incoming) >= maxIncoming {
+		return nil, fmt.Errorf("%d migrations already arriving", maxIncoming)
 	}
 	in, err := newIncoming(h, hi)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,8 +41,7 @@ func Spec() components.Spec {
 // the engine enforces itself, plus the switch-over's stalls.
 func opTimeout(c *config.Config) time.Duration {
 	m := c.Components.Migration
-	gib := math.Max(float64(m.GuestMemory)/(1<<30), 1.0/16)
-	return time.Duration(gib*float64(m.CompletionTimeout.Std())) + 3*stallTimeout(m)
+	return completionTimeout(m, int(m.GuestMemory)) + 3*stallTimeout(m)
 }
 
 func stallTimeout(m config.MigrationComponent) time.Duration {
@@ -69,10 +67,11 @@ type Cluster struct {
 	mu       sync.Mutex
 	where    map[string]int // guest → host index
 	busy     map[string]bool
-	inFlight map[uint64][2]int  // migration id → source, destination
-	placed   map[uint64]string  // migration id → why its destination was chosen
-	links    map[[2]int]float64 // bandwidth history per host pair
-	counts   map[string]int64   // finished migrations by outcome
+	inFlight map[uint64][2]int           // migration id → source, destination
+	placed   map[uint64]string           // migration id → why its destination was chosen
+	reserved map[uint64]func(moved bool) // migration id → its room on the destination
+	links    map[[2]int]float64          // bandwidth history per host pair
+	counts   map[string]int64            // finished migrations by outcome
 	last     *LastMigration
 	pool     *placement.Pool // where guests run, for choosing destinations
 }
@@ -87,7 +86,8 @@ func New(deps components.Deps) (components.Component, error) {
 		return nil, fmt.Errorf("migration: need at least 2 hosts and 1 guest, have %d and %d", m.Hosts, m.Guests)
 	}
 	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event,
-		where: map[string]int{}, busy: map[string]bool{}, inFlight: map[uint64][2]int{}, placed: map[uint64]string{}, links: map[[2]int]float64{},
+		where: map[string]int{}, busy: map[string]bool{}, inFlight: map[uint64][2]int{}, placed: map[uint64]string{},
+		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{},
 		counts: map[string]int64{}}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/config"
 )
 
 // Journal event types the component writes.
@@ -76,6 +77,7 @@ func (c *Cluster) begin(guest string) (src, dst int, id uint64, err error) {
 	c.busy[guest] = true
 	c.inFlight[id] = [2]int{src, d.To}
 	c.placed[id] = d.Reason
+	c.reserved[id] = c.pool.Reserve(guest, d.To)
 	return src, d.To, id, nil
 }
 
@@ -85,6 +87,10 @@ func (c *Cluster) end(guest string, id uint64) {
 	delete(c.busy, guest)
 	delete(c.inFlight, id)
 	delete(c.placed, id)
+	if done, ok := c.reserved[id]; ok {
+		done(false) // a move was already recorded by run
+		delete(c.reserved, id)
+	}
 }
 
 // run migrates the guest and moves it in the books when it moved.
@@ -107,7 +113,7 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 		Edge: c.cfg.GuestImage == "" && c.cfg.DirtyPattern != "random",
 		Policy: Policy{DowntimeLimit: c.cfg.DowntimeLimit.Std(), AutoConverge: c.cfg.AutoConverge,
 			ProgressTimeout: c.cfg.ProgressTimeout.Std(), Force: c.cfg.OnTimeout == "force",
-			CompletionTimeout: time.Duration(float64(g.Size()) / (1 << 30) * float64(c.cfg.CompletionTimeout.Std()))}}
+			CompletionTimeout: completionTimeout(c.cfg, g.Size())}}
 	dial := func(ctx context.Context, stream int) (net.Conn, error) {
 		addr := dh.Addr()
 		if addr == "" {
@@ -131,7 +137,8 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 		}
 		c.mu.Lock()
 		c.where[guest] = dst
-		c.pool.Move(guest, dst)
+		c.reserved[id](true)
+		delete(c.reserved, id)
 		c.mu.Unlock()
 	}
 	if bw := rep.Bandwidth(); bw > 0 {
@@ -145,6 +152,13 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 		c.mu.Unlock()
 	}
 	return rep
+}
+
+// completionTimeout is completion_timeout_per_gib for the guest's size, but
+// never less than the progress timeout: a small guest among many
+// migrations in flight must not be cancelled in a second.
+func completionTimeout(m config.MigrationComponent, size int) time.Duration {
+	return max(time.Duration(float64(size)/(1<<30)*float64(m.CompletionTimeout.Std())), m.ProgressTimeout.Std())
 }
 
 // observe records a finished migration: metrics, journal, and the

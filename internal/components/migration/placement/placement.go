@@ -221,6 +221,24 @@ func (p *Pool) score(gi, h int, bestBW float64, total int64) (float64, [3]float6
 	return p.w.Balance*balance + p.w.LinkCost*link + p.w.Affinity*aff, [3]float64{balance, link, aff}
 }
 
+// Reserve holds room for guest id on host to while it migrates there, so
+// concurrent placements see the destination as taken; done releases it,
+// or, when the guest moved, turns it into the move.
+func (p *Pool) Reserve(id string, to int) (done func(moved bool)) {
+	gi, ok := p.byID[id]
+	if !ok || to < 0 || to >= len(p.hosts) {
+		return func(bool) {}
+	}
+	size := p.guests[gi].Size
+	p.committed[to] += size
+	return func(moved bool) {
+		p.committed[to] -= size
+		if moved {
+			p.Move(id, to)
+		}
+	}
+}
+
 // Move records that guest id now runs on host to.
 func (p *Pool) Move(id string, to int) {
 	gi, ok := p.byID[id]

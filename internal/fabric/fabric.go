@@ -72,12 +72,40 @@ type ruleSet struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	changed <-chan struct{} // ctx.Done()
+	// fast counts the connection directions on the fast path under this
+	// rule set; drained is closed once it is replaced and they have all
+	// stopped, so a new rule is in force when apply returns.
+	fast      atomic.Int64
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 func newRuleSet(rules []rule) *ruleSet {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ruleSet{rules: rules, ctx: ctx, cancel: cancel, changed: ctx.Done()}
+	return &ruleSet{rules: rules, ctx: ctx, cancel: cancel, changed: ctx.Done(), drained: make(chan struct{})}
 }
+
+// enterFast and leaveFast bracket a fast-path copy under rs.
+func (rs *ruleSet) enterFast() { rs.fast.Add(1) }
+
+func (rs *ruleSet) leaveFast() {
+	if rs.fast.Add(-1) == 0 && rs.ctx.Err() != nil {
+		rs.drainOnce.Do(func() { close(rs.drained) })
+	}
+}
+
+// retire cancels rs (every fast copy under it is interrupted) and, if no
+// copy runs under it, marks it drained at once.
+func (rs *ruleSet) retire() {
+	rs.cancel()
+	if rs.fast.Load() == 0 {
+		rs.drainOnce.Do(func() { close(rs.drained) })
+	}
+}
+
+// fastStopTimeout bounds how long apply waits for fast copies to stop (an
+// interrupted copy stops at once; this only guards a wedged one).
+const fastStopTimeout = time.Second
 
 func (rs *ruleSet) effect(from, to string) effect {
 	var e effect
@@ -347,7 +375,7 @@ func (f *Fabric) apply(kind string, sel Selector, eff effect) (func(context.Cont
 	for i := range eff.loss {
 		eff.loss[i].id = id
 	}
-	f.swapRulesLocked(func(rs []rule) []rule { return append(rs, rule{id: id, kind: kind, sel: sel, eff: eff}) })
+	old := f.swapRulesLocked(func(rs []rule) []rule { return append(rs, rule{id: id, kind: kind, sel: sel, eff: eff}) })
 	var hit []*proxy
 	for k, p := range f.proxies {
 		if sel.match(k.from, k.to) {
@@ -355,6 +383,13 @@ func (f *Fabric) apply(kind string, sel Selector, eff effect) (func(context.Cont
 		}
 	}
 	f.mu.Unlock()
+	// In force on return: no byte written after this goes by the fast
+	// path of an open connection the rule shapes.
+	select {
+	case <-old.drained:
+	case <-time.After(fastStopTimeout):
+		f.log.Warn("fabric: fast-path copies slow to stop", "kind", kind)
+	}
 
 	// Effects on connections already open.
 	switch {
@@ -386,12 +421,13 @@ func (f *Fabric) apply(kind string, sel Selector, eff effect) (func(context.Cont
 	}, nil
 }
 
-// swapRulesLocked publishes a new rule set and wakes whoever waits on the
-// old one. f.mu is held.
-func (f *Fabric) swapRulesLocked(edit func([]rule) []rule) {
+// swapRulesLocked publishes a new rule set, wakes whoever waits on the
+// old one and returns it. f.mu is held.
+func (f *Fabric) swapRulesLocked(edit func([]rule) []rule) *ruleSet {
 	old := f.rules.Load()
 	f.rules.Store(newRuleSet(edit(slices.Clone(old.rules))))
-	old.cancel()
+	old.retire()
+	return old
 }
 
 // Delay adds latency ± jitter to the bytes the dialing node sends over each

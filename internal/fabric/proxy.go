@@ -266,6 +266,7 @@ func (pc *pipe) fast(src, dst net.Conn, rs *ruleSet) bool {
 		close(fired)
 	})
 	pc.fastDirs.Add(1)
+	rs.enterFast()
 	lr := &io.LimitedReader{R: src}
 	var err error
 	eof := false
@@ -284,6 +285,7 @@ func (pc *pipe) fast(src, dst net.Conn, rs *ruleSet) bool {
 		eof = err == nil && copied < want
 	}
 	pc.fastDirs.Add(-1)
+	rs.leaveFast()
 	interrupted := !stop()
 	if interrupted {
 		<-fired // the deadline is set (and will not be again): lift it

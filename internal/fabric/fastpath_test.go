@@ -1,6 +1,7 @@
 package fabric_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -360,4 +361,30 @@ func TestFastPathLoss(t *testing.T) {
 	}
 	fabrictest.MedianRTT(t, c)
 	waitFor(t, 2*time.Second, "fast path again after the loss", func() bool { return fabric.FastPaths(f) == 2 })
+}
+
+// TestRuleInForceOnReturn: when a fault's injection returns, no fast-path
+// copy it shapes is still running, so nothing written afterwards slips
+// through unshaped.
+func TestRuleInForceOnReturn(t *testing.T) {
+	e := fabrictest.NewEcho(t)
+	f := fabrictest.New(t)
+	for i := range 50 {
+		c := fabrictest.Dial(t, f, "a", "b", e.Addr())
+		fabrictest.MedianRTT(t, c) // both directions on the fast path
+		if n := fabric.FastPaths(f); n == 0 {
+			t.Fatal("no connection on the fast path")
+		}
+		rev, err := f.Blackhole(fabric.Isolate("b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := fabric.FastPaths(f); n != 0 {
+			t.Fatalf("try %d: %d directions still on the fast path when Blackhole returned", i, n)
+		}
+		if err := rev(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+	}
 }

@@ -27,14 +27,6 @@ type Injector interface {
 	Inject(ctx context.Context, target string, params map[string]string) (Revert, error)
 }
 
-// InjectorFunc adapts a function to Injector.
-type InjectorFunc func(ctx context.Context, target string, params map[string]string) (Revert, error)
-
-// Inject calls f.
-func (f InjectorFunc) Inject(ctx context.Context, target string, params map[string]string) (Revert, error) {
-	return f(ctx, target, params)
-}
-
 // Spec is everything soakd knows about one fault kind. A kind declares it
 // in its own file; config validation, the random schedule, `soakd plan`
 // and the runner read it from a Registry, so a kind that is not built into

@@ -307,8 +307,7 @@ func (in *incoming) verify(e end) verdict {
 	case v.DstHash != e.SrcHash:
 		v.Problem = "page hashes differ from the source's"
 	case in.h.Edge:
-		g := newGuestOn(in.h.Guest, in.mem, in.h.Workload, in.host.clock)
-		if err := checkEdge(in.mem, g.hot, *e.CPU); err != nil {
+		if err := checkEdge(in.mem, hotPages(in.mem.pages(), in.h.Workload.HotSet), *e.CPU); err != nil {
 			v.Problem = "one-edge invariant: " + err.Error()
 		}
 	}

@@ -106,8 +106,12 @@ func newGuest(id string, size int, seed uint64, mix Content, image string, wl Wo
 
 // newGuestOn wraps memory that already holds a guest (a destination's).
 func newGuestOn(id string, mem *region, wl Workload, clock clockwork.Clock) *Guest {
-	hot := max(1, int(float64(mem.pages())*wl.HotSet))
-	return &Guest{ID: id, mem: mem, dirty: newBitmap(mem.pages()), clock: clock, wl: wl, hot: min(hot, mem.pages())}
+	return &Guest{ID: id, mem: mem, dirty: newBitmap(mem.pages()), clock: clock, wl: wl, hot: hotPages(mem.pages(), wl.HotSet)}
+}
+
+// hotPages is how many pages, from the first, a workload dirties.
+func hotPages(pages int, share float64) int {
+	return min(max(1, int(float64(pages)*share)), pages)
 }
 
 func loadImage(mem *region, path string) error {

@@ -68,7 +68,6 @@ type hello struct {
 
 // end closes a stream's pages; stream 0's carries the paused guest.
 type end struct {
-	Pages    int       `json:"pages"` // page entries this stream sent in all
 	CPU      *CPUState `json:"cpu,omitempty"`
 	SrcHash  uint64    `json:"src_hash,omitempty"` // hash of the per-page hashes as sent
 	PausedAt time.Time `json:"paused_at,omitzero"`

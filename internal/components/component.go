@@ -130,6 +130,10 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	// Event journals an event (nil: dropped).
 	Event func(typ string, fields map[string]any)
+	// Peer finds a component built before this one (registration order),
+	// for a component that uses another: migration records guest owners
+	// in raft. nil: none.
+	Peer func(name string) (Component, bool)
 }
 
 // Factory builds a component from the run's configuration.

@@ -87,6 +87,10 @@ type MigrationComponent struct {
 	CompletionTimeout Duration  `yaml:"completion_timeout_per_gib"`
 	OnTimeout         string    `yaml:"on_timeout"`
 	Placement         Placement `yaml:"placement"`
+	// Ownership names the key-value component (raft) that records each
+	// guest's owner, flipped by compare-and-swap at switch-over; none keeps
+	// the records in the migration component's memory only.
+	Ownership string `yaml:"ownership"`
 }
 
 // Placement is how a migration's destination is chosen: hosts that are up,

@@ -204,7 +204,23 @@ func (c *Config) validateComponents(v *validator) {
 		v.positive(p+"progress_timeout", m.ProgressTimeout)
 		v.positive(p+"completion_timeout_per_gib", m.CompletionTimeout)
 		v.oneOf(p+"on_timeout", m.OnTimeout, []string{"cancel", "force"})
+		c.validateOwnership(v, p+"ownership", m.Ownership)
 		c.validatePlacement(v, p+"placement.", m)
+	}
+}
+
+// OwnershipStores are the components that can hold migration owner
+// records: key-value components with put, get and cas built before
+// migration.
+var OwnershipStores = []string{"raft"}
+
+func (c *Config) validateOwnership(v *validator, p, store string) {
+	if store == "none" {
+		return
+	}
+	v.oneOf(p, store, append([]string{"none"}, OwnershipStores...))
+	if slices.Contains(OwnershipStores, store) && !slices.Contains(c.Components.EnabledComponents(), store) {
+		v.add(p, "names %s, which is not enabled (enable it or set ownership: none)", store)
 	}
 }
 

@@ -130,6 +130,12 @@ func (w wiring) faultRunner(observers ...faults.Observer) (*faults.Runner, error
 	if err != nil {
 		return nil, err
 	}
+	// A component that checks its invariants after every fault hears of them.
+	for _, c := range w.comps {
+		if o, ok := c.(faults.Observer); ok {
+			observers = append(observers, o)
+		}
+	}
 	kinds, err := w.o.Faults.Build(faults.Env{Components: w.comps, Fabric: w.fabric, Clock: w.clock, Logger: w.log})
 	if err != nil {
 		return nil, err
@@ -225,6 +231,14 @@ func (w wiring) buildComponents() ([]components.Component, error) {
 		}
 	}
 	var out []components.Component
+	peer := func(name string) (components.Component, bool) {
+		for _, c := range out {
+			if c.Name() == name {
+				return c, true
+			}
+		}
+		return nil, false
+	}
 	for _, spec := range w.o.Components.Specs() {
 		if spec.Enabled != nil && !spec.Enabled(w.cfg) {
 			continue
@@ -232,7 +246,7 @@ func (w wiring) buildComponents() ([]components.Component, error) {
 		c, err := w.o.Components.Build(spec.Name, components.Deps{
 			StateDir: filepath.Join(w.o.StateDir, "components", spec.Name),
 			Seed:     w.r.State().Seed, Clock: w.clock, Logger: w.log, Config: w.cfg,
-			Dial: w.fabric.DialerFor(spec.Name), Metrics: w.reg, Event: w.r.Event,
+			Dial: w.fabric.DialerFor(spec.Name), Metrics: w.reg, Event: w.r.Event, Peer: peer,
 		})
 		if err != nil {
 			return nil, err

@@ -39,8 +39,9 @@ func Spec() components.Spec {
 
 // opTimeout bounds one migrate operation: its completion timeout, which
 // the engine enforces itself, plus the switch-over's stalls.
-func opTimeout(c *config.Config) time.Duration {
-	m := c.Components.Migration
+func opTimeout(c *config.Config) time.Duration { return opTimeoutOf(c.Components.Migration) }
+
+func opTimeoutOf(m config.MigrationComponent) time.Duration {
 	return completionTimeout(m, int(m.GuestMemory)) + 3*stallTimeout(m)
 }
 
@@ -51,24 +52,35 @@ func stallTimeout(m config.MigrationComponent) time.Duration {
 // Cluster is the migration component: hosts, the guests spread over them,
 // and migrations between them over the component's Dialer.
 type Cluster struct {
-	cfg   config.MigrationComponent
-	seed  uint64
-	clock clockwork.Clock
-	log   *slog.Logger
-	dial  components.Dialer
-	event func(string, map[string]any)
-	m     *metrics
+	cfg      config.MigrationComponent
+	seed     uint64
+	clock    clockwork.Clock
+	log      *slog.Logger
+	dial     components.Dialer
+	event    func(string, map[string]any)
+	m        *metrics
+	stateDir string
+	// owners holds the owner records (nil: ownership none, the books are
+	// the only record).
+	owners *ownerStore
 
 	hosts  []*Host
 	nextID atomic.Uint64
-	// corruptDeltas is a test knob (see Params).
-	corruptDeltas atomic.Bool
+	// Test knobs (see Params).
+	corruptDeltas     atomic.Bool
+	resumeBeforeClaim atomic.Bool
+
+	life      context.Context // ends at Stop
+	endLife   context.CancelFunc
+	auditWake chan struct{}
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
-	where    map[string]int // guest → host index
+	where    map[string]int    // guest → host index (the books)
+	gen      map[string]uint64 // guest → its owner record's generation
+	epoch    map[string]uint64 // guest → migrations begun and ended, for audits
 	busy     map[string]bool
 	inFlight map[uint64][2]int           // migration id → source, destination
-	placed   map[uint64]string           // migration id → why its destination was chosen
 	reserved map[uint64]func(moved bool) // migration id → its room on the destination
 	links    map[[2]int]float64          // bandwidth history per host pair
 	counts   map[string]int64            // finished migrations by outcome
@@ -86,9 +98,9 @@ func New(deps components.Deps) (components.Component, error) {
 		return nil, fmt.Errorf("migration: need at least 2 hosts and 1 guest, have %d and %d", m.Hosts, m.Guests)
 	}
 	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event,
-		where: map[string]int{}, busy: map[string]bool{}, inFlight: map[uint64][2]int{}, placed: map[uint64]string{},
-		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{},
-		counts: map[string]int64{}}
+		stateDir: deps.StateDir, where: map[string]int{}, gen: map[string]uint64{}, epoch: map[string]uint64{},
+		busy: map[string]bool{}, inFlight: map[uint64][2]int{},
+		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{}, counts: map[string]int64{}}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
 	}
@@ -101,6 +113,20 @@ func New(deps components.Deps) (components.Component, error) {
 	if c.event == nil {
 		c.event = func(string, map[string]any) {}
 	}
+	if store := m.Ownership; store != "" && store != "none" {
+		var kv components.Component
+		ok := deps.Peer != nil
+		if ok {
+			kv, ok = deps.Peer(store)
+		}
+		if !ok {
+			return nil, fmt.Errorf("migration: ownership store %q is not built before migration (set components.migration.ownership: none to keep records in memory)", store)
+		}
+		var err error
+		if c.owners, err = newOwnerStore(kv); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if c.m, err = newMetrics(deps.Metrics); err != nil {
 		return nil, err
@@ -112,37 +138,93 @@ func New(deps components.Deps) (components.Component, error) {
 func (c *Cluster) Name() string  { return "migration" }
 func (c *Cluster) Ops() []string { return []string{"migrate"} }
 
-// Start creates the hosts and guests and starts the guests' workloads.
-func (c *Cluster) Start(context.Context) error {
+// Start creates the hosts, reads each guest's owner record (writing the
+// first ones on a new run), recreates every guest on the host its record
+// names, journals what became of migrations a killed incarnation left in
+// flight, and starts the guests and the ownership auditor.
+func (c *Cluster) Start(ctx context.Context) error {
 	stall := stallTimeout(c.cfg)
 	for i := range c.cfg.Hosts {
 		c.hosts = append(c.hosts, newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall))
 	}
-	wl := Workload{Rate: c.cfg.DirtyRate.PerSecond(), HotSet: c.cfg.HotSet.Fraction(), Pattern: c.cfg.DirtyPattern}
-	mix := Content{Zero: c.cfg.Content.Zero.Fraction(), Text: c.cfg.Content.Text.Fraction(), Random: c.cfg.Content.Random.Fraction()}
-	for i := range c.cfg.Guests {
-		id := "guest-" + strconv.Itoa(i)
-		g, err := newGuest(id, int(c.cfg.GuestMemory), c.seed+uint64(i)*0x9e3779b97f4a7c15, mix, c.cfg.GuestImage, wl, c.clock)
-		if err != nil {
-			c.closeHosts()
-			return err
-		}
-		h := i % len(c.hosts)
-		c.hosts[h].guests[id] = g
-		c.where[id] = h
-	}
-	if err := c.buildPool(); err != nil {
-		c.closeHosts()
+	c.life, c.endLife = context.WithCancel(context.Background())
+	c.auditWake = make(chan struct{}, 1)
+	fail := func(err error) error {
+		c.endLife()
+		_ = c.closeHosts()
 		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	owners, err := c.loadOwners(rctx)
+	if err != nil {
+		return fail(err)
+	}
+	for i := range c.cfg.Guests {
+		id := guestName(i)
+		o := owners[id]
+		h := c.hostIndex(o.Host)
+		g, err := c.newGuest(i, o.Gen)
+		if err != nil {
+			return fail(err)
+		}
+		if err := c.hosts[h].install(g); err != nil {
+			_ = g.free()
+			return fail(err)
+		}
+		c.where[id], c.gen[id] = h, o.Gen
+	}
+	c.recoverIntents(owners)
+	if err := c.buildPool(); err != nil {
+		return fail(err)
 	}
 	for _, h := range c.hosts {
 		if err := h.start(); err != nil {
-			c.closeHosts()
-			return err
+			return fail(err)
 		}
 	}
-	c.log.Info("migration hosts up", "hosts", len(c.hosts), "guests", c.cfg.Guests, "guest_memory", int64(c.cfg.GuestMemory))
+	if c.owners != nil {
+		c.wg.Go(c.auditLoop)
+		c.auditSoon() // every guest against its record, as this incarnation starts
+	}
+	c.log.Info("migration hosts up", "hosts", len(c.hosts), "guests", c.cfg.Guests, "guest_memory", int64(c.cfg.GuestMemory),
+		"ownership", c.cfg.Ownership)
 	return nil
+}
+
+// startTimeout bounds reading and writing the owner records at start.
+const startTimeout = time.Minute
+
+func guestName(i int) string { return "guest-" + strconv.Itoa(i) }
+
+// guestIndex is N of guest-N (-1 for another name).
+func guestIndex(id string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(id, "guest-"))
+	if err != nil || !strings.HasPrefix(id, "guest-") {
+		return -1
+	}
+	return n
+}
+
+// newGuest makes guest i's memory for its owner generation: a guest
+// recreated after a host crash or a restart of soakd starts from content
+// derived from the seed and its generation (its memory before was lost
+// with the host), so a replay of the run recreates the same bytes.
+func (c *Cluster) newGuest(i int, gen uint64) (*Guest, error) {
+	wl := Workload{Rate: c.cfg.DirtyRate.PerSecond(), HotSet: c.cfg.HotSet.Fraction(), Pattern: c.cfg.DirtyPattern}
+	mix := Content{Zero: c.cfg.Content.Zero.Fraction(), Text: c.cfg.Content.Text.Fraction(), Random: c.cfg.Content.Random.Fraction()}
+	seed := c.seed + uint64(i)*0x9e3779b97f4a7c15 + gen*0xbf58476d1ce4e5b9
+	return newGuest(guestName(i), int(c.cfg.GuestMemory), seed, mix, c.cfg.GuestImage, wl, c.clock)
+}
+
+// hostIndex is the index of host id (-1 if none).
+func (c *Cluster) hostIndex(id string) int {
+	for i, h := range c.hosts {
+		if h.ID == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // buildPool sets up placement over the hosts and guests as they start.
@@ -153,7 +235,7 @@ func (c *Cluster) buildPool() error {
 	}
 	guests := make([]placement.Guest, 0, len(c.where))
 	for i := range c.cfg.Guests {
-		id := "guest-" + strconv.Itoa(i)
+		id := guestName(i)
 		g, _ := c.hosts[c.where[id]].guest(id)
 		guests = append(guests, placement.Guest{ID: id, Size: int64(g.Size()), Host: c.where[id]})
 	}
@@ -164,8 +246,14 @@ func (c *Cluster) buildPool() error {
 	return err
 }
 
-// Stop stops every host and frees the guests' memory.
-func (c *Cluster) Stop(context.Context) error { return c.closeHosts() }
+// Stop stops the auditor and every host and frees the guests' memory.
+func (c *Cluster) Stop(context.Context) error {
+	if c.endLife != nil {
+		c.endLife()
+	}
+	c.wg.Wait()
+	return c.closeHosts()
+}
 
 func (c *Cluster) closeHosts() error {
 	var errs []error
@@ -207,8 +295,8 @@ func (c *Cluster) host(id string) (*Host, error) {
 	return nil, fmt.Errorf("migration: %w: %s", components.ErrNoSuchNode, id)
 }
 
-// Crash takes a host down: its migrations fail and roll back, its guests
-// stop, keeping memory and state.
+// Crash takes a host down: its migrations fail and roll back, and its
+// guests are lost with it; their owner records still name it.
 func (c *Cluster) Crash(id string) error {
 	h, err := c.host(id)
 	if err != nil {
@@ -230,7 +318,9 @@ func (c *Cluster) setUp(id string, up bool) {
 	}
 }
 
-// Restart brings a host back on a new port and restarts its guests.
+// Restart brings a host back on a new port with the guests its owner
+// records name, recreated (see newGuest). It first waits, for a bounded
+// time, for migrations to or from the host to settle their records.
 func (c *Cluster) Restart(id string) error {
 	h, err := c.host(id)
 	if err != nil {
@@ -239,11 +329,62 @@ func (c *Cluster) Restart(id string) error {
 	if h.Up() {
 		return nil
 	}
+	hi := c.hostIndex(id)
+	c.awaitMigrations(hi, opTimeoutOf(c.cfg))
+	ctx, cancel := context.WithTimeout(c.life, restartTimeout)
+	owners, err := c.readOwners(ctx)
+	cancel()
+	if err != nil {
+		// The store is out of reach: the books mirror every committed flip.
+		c.log.Warn("restarting a host from the books: owner records unreadable", "host", id, "err", err)
+		owners = c.booksOwners()
+	}
+	for i := range c.cfg.Guests {
+		gid := guestName(i)
+		o := owners[gid]
+		if o.Host != id {
+			continue
+		}
+		g, err := c.newGuest(i, o.Gen)
+		if err != nil {
+			return err
+		}
+		if err := h.install(g); err != nil {
+			_ = g.free()
+			return err
+		}
+		c.mu.Lock()
+		c.where[gid], c.gen[gid] = hi, o.Gen
+		c.pool.Move(gid, hi)
+		c.mu.Unlock()
+	}
 	if err := h.start(); err != nil {
 		return err
 	}
 	c.setUp(id, true)
+	c.auditSoon()
 	return nil
+}
+
+// restartTimeout bounds reading the owner records at a host's restart.
+const restartTimeout = 10 * time.Second
+
+// awaitMigrations waits until no migration in flight has host h at either
+// end, or for d.
+func (c *Cluster) awaitMigrations(h int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		busy := false
+		for _, pair := range c.inFlight {
+			busy = busy || pair[0] == h || pair[1] == h
+		}
+		c.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Resolve maps a selector to hosts: all, host (one, by pick), host-N,

@@ -37,6 +37,7 @@ func testConfig(mod func(m *config.MigrationComponent)) *config.Config {
 	m.DirtyRate, m.HotSet, m.DirtyPattern = 0, 0.25, "sequential"
 	m.XBZRLECache = 1 << 20
 	m.ProgressTimeout = config.Duration(5 * time.Second)
+	m.Ownership = "none" // ownership_test.go puts the records in raft
 	if mod != nil {
 		mod(m)
 	}
@@ -45,9 +46,16 @@ func testConfig(mod func(m *config.MigrationComponent)) *config.Config {
 
 func startCluster(t *testing.T, cfg *config.Config, dial components.Dialer) *testCluster {
 	t.Helper()
+	return startClusterWith(t, components.Deps{Config: cfg, Dial: dial})
+}
+
+// startClusterWith starts the component with deps (seed, metrics, logger
+// and events filled in).
+func startClusterWith(t *testing.T, deps components.Deps) *testCluster {
+	t.Helper()
 	tc := &testCluster{reg: prometheus.NewRegistry()}
-	c, err := New(components.Deps{Config: cfg, Seed: 42, Dial: dial, Metrics: tc.reg,
-		Logger: slog.New(slog.DiscardHandler), Event: tc.event})
+	deps.Seed, deps.Metrics, deps.Logger, deps.Event = 42, tc.reg, slog.New(slog.DiscardHandler), tc.event
+	c, err := New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

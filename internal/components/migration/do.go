@@ -22,7 +22,7 @@ const (
 )
 
 // InvariantPlacement: a guest runs on exactly one host, the one the
-// component records for it.
+// component's books record for it (none while that host is down).
 const InvariantPlacement = "migration_placement"
 
 // Do runs op "migrate": key kN picks guest N (mod the guests), the
@@ -30,7 +30,10 @@ const InvariantPlacement = "migration_placement"
 // anti-affinity, then balance, link bandwidth and affinity).
 // Outcome ok: the guest runs on the destination, verified; failed: it runs
 // on its source, unchanged; unknown: the commit's answer was lost and the
-// management plane (this component) resolved where it runs.
+// management plane (this component) resolved where it runs. With an
+// ownership store the guest's owner record is claimed for the destination
+// before it resumes there; every migration ends with an audit of its guest
+// against the books and the record.
 func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	if op.Name != "migrate" {
 		return components.Result{Outcome: components.OutcomeFailed, Err: fmt.Errorf("migration: unknown op %q", op.Name)}
@@ -39,16 +42,19 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	if err != nil || n < 0 {
 		return components.Result{Outcome: components.OutcomeFailed, Err: fmt.Errorf("migration: bad key %q", op.Key)}
 	}
-	guest := "guest-" + strconv.Itoa(n%c.cfg.Guests)
-	src, dst, id, err := c.begin(guest)
+	guest := guestName(n % c.cfg.Guests)
+	mv, err := c.begin(guest)
 	if err != nil {
 		c.m.outcomes.WithLabelValues(OutcomeFailed).Inc()
 		return components.Result{Outcome: components.OutcomeFailed, Err: err}
 	}
-	defer c.end(guest, id)
-	rep := c.run(ctx, id, guest, src, dst)
-	c.observe(rep, guest, src, dst)
-	c.remember(rep, guest, src, dst)
+	c.writeIntent(intent{ID: mv.id, Guest: guest, Source: c.hosts[mv.src].ID, Destination: c.hosts[mv.dst].ID,
+		Generation: mv.from.Gen, Started: time.Now()})
+	rep := c.run(ctx, mv)
+	c.end(mv)
+	c.removeIntent(guest)
+	c.observe(rep, mv)
+	c.remember(rep, mv)
 	switch rep.Outcome {
 	case OutcomeOK:
 		return components.Result{Outcome: components.OutcomeOK}
@@ -58,55 +64,65 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	return components.Result{Outcome: components.OutcomeFailed, Err: rep.Err}
 }
 
+// move is one migration as the books see it.
+type move struct {
+	id       uint64
+	guest    string
+	src, dst int
+	from, to owner // the owner record before and after
+	reason   string
+}
+
 // begin reserves a guest and picks its destination by placement.
-func (c *Cluster) begin(guest string) (src, dst int, id uint64, err error) {
+func (c *Cluster) begin(guest string) (move, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.busy[guest] {
-		return 0, 0, 0, fmt.Errorf("migration: %s is already migrating", guest)
+		return move{}, fmt.Errorf("migration: %s is already migrating", guest)
 	}
-	src = c.where[guest]
+	src := c.where[guest]
 	if !c.hosts[src].Up() {
-		return 0, 0, 0, fmt.Errorf("migration: %s's host %s is down", guest, c.hosts[src].ID)
+		return move{}, fmt.Errorf("migration: %s's host %s is down", guest, c.hosts[src].ID)
 	}
 	d, err := c.pool.Place(guest)
 	if err != nil {
-		return 0, 0, 0, err
+		return move{}, err
 	}
-	id = c.nextID.Add(1)
+	mv := move{id: c.nextID.Add(1), guest: guest, src: src, dst: d.To, reason: d.Reason,
+		from: owner{Host: c.hosts[src].ID, Gen: c.gen[guest]}, to: owner{Host: c.hosts[d.To].ID, Gen: c.gen[guest] + 1}}
 	c.busy[guest] = true
-	c.inFlight[id] = [2]int{src, d.To}
-	c.placed[id] = d.Reason
-	c.reserved[id] = c.pool.Reserve(guest, d.To)
-	return src, d.To, id, nil
+	c.epoch[guest]++
+	c.inFlight[mv.id] = [2]int{src, d.To}
+	c.reserved[mv.id] = c.pool.Reserve(guest, d.To)
+	return mv, nil
 }
 
-func (c *Cluster) end(guest string, id uint64) {
+func (c *Cluster) end(mv move) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.busy, guest)
-	delete(c.inFlight, id)
-	delete(c.placed, id)
-	if done, ok := c.reserved[id]; ok {
+	delete(c.busy, mv.guest)
+	c.epoch[mv.guest]++
+	delete(c.inFlight, mv.id)
+	if done, ok := c.reserved[mv.id]; ok {
 		done(false) // a move was already recorded by run
-		delete(c.reserved, id)
+		delete(c.reserved, mv.id)
 	}
 }
 
 // run migrates the guest and moves it in the books when it moved.
-func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int) Report {
-	sh, dh := c.hosts[src], c.hosts[dst]
-	g, ok := sh.guest(guest)
+func (c *Cluster) run(ctx context.Context, mv move) Report {
+	sh, dh := c.hosts[mv.src], c.hosts[mv.dst]
+	g, ok := sh.guest(mv.guest)
 	if !ok {
-		return Report{ID: id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is not on %s", guest, sh.ID)}
+		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is not on %s", mv.guest, sh.ID)}
 	}
-	mctx, done, ok := sh.beginOutgoing(ctx, id)
+	mctx, done, ok := sh.beginOutgoing(ctx, mv.id)
 	if !ok {
-		return Report{ID: id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is down", sh.ID)}
+		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is down", sh.ID)}
 	}
 	defer done()
 	c.mu.Lock()
-	prior := c.links[[2]int{src, dst}]
+	prior := c.links[[2]int{mv.src, mv.dst}]
 	c.mu.Unlock()
 	p := Params{Streams: c.cfg.Streams, Codec: c.cfg.Compression, CacheBytes: int(c.cfg.XBZRLECache),
 		DirtyLimit: c.cfg.DirtyLimit.PerSecond(), PriorBandwidth: prior, StallTimeout: stallTimeout(c.cfg),
@@ -114,6 +130,12 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 		Policy: Policy{DowntimeLimit: c.cfg.DowntimeLimit.Std(), AutoConverge: c.cfg.AutoConverge,
 			ProgressTimeout: c.cfg.ProgressTimeout.Std(), Force: c.cfg.OnTimeout == "force",
 			CompletionTimeout: completionTimeout(c.cfg, g.Size())}}
+	var cl *claim
+	if c.owners != nil {
+		cl = &claim{store: c.owners, life: c.life, client: guestIndex(mv.guest), guest: mv.guest, from: mv.from, to: mv.to,
+			count: func(r string) { c.m.flips.WithLabelValues(r).Inc() }}
+		p.Owner = cl
+	}
 	dial := func(ctx context.Context, stream int) (net.Conn, error) {
 		addr := dh.Addr()
 		if addr == "" {
@@ -123,34 +145,38 @@ func (c *Cluster) run(ctx context.Context, id uint64, guest string, src, dst int
 	}
 	progress := func(r Round, d Decision, pending int, elapsed time.Duration) {
 		c.m.roundObserved(r, d)
-		c.event(EventProgress, map[string]any{"id": id, "guest": guest, "source": sh.ID, "destination": dh.ID,
+		c.event(EventProgress, map[string]any{"id": mv.id, "guest": mv.guest, "source": sh.ID, "destination": dh.ID,
 			"round": r.N, "pages_sent": r.Pages, "wire_bytes": r.WireBytes, "dirtied_pages": r.Dirtied,
 			"pending_pages": pending, "round_seconds": r.Took.Seconds(), "elapsed_seconds": elapsed.Seconds(),
 			"predicted_bandwidth": d.PredictedBandwidth, "predicted_downtime_seconds": d.PredictedDowntime.Seconds(),
 			"throttle": d.Throttle, "decision": d.Action.String(), "rule": d.Rule})
 	}
 	p.corruptDeltas = c.corruptDeltas.Load()
-	rep := migrate(mctx, id, g, p, dial, dh.resolve, progress)
+	p.resumeBeforeClaim = c.resumeBeforeClaim.Load()
+	rep := migrate(mctx, mv.id, g, p, dial, dh.resolve, progress)
 	if rep.Moved() {
-		if err := sh.release(guest); err != nil {
-			c.log.Warn("freeing a migrated guest's source memory", "guest", guest, "err", err)
+		if err := sh.release(mv.guest); err != nil {
+			c.log.Warn("freeing a migrated guest's source memory", "guest", mv.guest, "err", err)
 		}
-		c.mu.Lock()
-		c.where[guest] = dst
-		c.reserved[id](true)
-		delete(c.reserved, id)
-		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	switch {
+	case rep.Moved():
+		c.where[mv.guest], c.gen[mv.guest] = mv.dst, mv.to.Gen
+		c.reserved[mv.id](true)
+		delete(c.reserved, mv.id)
+	case cl != nil && cl.known && cl.final.Host == sh.ID:
+		c.gen[mv.guest] = cl.final.Gen // released, or changed under us
 	}
 	if bw := rep.Bandwidth(); bw > 0 {
-		c.mu.Lock()
-		k := [2]int{src, dst}
+		k := [2]int{mv.src, mv.dst}
 		if old := c.links[k]; old > 0 {
 			bw = 0.5*old + 0.5*bw
 		}
 		c.links[k] = bw
-		c.pool.SetBandwidth(src, dst, bw)
-		c.mu.Unlock()
+		c.pool.SetBandwidth(mv.src, mv.dst, bw)
 	}
+	c.mu.Unlock()
 	return rep
 }
 
@@ -161,29 +187,29 @@ func completionTimeout(m config.MigrationComponent, size int) time.Duration {
 	return max(time.Duration(float64(size)/(1<<30)*float64(m.CompletionTimeout.Std())), m.ProgressTimeout.Std())
 }
 
-// observe records a finished migration: metrics, journal, and the
-// invariants it and the placement must hold.
-func (c *Cluster) observe(rep Report, guest string, src, dst int) {
+// observe records a finished migration: metrics, journal, the invariants
+// it checked itself, and an audit of its guest.
+func (c *Cluster) observe(rep Report, mv move) {
 	c.m.migrationObserved(rep)
-	c.mu.Lock()
-	reason := c.placed[rep.ID]
-	c.mu.Unlock()
-	fields := map[string]any{"id": rep.ID, "guest": guest, "source": c.hosts[src].ID, "destination": c.hosts[dst].ID,
-		"placement": reason,
+	src, dst := c.hosts[mv.src].ID, c.hosts[mv.dst].ID
+	fields := map[string]any{"id": rep.ID, "guest": mv.guest, "source": src, "destination": dst,
+		"placement": mv.reason,
 		"outcome":   rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(), "verify_seconds": rep.Verify.Seconds(),
 		"downtime_seconds": rep.Downtime.Seconds(), "heartbeat_gap_seconds": rep.HeartbeatGap.Seconds(),
-		"raw_bytes": rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
+		"ownership_seconds": rep.Ownership.Seconds(),
+		"raw_bytes":         rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
+	if c.owners != nil {
+		fields["owner_from"], fields["owner_to"] = mv.from.String(), mv.to.String()
+	}
 	if rep.Err != nil {
 		fields["error"] = rep.Err.Error()
 	}
 	c.event(EventMigration, fields)
 	if rep.Invariant != "" {
-		c.violation(rep.Invariant, map[string]any{"id": rep.ID, "guest": guest, "first_differing_pages": rep.Mismatch,
-			"source": c.hosts[src].ID, "destination": c.hosts[dst].ID})
+		c.violation(rep.Invariant, map[string]any{"id": rep.ID, "guest": mv.guest, "first_differing_pages": rep.Mismatch,
+			"source": src, "destination": dst})
 	}
-	if err := c.checkPlacement(); err != nil {
-		c.violation(InvariantPlacement, map[string]any{"guest": guest, "detail": err.Error()})
-	}
+	c.audit([]string{mv.guest})
 }
 
 func (c *Cluster) violation(invariant string, fields map[string]any) {
@@ -191,34 +217,6 @@ func (c *Cluster) violation(invariant string, fields map[string]any) {
 	fields["component"], fields["invariant"] = "migration", invariant
 	c.log.Error("migration invariant violated", "invariant", invariant, "fields", fields)
 	c.event(components.EventInvariantViolation, fields)
-}
-
-// checkPlacement: every guest runs on exactly one host, the one recorded.
-func (c *Cluster) checkPlacement() error {
-	c.mu.Lock()
-	where := make(map[string]int, len(c.where))
-	for g, h := range c.where {
-		where[g] = h
-	}
-	c.mu.Unlock()
-	seen := map[string]int{}
-	for i, h := range c.hosts {
-		for _, g := range h.guestIDs() {
-			if j, dup := seen[g]; dup {
-				return fmt.Errorf("%s is on %s and %s", g, c.hosts[j].ID, h.ID)
-			}
-			seen[g] = i
-			if w, ok := where[g]; !ok || w != i {
-				return fmt.Errorf("%s runs on %s, the books say %s", g, h.ID, c.hosts[where[g]].ID)
-			}
-		}
-	}
-	for g, w := range where {
-		if _, ok := seen[g]; !ok {
-			return fmt.Errorf("%s runs nowhere (the books say %s)", g, c.hosts[w].ID)
-		}
-	}
-	return nil
 }
 
 // Summary is the component's part of the status document.
@@ -245,8 +243,8 @@ type LastMigration struct {
 	Error           string  `json:"error,omitempty"`
 }
 
-func (c *Cluster) remember(rep Report, guest string, src, dst int) {
-	l := &LastMigration{Guest: guest, From: c.hosts[src].ID, To: c.hosts[dst].ID, Outcome: rep.Outcome,
+func (c *Cluster) remember(rep Report, mv move) {
+	l := &LastMigration{Guest: mv.guest, From: c.hosts[mv.src].ID, To: c.hosts[mv.dst].ID, Outcome: rep.Outcome,
 		Rounds: len(rep.Rounds), TotalSeconds: rep.Total.Seconds(), DowntimeSeconds: rep.Downtime.Seconds(),
 		WireMBps: rep.Bandwidth() / 1e6}
 	if rep.Err != nil {

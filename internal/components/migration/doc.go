@@ -30,12 +30,25 @@
 //   - placement/: the pure placement core: a destination is up, has room
 //     and breaks no anti-affinity rule, and is scored by balance, link
 //     bandwidth (measured by earlier migrations) and affinity.
+//   - owner.go: owner records (host, generation) in a key-value
+//     component (components.migration.ownership: raft) through its put,
+//     get and cas, so the run's linearizability checker sees every flip;
+//     the claim a switch-over makes before the destination resumes, and
+//     its release when the destination did not resume. An unknown answer
+//     is resolved by reads through the log before anything resumes.
+//   - ownership.go: loading the records at start (a new run writes
+//     them), the in-flight records that let the next incarnation journal
+//     what a kill -9 interrupted (migration_recovered), and the audit of
+//     every guest against the books (migration_placement) and its record
+//     (migration_ownership) after every migration, every fault and every
+//     minute.
 //   - component.go, do.go, metrics.go: the Component (hosts as Nodes,
-//     targets link, host, source, destination, host-N), migrate, the
-//     placement invariant (a guest runs on exactly one host, the recorded
-//     one), metrics and journal events.
+//     targets link, host, source, destination, host-N), migrate, metrics
+//     and journal events.
 //
-// A host crash fails its migrations in both directions and stops its
-// guests, which keep their memory and state and resume on restart: the
-// harness soaks the migration path, not guest durability.
+// A host crash fails its migrations in both directions and loses its
+// guests with their memory; on restart the host gets back the guests whose
+// records name it, recreated from the seed and their generation (so a
+// replay recreates the same bytes). A restart of soakd does the same for
+// every host: the records, not the process, say where each guest runs.
 package migration

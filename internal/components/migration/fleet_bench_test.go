@@ -31,6 +31,7 @@ func BenchmarkFleet(b *testing.B) {
 			m := &cfg.Components.Migration
 			m.Hosts, m.Guests, m.GuestMemory, m.Streams = max(4, n/4), n, 16<<20, 2
 			m.DirtyRate, m.XBZRLECache = config.Rate(1<<20), 4<<20
+			m.Ownership = "none"
 			var before runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)

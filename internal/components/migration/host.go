@@ -37,7 +37,6 @@ type Host struct {
 	ln       net.Listener
 	up       bool
 	guests   map[string]*Guest
-	paused   map[string]CPUState // guests stopped by a crash
 	incoming map[uint64]*incoming
 	recent   map[uint64]bool // finished incoming migrations: resumed or not
 	order    []uint64        // recent, oldest first
@@ -47,11 +46,12 @@ type Host struct {
 }
 
 func newHost(id string, clock clockwork.Clock, log *slog.Logger, stall time.Duration) *Host {
-	return &Host{ID: id, clock: clock, log: log, stall: stall, guests: map[string]*Guest{}, paused: map[string]CPUState{},
+	return &Host{ID: id, clock: clock, log: log, stall: stall, guests: map[string]*Guest{},
 		incoming: map[uint64]*incoming{}, recent: map[uint64]bool{}, outgoing: map[uint64]context.CancelFunc{}}
 }
 
-// start listens on a fresh loopback port and resumes the host's guests.
+// start listens on a fresh loopback port and starts the host's guests
+// (those installed while it was down).
 func (h *Host) start() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,17 +59,10 @@ func (h *Host) start() error {
 	}
 	h.mu.Lock()
 	h.ln, h.up = ln, true
-	paused := h.paused
-	h.paused = map[string]CPUState{}
-	for id, g := range h.guests {
-		cpu, ok := paused[id]
-		if !ok {
-			if g.running() {
-				continue
-			}
-			cpu = g.state()
+	for _, g := range h.guests {
+		if !g.running() {
+			g.resume(g.state())
 		}
-		g.resume(cpu)
 	}
 	h.mu.Unlock()
 	h.wg.Go(func() { h.accept(ln) })
@@ -95,7 +88,8 @@ func (h *Host) Up() bool {
 
 // stop takes the host down as a crash would: its migrations in both
 // directions fail (their guests stay where they were), its listener
-// closes and its guests stop, keeping their memory and state for restart.
+// closes and its guests are lost with their memory; the component
+// recreates them from their owner records when the host restarts.
 func (h *Host) stop() {
 	h.mu.Lock()
 	if !h.up {
@@ -118,11 +112,30 @@ func (h *Host) stop() {
 	}
 	h.outWG.Wait() // outgoing migrations roll back before the guests stop
 	h.mu.Lock()
-	for id, g := range h.guests {
-		h.paused[id] = g.pause()
-	}
+	lost := h.guests
+	h.guests = map[string]*Guest{}
 	h.mu.Unlock()
+	for id, g := range lost {
+		g.pause()
+		if err := g.free(); err != nil {
+			h.log.Warn("freeing a crashed host's guest", "guest", id, "err", err)
+		}
+	}
 	h.wg.Wait()
+}
+
+// install places a guest on a host that is down; start starts it.
+func (h *Host) install(g *Guest) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up {
+		return fmt.Errorf("migration: %s is up; guests are installed while it is down", h.ID)
+	}
+	if _, dup := h.guests[g.ID]; dup {
+		return fmt.Errorf("migration: %s already has %s", h.ID, g.ID)
+	}
+	h.guests[g.ID] = g
+	return nil
 }
 
 // close stops the host and frees its guests' memory.
@@ -222,11 +235,13 @@ func (h *Host) forget(id uint64, resumed bool) {
 func (h *Host) adopt(g *Guest, cpu CPUState) time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.guests[g.ID] = g
 	if !h.up {
-		h.paused[g.ID] = cpu
+		// Resumed as the host crashed: lost with it, like its other
+		// guests (its owner record names this host).
+		_ = g.free()
 		return 0
 	}
+	h.guests[g.ID] = g
 	return g.resume(cpu)
 }
 
@@ -256,12 +271,21 @@ func (h *Host) release(id string) error {
 	h.mu.Lock()
 	g, ok := h.guests[id]
 	delete(h.guests, id)
-	delete(h.paused, id)
 	h.mu.Unlock()
 	if !ok {
 		return nil
 	}
 	return g.free()
+}
+
+// snapshot is whether the host is up and the guests it runs, at once.
+func (h *Host) snapshot() (up bool, guests []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id := range h.guests {
+		guests = append(guests, id)
+	}
+	return h.up, guests
 }
 
 // guestIDs lists the host's guests, sorted.

@@ -20,6 +20,9 @@ type metrics struct {
 	compression prometheus.Gauge
 	limit       prometheus.Gauge
 	violations  *prometheus.CounterVec
+	flips       *prometheus.CounterVec
+	ownership   prometheus.Histogram
+	audits      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,6 +53,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Raw bytes over wire bytes of the last finished migration."}),
 		limit: prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "downtime_limit_seconds",
 			Help: "The configured downtime limit (components.migration.downtime_limit) pre-copy converges to."}),
+		flips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ownership_flips_total",
+			Help: "Owner-record flips at switch-over, by result: committed (claimed for the destination), unavailable (the store did not apply it; rolled back), refused (the record had changed; rolled back), unresolved (the answer was lost and the run stopped first), released (handed back to the source after the destination did not resume)."}, []string{"result"}),
+		ownership: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "ownership_seconds",
+			Help: "Time to claim a guest's owner record at switch-over, part of its downtime.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		audits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ownership_audits_total",
+			Help: "Audits of guests against the books and their owner records (after every migration and fault, and every minute), by result: clean, violation, skipped (the store did not answer)."}, []string{"result"}),
 		// Shared with the checkers (same name, help and labels).
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soakd_invariant_violations_total",
 			Help: "Invariant violations found, by component and invariant."}, []string{"component", "invariant"}),
@@ -67,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.outcomes, m.total, m.downtime, m.rounds, m.bytes, m.zeroPages, m.cache,
-		m.throttle, m.bandwidth, m.dirtyRate, m.compression, m.limit} {
+		m.throttle, m.bandwidth, m.dirtyRate, m.compression, m.limit, m.flips, m.ownership, m.audits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -79,7 +88,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 		m.violations = are.ExistingCollector.(*prometheus.CounterVec)
 	}
-	for _, inv := range []string{InvariantPages, InvariantSourceFrozen, InvariantPlacement} {
+	for _, r := range []string{flipCommitted, flipUnavailable, flipRefused, flipUnresolved, flipReleased} {
+		m.flips.WithLabelValues(r)
+	}
+	for _, r := range []string{"clean", "violation", "skipped"} {
+		m.audits.WithLabelValues(r)
+	}
+	for _, inv := range []string{InvariantPages, InvariantSourceFrozen, InvariantPlacement, InvariantOwnership} {
 		m.violations.WithLabelValues("migration", inv)
 	}
 	return m, nil
@@ -106,6 +121,9 @@ func (m *metrics) migrationObserved(rep Report) {
 	m.cache.WithLabelValues("overflow").Add(float64(rep.Cache.Overflows))
 	if rep.WireBytes > 0 {
 		m.compression.Set(float64(rep.RawBytes) / float64(rep.WireBytes))
+	}
+	if rep.Ownership > 0 {
+		m.ownership.Observe(rep.Ownership.Seconds())
 	}
 	if rep.Moved() {
 		m.downtime.WithLabelValues("pause_resume").Observe(rep.Downtime.Seconds())

@@ -24,9 +24,16 @@ type Params struct {
 	PriorBandwidth float64
 	// StallTimeout bounds any single write or read on the wire.
 	StallTimeout time.Duration
+	// Owner is the guest's owner record, claimed for the destination at
+	// switch-over before it resumes (nil: none).
+	Owner Ownership
 	// corruptDeltas is a test knob: every delta sent has a byte flipped,
 	// a planted bug the destination's verification must catch.
 	corruptDeltas bool
+	// resumeBeforeClaim is a test knob: the destination resumes before the
+	// owner record is claimed, and a failed claim rolls the source back
+	// too, a planted bug the ownership invariant must catch.
+	resumeBeforeClaim bool
 }
 
 // Report is what one migration did.
@@ -43,6 +50,8 @@ type Report struct {
 	Total    time.Duration
 	Verify   time.Duration
 	Downtime time.Duration // pause to resume, as the source saw it
+	// Ownership is how long claiming the owner record took (in Downtime).
+	Ownership time.Duration
 	// HeartbeatGap is the guest's own view of the downtime: its last beat
 	// on the source to its first on the destination.
 	HeartbeatGap time.Duration

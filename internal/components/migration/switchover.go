@@ -27,9 +27,11 @@ const maxMismatch = 16
 type resolveFunc func(id uint64) (resumed bool)
 
 // switchOver sends the paused guest's last pages and state, has the
-// destination verify them, and commits. Any failure before the commit
+// destination verify them, claims the guest's owner record for the
+// destination (Params.Owner), and commits. Any failure before the commit
 // resumes the guest on the source; a lost answer to the commit is resolved
-// out of band.
+// out of band, and when the destination did not resume, the record is
+// released back to the source before the guest resumes there.
 func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolveFunc, start time.Time) {
 	pausedAt := time.Now()
 	pages := o.g.dirty.collect(nil)
@@ -71,6 +73,15 @@ func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolv
 		o.fail(cpu, fmt.Errorf("migration: destination failed verification: %s", v.Problem))
 		return
 	}
+	if o.p.Owner != nil && !o.p.resumeBeforeClaim {
+		t0 := time.Now()
+		err := o.p.Owner.Claim()
+		o.rep.Ownership = time.Since(t0)
+		if err != nil {
+			o.fail(cpu, fmt.Errorf("migration: ownership: %w", err))
+			return
+		}
+	}
 	o.deadline(o.conns[0])
 	var res resumed
 	err = o.fws[0].control(frameCommit, struct{}{})
@@ -81,12 +92,25 @@ func (o *outgoing) switchOver(ctx context.Context, cpu *CPUState, resolve resolv
 		// The commit may or may not have landed: ask out of band.
 		o.rep.Outcome, o.rep.Err = OutcomeUnknown, fmt.Errorf("migration: commit: %w", err)
 		if !resolve(o.id) {
+			if o.p.Owner != nil {
+				if err := o.p.Owner.Release(); err != nil {
+					o.rep.Err = fmt.Errorf("%w; ownership: %w", o.rep.Err, err)
+				}
+			}
 			o.rollback(cpu)
 			return
 		}
 		res.At = time.Now()
 	} else {
 		o.rep.Outcome = OutcomeOK
+	}
+	if o.p.Owner != nil && o.p.resumeBeforeClaim {
+		// The planted bug: the destination already runs the guest, and
+		// a failed claim "rolls back" to the source as well.
+		if err := o.p.Owner.Claim(); err != nil {
+			o.fail(cpu, fmt.Errorf("migration: ownership: %w", err))
+			return
+		}
 	}
 	o.rep.moved = true
 	o.rep.Downtime = res.At.Sub(pausedAt)

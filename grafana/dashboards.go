@@ -477,6 +477,20 @@ func migrationPanels() []panel {
 			t(`sum by (job, instance) (`+rate("rate", "soakd_migration_zero_pages_total")+`)`, "zero pages")).w(8),
 		ts("Migration rounds", "short", "p50 and p99 of the pre-copy rounds per migration, the final one included (soakd_migration_rounds). Rounds climbing means the guest dirties memory about as fast as the link moves it.",
 			quantilesOf("soakd_migration_rounds", "", p5099)...).w(8),
+		// The fleet: where the guests are, and who says so.
+		ts("Fleet: guests per host", "short", "Guests on each host as the books and the owner records in Raft say (soakd_migration_host_guests); a crashed host keeps its guests on the books, running nowhere, until it restarts and recreates them. Placement spreads them by balance, link bandwidth and affinity.",
+			t(s("soakd_migration_host_guests"), "{{host}}")).w(8),
+		ts("Fleet: hosts up and migrations in flight", "short", "Migration hosts up (a crash fault takes one down) and migrations in flight (bounded by load.migration.max_in_flight).",
+			t(`sum by (job, instance) (`+s("soakd_migration_host_up")+`)`, "hosts up"),
+			t(s("soakd_migration_in_flight"), "in flight")).w(8),
+		ts("Fleet: ownership flips", "short", "Owner-record flips at switch-over per rate interval: committed (the record in Raft names the destination before it resumes), unavailable or refused (rolled back: the guest stays on its source), released (handed back after the destination did not resume), unresolved (the run stopped before a read resolved a lost answer). Unavailable flips under Raft faults (annotations) are expected and honest.",
+			t(`sum by (job, instance, result) (`+rate("increase", "soakd_migration_ownership_flips_total")+`)`, "{{result}}")).w(8),
+		ts("Fleet: ownership claim time", "s", "p50 and p99 of the time to claim a guest's owner record in Raft at switch-over, part of the downtime (soakd_migration_ownership_seconds); it climbs while Raft elects a leader.",
+			quantilesOf("soakd_migration_ownership_seconds", "", p5099)...).w(8),
+		ts("Fleet: ownership audits", "short", "Audits of every guest against the books and its owner record (after each migration and fault, and every minute) per rate interval: clean, violation (soakd_invariant_violations_total{invariant=~\"migration_placement|migration_ownership\"}), skipped (Raft did not answer).",
+			t(`sum by (job, instance, result) (`+rate("increase", "soakd_migration_ownership_audits_total")+`)`, "{{result}}")).w(8),
+		ts("Fleet: codec per migration", "short", "Finished migrations by the page codec they used: the configured one, or with compression auto (and in internet mode) the one predicted to move guest memory fastest over the link's measured capacity.",
+			t(`sum by (job, instance, codec) (`+rate("increase", "soakd_migration_codec_total")+`)`, "{{codec}}")).w(8),
 	}
 }
 

@@ -27,6 +27,16 @@ type Spec struct {
 	// OpTimeout bounds one operation of its load (nil: DefaultOpTimeout);
 	// a migration takes longer than a key-value write.
 	OpTimeout func(*config.Config) time.Duration
+	// Links is the profile every link between the component's nodes has
+	// for the whole run (nil or false: the loopback as it is), put on
+	// through the fault fabric beneath any fault.
+	Links func(*config.Config) (LinkProfile, bool)
+}
+
+// LinkProfile shapes every link of a component for the whole run.
+type LinkProfile struct {
+	Bandwidth float64       // bytes/s each direction of each link (0: no cap)
+	Delay     time.Duration // added to every round trip
 }
 
 // Registry maps component names to their specs, in registration order (the

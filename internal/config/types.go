@@ -72,7 +72,7 @@ type MigrationComponent struct {
 	HotSet       Percent `yaml:"hot_set"`
 	DirtyPattern string  `yaml:"dirty_pattern"` // sequential | random | once
 	Streams      int     `yaml:"streams"`
-	Compression  string  `yaml:"compression"` // none | s2 | lz4 | zstd
+	Compression  string  `yaml:"compression"` // none | s2 | lz4 | zstd | auto (chosen per migration)
 	// XBZRLECache bounds the source's cache of sent pages for deltas (0: off).
 	XBZRLECache ByteSize `yaml:"xbzrle_cache"`
 	// DowntimeLimit is the predicted pause at which pre-copy switches over.
@@ -87,10 +87,21 @@ type MigrationComponent struct {
 	CompletionTimeout Duration  `yaml:"completion_timeout_per_gib"`
 	OnTimeout         string    `yaml:"on_timeout"`
 	Placement         Placement `yaml:"placement"`
+	// Mode datacenter runs migrations over the loopback as it is; internet
+	// puts Internet's bandwidth cap and round-trip delay on every migration
+	// link through the fabric, and compression none becomes auto.
+	Mode     string       `yaml:"mode"`
+	Internet InternetLink `yaml:"internet"`
 	// Ownership names the key-value component (raft) that records each
 	// guest's owner, flipped by compare-and-swap at switch-over; none keeps
 	// the records in the migration component's memory only.
 	Ownership string `yaml:"ownership"`
+}
+
+// InternetLink is the profile of a migration link in internet mode.
+type InternetLink struct {
+	Bandwidth Rate     `yaml:"bandwidth"` // each direction of each host pair
+	RTT       Duration `yaml:"rtt"`
 }
 
 // Placement is how a migration's destination is chosen: hosts that are up,

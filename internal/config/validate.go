@@ -22,7 +22,8 @@ var (
 	RaftOps = []string{"put", "get", "cas"}
 	PBFTOps = []string{"put", "get"}
 	// Compressions is every migration page compression.
-	Compressions = []string{"none", "s2", "lz4", "zstd"}
+	// auto chooses one per migration from the link's bandwidth.
+	Compressions = []string{"none", "s2", "lz4", "zstd", "auto"}
 	// TargetComponents is what a fault target "<component>/<selector>" may
 	// name; self is soakd's own process.
 	TargetComponents = []string{"raft", "pbft", "migration", "self"}
@@ -205,6 +206,15 @@ func (c *Config) validateComponents(v *validator) {
 		v.positive(p+"completion_timeout_per_gib", m.CompletionTimeout)
 		v.oneOf(p+"on_timeout", m.OnTimeout, []string{"cancel", "force"})
 		c.validateOwnership(v, p+"ownership", m.Ownership)
+		v.oneOf(p+"mode", m.Mode, []string{"datacenter", "internet"})
+		if m.Mode == "internet" {
+			if r := float64(m.Internet.Bandwidth); !(r > 0) || math.IsInf(r, 0) {
+				v.add(p+"internet.bandwidth", "must be > 0 and finite")
+			}
+			if m.Internet.RTT < 0 || m.Internet.RTT.Std() > 10*time.Second {
+				v.add(p+"internet.rtt", "must be between 0 and 10s")
+			}
+		}
 		c.validatePlacement(v, p+"placement.", m)
 	}
 }

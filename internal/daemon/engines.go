@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -243,6 +244,9 @@ func (w wiring) buildComponents() ([]components.Component, error) {
 		if spec.Enabled != nil && !spec.Enabled(w.cfg) {
 			continue
 		}
+		if err := w.shapeLinks(spec); err != nil {
+			return nil, err
+		}
 		c, err := w.o.Components.Build(spec.Name, components.Deps{
 			StateDir: filepath.Join(w.o.StateDir, "components", spec.Name),
 			Seed:     w.r.State().Seed, Clock: w.clock, Logger: w.log, Config: w.cfg,
@@ -254,4 +258,30 @@ func (w wiring) buildComponents() ([]components.Component, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// shapeLinks puts a component's run-long link profile on the fabric (it
+// lasts until the fabric closes; faults add to it).
+func (w wiring) shapeLinks(spec components.Spec) error {
+	if spec.Links == nil {
+		return nil
+	}
+	p, ok := spec.Links(w.cfg)
+	if !ok {
+		return nil
+	}
+	sel := fabric.Within(spec.Name)
+	if p.Bandwidth > 0 {
+		if _, err := w.fabric.Bandwidth(sel, p.Bandwidth); err != nil {
+			return fmt.Errorf("%s link profile: %w", spec.Name, err)
+		}
+	}
+	if p.Delay > 0 {
+		if _, err := w.fabric.Delay(sel, p.Delay, 0); err != nil {
+			return fmt.Errorf("%s link profile: %w", spec.Name, err)
+		}
+	}
+	w.log.Info("link profile in force for the run", "component", spec.Name, "bandwidth_bytes_per_second", p.Bandwidth,
+		"delay", p.Delay)
+	return nil
 }

@@ -41,6 +41,16 @@ func Links(ls ...Link) Selector {
 	}
 }
 
+// Within selects every link between two nodes of one component, as
+// DialerFor names them (component/node).
+func Within(component string) Selector {
+	prefix := component + "/"
+	return Selector{
+		desc:  "within(" + component + ")",
+		match: func(from, to string) bool { return strings.HasPrefix(from, prefix) && strings.HasPrefix(to, prefix) },
+	}
+}
+
 // Isolate selects every link to or from any of nodes.
 func Isolate(nodes ...string) Selector {
 	set := toSet(nodes)

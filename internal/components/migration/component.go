@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/migration/codec"
 	"github.com/soakd/soakd/internal/components/migration/placement"
 	"github.com/soakd/soakd/internal/config"
 )
@@ -32,6 +33,11 @@ func Spec() components.Spec {
 				Keys: c.Components.Migration.Guests, Arrivals: "uniform", KeyDist: "uniform", MaxInFlight: l.MaxInFlight}, true
 		},
 		OpTimeout: opTimeout,
+		Links: func(c *config.Config) (components.LinkProfile, bool) {
+			m := c.Components.Migration
+			return components.LinkProfile{Bandwidth: m.Internet.Bandwidth.PerSecond(), Delay: m.Internet.RTT.Std()},
+				m.Mode == "internet"
+		},
 		Targets: []components.Target{{Role: components.RoleLink, Selector: "link"},
 			{Role: components.RoleFollower, Selector: "host"}},
 	}
@@ -60,6 +66,9 @@ type Cluster struct {
 	event    func(string, map[string]any)
 	m        *metrics
 	stateDir string
+	// profiles are the codecs measured on the guests' memory at start,
+	// when the codec is chosen per migration (compression auto).
+	profiles []codec.Profile
 	// owners holds the owner records (nil: ownership none, the books are
 	// the only record).
 	owners *ownerStore
@@ -83,6 +92,7 @@ type Cluster struct {
 	inFlight map[uint64][2]int           // migration id → source, destination
 	reserved map[uint64]func(moved bool) // migration id → its room on the destination
 	links    map[[2]int]float64          // bandwidth history per host pair
+	capacity map[[2]int]float64          // link capacity estimates per host pair, for the codec choice
 	counts   map[string]int64            // finished migrations by outcome
 	last     *LastMigration
 	pool     *placement.Pool // where guests run, for choosing destinations
@@ -100,7 +110,8 @@ func New(deps components.Deps) (components.Component, error) {
 	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event,
 		stateDir: deps.StateDir, where: map[string]int{}, gen: map[string]uint64{}, epoch: map[string]uint64{},
 		busy: map[string]bool{}, inFlight: map[uint64][2]int{},
-		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{}, counts: map[string]int64{}}
+		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{}, capacity: map[[2]int]float64{},
+		counts: map[string]int64{}}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
 	}
@@ -132,6 +143,11 @@ func New(deps components.Deps) (components.Component, error) {
 		return nil, err
 	}
 	c.m.limit.Set(m.DowntimeLimit.Std().Seconds())
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(newFleetCollector(c)); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -144,9 +160,13 @@ func (c *Cluster) Ops() []string { return []string{"migrate"} }
 // flight, and starts the guests and the ownership auditor.
 func (c *Cluster) Start(ctx context.Context) error {
 	stall := stallTimeout(c.cfg)
-	for i := range c.cfg.Hosts {
-		c.hosts = append(c.hosts, newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall))
+	hosts := make([]*Host, c.cfg.Hosts)
+	for i := range hosts {
+		hosts[i] = newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall)
 	}
+	c.mu.Lock()
+	c.hosts = hosts // under mu: the fleet collector may scrape meanwhile
+	c.mu.Unlock()
 	c.life, c.endLife = context.WithCancel(context.Background())
 	c.auditWake = make(chan struct{}, 1)
 	fail := func(err error) error {
@@ -175,6 +195,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 		c.where[id], c.gen[id] = h, o.Gen
 	}
 	c.recoverIntents(owners)
+	if err := c.measureCodecs(); err != nil {
+		return fail(err)
+	}
 	if err := c.buildPool(); err != nil {
 		return fail(err)
 	}
@@ -215,6 +238,18 @@ func (c *Cluster) newGuest(i int, gen uint64) (*Guest, error) {
 	mix := Content{Zero: c.cfg.Content.Zero.Fraction(), Text: c.cfg.Content.Text.Fraction(), Random: c.cfg.Content.Random.Fraction()}
 	seed := c.seed + uint64(i)*0x9e3779b97f4a7c15 + gen*0xbf58476d1ce4e5b9
 	return newGuest(guestName(i), int(c.cfg.GuestMemory), seed, mix, c.cfg.GuestImage, wl, c.clock)
+}
+
+// fleet is the hosts, the guests the books put on each, and the
+// migrations in flight.
+func (c *Cluster) fleet() ([]*Host, []int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	guests := make([]int, len(c.hosts))
+	for _, h := range c.where {
+		guests[h]++
+	}
+	return c.hosts, guests, len(c.inFlight)
 }
 
 // hostIndex is the index of host id (-1 if none).

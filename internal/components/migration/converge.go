@@ -16,7 +16,10 @@ type Round struct {
 	RawBytes  int64 // their size in memory
 	WireBytes int64 // what went on the wire
 	Took      time.Duration
-	Dirtied   int // pages the guest dirtied while the round ran
+	// NetTime is the streams' mean time on the network: writing pages and
+	// waiting for the round's sync (the rest is copying and compressing).
+	NetTime time.Duration
+	Dirtied int // pages the guest dirtied while the round ran
 }
 
 // Policy is the convergence configuration.

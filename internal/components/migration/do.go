@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/migration/codec"
 	"github.com/soakd/soakd/internal/config"
 )
 
@@ -50,10 +51,10 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	}
 	c.writeIntent(intent{ID: mv.id, Guest: guest, Source: c.hosts[mv.src].ID, Destination: c.hosts[mv.dst].ID,
 		Generation: mv.from.Gen, Started: time.Now()})
-	rep := c.run(ctx, mv)
+	rep, ch := c.run(ctx, mv)
 	c.end(mv)
 	c.removeIntent(guest)
-	c.observe(rep, mv)
+	c.observe(rep, mv, ch)
 	c.remember(rep, mv)
 	switch rep.Outcome {
 	case OutcomeOK:
@@ -109,22 +110,25 @@ func (c *Cluster) end(mv move) {
 	}
 }
 
-// run migrates the guest and moves it in the books when it moved.
-func (c *Cluster) run(ctx context.Context, mv move) Report {
+// run migrates the guest with the codec it chooses, and moves it in the
+// books when it moved.
+func (c *Cluster) run(ctx context.Context, mv move) (Report, codec.Choice) {
 	sh, dh := c.hosts[mv.src], c.hosts[mv.dst]
+	k := [2]int{mv.src, mv.dst}
+	ch := c.chooseCodec(k)
 	g, ok := sh.guest(mv.guest)
 	if !ok {
-		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is not on %s", mv.guest, sh.ID)}
+		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is not on %s", mv.guest, sh.ID)}, ch
 	}
 	mctx, done, ok := sh.beginOutgoing(ctx, mv.id)
 	if !ok {
-		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is down", sh.ID)}
+		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is down", sh.ID)}, ch
 	}
 	defer done()
 	c.mu.Lock()
-	prior := c.links[[2]int{mv.src, mv.dst}]
+	prior := c.links[k]
 	c.mu.Unlock()
-	p := Params{Streams: c.cfg.Streams, Codec: c.cfg.Compression, CacheBytes: int(c.cfg.XBZRLECache),
+	p := Params{Streams: c.cfg.Streams, Codec: ch.Name, CacheBytes: int(c.cfg.XBZRLECache),
 		DirtyLimit: c.cfg.DirtyLimit.PerSecond(), PriorBandwidth: prior, StallTimeout: stallTimeout(c.cfg),
 		Edge: c.cfg.GuestImage == "" && c.cfg.DirtyPattern != "random",
 		Policy: Policy{DowntimeLimit: c.cfg.DowntimeLimit.Std(), AutoConverge: c.cfg.AutoConverge,
@@ -169,7 +173,6 @@ func (c *Cluster) run(ctx context.Context, mv move) Report {
 		c.gen[mv.guest] = cl.final.Gen // released, or changed under us
 	}
 	if bw := rep.Bandwidth(); bw > 0 {
-		k := [2]int{mv.src, mv.dst}
 		if old := c.links[k]; old > 0 {
 			bw = 0.5*old + 0.5*bw
 		}
@@ -177,7 +180,8 @@ func (c *Cluster) run(ctx context.Context, mv move) Report {
 		c.pool.SetBandwidth(mv.src, mv.dst, bw)
 	}
 	c.mu.Unlock()
-	return rep
+	c.learnCapacity(k, rep)
+	return rep, ch
 }
 
 // completionTimeout is completion_timeout_per_gib for the guest's size, but
@@ -189,14 +193,16 @@ func completionTimeout(m config.MigrationComponent, size int) time.Duration {
 
 // observe records a finished migration: metrics, journal, the invariants
 // it checked itself, and an audit of its guest.
-func (c *Cluster) observe(rep Report, mv move) {
+func (c *Cluster) observe(rep Report, mv move, ch codec.Choice) {
 	c.m.migrationObserved(rep)
+	c.m.codecs.WithLabelValues(ch.Name).Inc()
 	src, dst := c.hosts[mv.src].ID, c.hosts[mv.dst].ID
 	fields := map[string]any{"id": rep.ID, "guest": mv.guest, "source": src, "destination": dst,
 		"placement": mv.reason,
 		"outcome":   rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(), "verify_seconds": rep.Verify.Seconds(),
 		"downtime_seconds": rep.Downtime.Seconds(), "heartbeat_gap_seconds": rep.HeartbeatGap.Seconds(),
-		"ownership_seconds": rep.Ownership.Seconds(),
+		"ownership_seconds": rep.Ownership.Seconds(), "codec": ch.Name, "codec_reason": ch.Reason,
+		"guest_bytes_per_second": guestRate(rep), "link_estimate_bytes_per_second": rep.LinkBandwidth(),
 		"raw_bytes":         rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
 	if c.owners != nil {
 		fields["owner_from"], fields["owner_to"] = mv.from.String(), mv.to.String()
@@ -284,4 +290,17 @@ func (c *Cluster) Summary() any {
 			l.TotalSeconds, 1000*l.DowntimeSeconds)
 	}
 	return s
+}
+
+// guestRate is the guest memory a migration moved per second of its
+// rounds: what zero pages, deltas and compression make of the link.
+func guestRate(rep Report) float64 {
+	var took time.Duration
+	for _, r := range rep.Rounds {
+		took += r.Took
+	}
+	if took <= 0 {
+		return 0
+	}
+	return float64(rep.RawBytes) / took.Seconds()
 }

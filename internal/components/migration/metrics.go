@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/soakd/soakd/internal/components/migration/codec"
 )
 
 type metrics struct {
@@ -23,6 +25,7 @@ type metrics struct {
 	flips       *prometheus.CounterVec
 	ownership   prometheus.Histogram
 	audits      *prometheus.CounterVec
+	codecs      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -59,6 +62,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Time to claim a guest's owner record at switch-over, part of its downtime.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		audits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ownership_audits_total",
 			Help: "Audits of guests against the books and their owner records (after every migration and fault, and every minute), by result: clean, violation, skipped (the store did not answer)."}, []string{"result"}),
+		codecs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "codec_total",
+			Help: "Finished migrations by the page codec they used (configured, or chosen per migration from the link's capacity with compression auto)."}, []string{"codec"}),
 		// Shared with the checkers (same name, help and labels).
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soakd_invariant_violations_total",
 			Help: "Invariant violations found, by component and invariant."}, []string{"component", "invariant"}),
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.outcomes, m.total, m.downtime, m.rounds, m.bytes, m.zeroPages, m.cache,
-		m.throttle, m.bandwidth, m.dirtyRate, m.compression, m.limit, m.flips, m.ownership, m.audits} {
+		m.throttle, m.bandwidth, m.dirtyRate, m.compression, m.limit, m.flips, m.ownership, m.audits, m.codecs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -90,6 +95,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range []string{flipCommitted, flipUnavailable, flipRefused, flipUnresolved, flipReleased} {
 		m.flips.WithLabelValues(r)
+	}
+	for _, name := range codec.Names() {
+		m.codecs.WithLabelValues(name)
 	}
 	for _, r := range []string{"clean", "violation", "skipped"} {
 		m.audits.WithLabelValues(r)
@@ -129,4 +137,39 @@ func (m *metrics) migrationObserved(rep Report) {
 		m.downtime.WithLabelValues("pause_resume").Observe(rep.Downtime.Seconds())
 		m.downtime.WithLabelValues("heartbeat").Observe(rep.HeartbeatGap.Seconds())
 	}
+}
+
+// fleetCollector exports the fleet as it is at scrape time: per host,
+// whether it is up and how many guests the books put on it, and the
+// migrations in flight.
+type fleetCollector struct {
+	c                   *Cluster
+	guests, up, flights *prometheus.Desc
+}
+
+func newFleetCollector(c *Cluster) *fleetCollector {
+	const ns = "soakd_migration_"
+	return &fleetCollector{c: c,
+		guests:  prometheus.NewDesc(ns+"host_guests", "Guests on each host, as the books (and the owner records) say; a down host keeps its guests on the books until it restarts.", []string{"host"}, nil),
+		up:      prometheus.NewDesc(ns+"host_up", "Whether each migration host is up (1) or crashed (0).", []string{"host"}, nil),
+		flights: prometheus.NewDesc(ns+"in_flight", "Migrations in flight.", nil, nil)}
+}
+
+func (f *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- f.guests
+	ch <- f.up
+	ch <- f.flights
+}
+
+func (f *fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	hosts, guests, inFlight := f.c.fleet()
+	for i, h := range hosts {
+		up := 0.0
+		if h.Up() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(f.up, prometheus.GaugeValue, up, h.ID)
+		ch <- prometheus.MustNewConstMetric(f.guests, prometheus.GaugeValue, float64(guests[i]), h.ID)
+	}
+	ch <- prometheus.MustNewConstMetric(f.flights, prometheus.GaugeValue, float64(inFlight))
 }

@@ -51,7 +51,7 @@ func startOwned(t *testing.T, cfg *config.Config, dir string) *ownedCluster {
 	return oc
 }
 
-func startRaft(t *testing.T, cfg *config.Config, dir string) *raft.Cluster {
+func startRaft(t testing.TB, cfg *config.Config, dir string) *raft.Cluster {
 	t.Helper()
 	c, err := raft.New(components.Deps{StateDir: filepath.Join(dir, "raft"), Config: cfg, Metrics: prometheus.NewRegistry()})
 	if err != nil {

@@ -82,7 +82,9 @@ type Cluster struct {
 	life      context.Context // ends at Stop
 	endLife   context.CancelFunc
 	auditWake chan struct{}
-	wg        sync.WaitGroup
+	// Audits run, for the status line.
+	auditsClean, auditsFound atomic.Int64
+	wg                       sync.WaitGroup
 
 	mu       sync.Mutex
 	where    map[string]int    // guest → host index (the books)

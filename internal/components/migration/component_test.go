@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -398,4 +399,21 @@ func TestPlacementRulesHold(t *testing.T) {
 	if n != 8 {
 		t.Fatalf("%d migration_finished events, want 8", n)
 	}
+}
+
+// checkPlacement is the books half of an audit, for tests: nil when every
+// guest not migrating runs where the books say.
+func (c *Cluster) checkPlacement() error {
+	names := make([]string, c.cfg.Guests)
+	for i := range names {
+		names[i] = guestName(i)
+	}
+	ps, err := c.inspect(context.Background(), names, nil)
+	if err != nil {
+		return err
+	}
+	if len(ps) > 0 {
+		return fmt.Errorf("%s %s", ps[0].guest, ps[0].detail)
+	}
+	return nil
 }

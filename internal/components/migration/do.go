@@ -203,7 +203,7 @@ func (c *Cluster) observe(rep Report, mv move, ch codec.Choice) {
 		"downtime_seconds": rep.Downtime.Seconds(), "heartbeat_gap_seconds": rep.HeartbeatGap.Seconds(),
 		"ownership_seconds": rep.Ownership.Seconds(), "codec": ch.Name, "codec_reason": ch.Reason,
 		"guest_bytes_per_second": guestRate(rep), "link_estimate_bytes_per_second": rep.LinkBandwidth(),
-		"raw_bytes":         rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
+		"raw_bytes": rep.RawBytes, "wire_bytes": rep.WireBytes, "zero_pages": rep.ZeroPages, "throttle": rep.Throttle}
 	if c.owners != nil {
 		fields["owner_from"], fields["owner_to"] = mv.from.String(), mv.to.String()
 	}
@@ -234,6 +234,14 @@ type Summary struct {
 	InFlight   int              `json:"in_flight"`
 	Migrations map[string]int64 `json:"migrations"`
 	Last       *LastMigration   `json:"last,omitempty"`
+	Owners     *OwnersSummary   `json:"owners,omitempty"`
+}
+
+// OwnersSummary is where the owner records live and what the audits found.
+type OwnersSummary struct {
+	Store                string `json:"store"`
+	AuditsClean          int64  `json:"audits_clean"`
+	AuditsWithViolations int64  `json:"audits_with_violations"`
 }
 
 // LastMigration is the latest finished migration.
@@ -288,6 +296,11 @@ func (c *Cluster) Summary() any {
 	if l := s.Last; l != nil {
 		s.Line += fmt.Sprintf("; last %s %s→%s %s in %.2fs, downtime %.0fms", l.Guest, l.From, l.To, l.Outcome,
 			l.TotalSeconds, 1000*l.DowntimeSeconds)
+	}
+	if c.owners != nil {
+		s.Owners = &OwnersSummary{Store: c.owners.kv.Name(), AuditsClean: c.auditsClean.Load(), AuditsWithViolations: c.auditsFound.Load()}
+		s.Line += fmt.Sprintf("; owners in %s, audits clean %d, with violations %d", s.Owners.Store,
+			s.Owners.AuditsClean, s.Owners.AuditsWithViolations)
 	}
 	return s
 }

@@ -268,7 +268,7 @@ func (c *Cluster) hostIndex(id string) int {
 func (c *Cluster) buildPool() error {
 	hosts := make([]placement.Host, len(c.hosts))
 	for i, h := range c.hosts {
-		hosts[i] = placement.Host{ID: h.ID, Capacity: int64(c.cfg.Placement.HostMemory), Up: true}
+		hosts[i] = placement.Host{ID: h.ID, Capacity: int64(c.cfg.Placement.HostMemory), Up: true, MaxIncoming: maxIncoming}
 	}
 	guests := make([]placement.Guest, 0, len(c.where))
 	for i := range c.cfg.Guests {

@@ -3,6 +3,8 @@ package migration
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -40,7 +42,9 @@ func benchFleet(b *testing.B, own string, n int) {
 	m.Hosts, m.Guests, m.GuestMemory, m.Streams = max(4, n/4), n, 16<<20, 2
 	m.DirtyRate, m.XBZRLECache = config.Rate(1<<20), 4<<20
 	m.Ownership = own
-	deps := components.Deps{Config: cfg, Seed: 1}
+	// Warnings (a refused stream, a slow store) explain failures.
+	deps := components.Deps{Config: cfg, Seed: 1,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if own == "raft" {
 		kv := startRaft(b, cfg, b.TempDir())
 		deps.Peer = func(string) (components.Component, bool) { return kv, true }

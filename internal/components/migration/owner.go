@@ -21,9 +21,10 @@ const (
 	// ownerAttempt bounds one put, get or cas on the store; the store's
 	// client retries within it (a new leader, a redirect).
 	ownerAttempt = 2 * time.Second
-	// ownerBackoffMax caps the wait between reads that resolve an unknown
-	// answer.
+	// ownerBackoffMax caps the wait between retries.
 	ownerBackoffMax = time.Second
+	// ownerRetry bounds retrying a cas that definitely did not apply.
+	ownerRetry = 5 * time.Second
 	// ownerClientBase offsets the client ids of ownership operations in
 	// the store's history from the load's workers.
 	ownerClientBase = 1 << 20
@@ -116,39 +117,45 @@ func (s *ownerStore) create(ctx context.Context, client int, guest string, o own
 
 // flip moves a record from one owner to another by compare-and-swap and
 // reports the record it leaves: to when the flip committed, the record it
-// found otherwise. A cas that failed outright is tried once more; an
-// unknown answer (the cas may still commit) is resolved by reads until one
-// answers: a read commits after the cas in the log, so it sees the cas if
-// the cas ever commits. Only when ctx ends first is the record unknown
-// (err).
-func (s *ownerStore) flip(ctx context.Context, client int, guest string, from, to owner) (owner, error) {
+// found otherwise (with the store's last error when the cas never
+// applied). A cas that failed outright (no leader, an enqueue timeout) is
+// retried with backoff for up to ownerRetry: the guest waits paused rather
+// than give up on a store that is electing a leader. An unknown answer
+// (the cas may still commit) is resolved by reads until one answers: a
+// read commits after the cas in the log, so it sees the cas if the cas
+// ever commits. Only when ctx ends first is the record unknown (err).
+func (s *ownerStore) flip(ctx context.Context, client int, guest string, from, to owner) (rec owner, storeErr, err error) {
 	var res components.Result
-	for attempt := 0; attempt < 2; attempt++ {
+	deadline := time.Now().Add(ownerRetry)
+	backoff := 20 * time.Millisecond
+	for {
 		res = s.do(ctx, client, components.Op{Name: "cas", Key: ownerKey(guest), Expect: from.encode(), Value: to.encode()})
-		if res.Outcome != components.OutcomeFailed || ctx.Err() != nil {
+		if res.Outcome != components.OutcomeFailed || time.Now().Add(backoff).After(deadline) || !sleepCtx(ctx, backoff) {
 			break
 		}
+		backoff = min(2*backoff, ownerBackoffMax)
 	}
 	switch res.Outcome {
 	case components.OutcomeOK:
 		if res.Swapped {
-			return to, nil
+			return to, nil, nil
 		}
 		if res.Value == nil {
-			return owner{}, fmt.Errorf("migration: %s has no owner record", guest)
+			return owner{}, nil, fmt.Errorf("migration: %s has no owner record", guest)
 		}
-		return parseOwner(res.Value)
+		rec, err := parseOwner(res.Value)
+		return rec, nil, err
 	case components.OutcomeFailed:
-		return from, nil // definitely not applied
+		return from, res.Err, nil // definitely not applied
 	}
 	o, found, err := s.read(ctx, client, guest)
 	if err != nil {
-		return owner{}, fmt.Errorf("migration: resolving an unknown ownership flip of %s: %w", guest, err)
+		return owner{}, res.Err, fmt.Errorf("migration: resolving an unknown ownership flip of %s: %w", guest, err)
 	}
 	if !found {
-		return owner{}, fmt.Errorf("migration: %s has no owner record", guest)
+		return owner{}, res.Err, fmt.Errorf("migration: %s has no owner record", guest)
 	}
-	return o, nil
+	return o, res.Err, nil
 }
 
 // sleepCtx waits d; false if ctx ended first.
@@ -199,7 +206,7 @@ type claim struct {
 }
 
 func (c *claim) Claim() error {
-	rec, err := c.store.flip(c.life, c.client, c.guest, c.from, c.to)
+	rec, storeErr, err := c.store.flip(c.life, c.client, c.guest, c.from, c.to)
 	c.final, c.known = rec, err == nil
 	switch {
 	case err != nil:
@@ -210,7 +217,7 @@ func (c *claim) Claim() error {
 		return nil
 	case rec == c.from:
 		c.count(flipUnavailable)
-		return fmt.Errorf("ownership store did not commit %s → %s", c.from, c.to)
+		return fmt.Errorf("ownership store did not commit %s → %s: %v", c.from, c.to, storeErr)
 	}
 	c.count(flipRefused)
 	return fmt.Errorf("owner record of %s is %s, expected %s", c.guest, rec, c.from)
@@ -220,7 +227,7 @@ func (c *claim) Release() error {
 	back := owner{Host: c.from.Host, Gen: c.to.Gen + 1}
 	backoff := 20 * time.Millisecond
 	for {
-		rec, err := c.store.flip(c.life, c.client, c.guest, c.to, back)
+		rec, _, err := c.store.flip(c.life, c.client, c.guest, c.to, back)
 		c.final, c.known = rec, err == nil
 		switch {
 		case err != nil:

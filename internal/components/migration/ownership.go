@@ -50,7 +50,7 @@ func (c *Cluster) loadOwners(ctx context.Context) (map[string]owner, error) {
 			o = initial
 		case c.hostIndex(o.Host) < 0:
 			to := owner{Host: initial.Host, Gen: o.Gen + 1}
-			rec, err := c.owners.flip(ctx, i, id, o, to)
+			rec, _, err := c.owners.flip(ctx, i, id, o, to)
 			if err != nil || rec != to {
 				return nil, fmt.Errorf("migration: %s's owner record names %s, not a host of this config, and could not be moved (record %s): %v", id, o.Host, rec, err)
 			}

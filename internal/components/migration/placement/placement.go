@@ -4,8 +4,9 @@
 // decision with its reason.
 //
 // A destination must be up, other than the guest's host, have room
-// (committed memory plus the guest within the host's capacity), and break
-// no anti-affinity rule (no guest of the same anti-affinity group there).
+// (committed memory plus the guest within the host's capacity), take
+// another arriving migration (MaxIncoming), and break no anti-affinity
+// rule (no guest of the same anti-affinity group there).
 // Among those, each host is scored:
 //
 //	score = Balance  * (1 - committed share after the move)
@@ -27,6 +28,9 @@ type Host struct {
 	ID       string
 	Capacity int64 // bytes of guest memory it may hold (0: unlimited)
 	Up       bool
+	// MaxIncoming bounds the migrations arriving at once (0: unlimited),
+	// as a hypervisor bounds concurrent live migrations.
+	MaxIncoming int
 }
 
 // Guest is one guest and where it runs.
@@ -59,8 +63,10 @@ type Pool struct {
 	guests []Guest
 	byID   map[string]int
 	w      Weights
-	// committed memory per host; group members per host
+	// committed memory per host (reservations included); migrations
+	// arriving per host; group members per host
 	committed []int64
+	incoming  []int
 	aff       [][]int       // guest → its affinity groups
 	anti      [][]int       // guest → its anti-affinity groups
 	affOn     []map[int]int // per host: affinity group → members there
@@ -76,7 +82,7 @@ var ErrNoHost = errors.New("placement: no host can take the guest")
 // NewPool builds the state. Guests must name hosts of the pool.
 func NewPool(hosts []Host, guests []Guest, rules Rules, w Weights) (*Pool, error) {
 	p := &Pool{hosts: hosts, guests: guests, byID: make(map[string]int, len(guests)), w: w,
-		committed: make([]int64, len(hosts)), aff: make([][]int, len(guests)), anti: make([][]int, len(guests)),
+		committed: make([]int64, len(hosts)), incoming: make([]int, len(hosts)), aff: make([][]int, len(guests)), anti: make([][]int, len(guests)),
 		affOn: make([]map[int]int, len(hosts)), antiOn: make([]map[int]int, len(hosts)),
 		bandwidth: make([][]float64, len(hosts))}
 	for i := range hosts {
@@ -170,6 +176,9 @@ func (p *Pool) Place(id string) (Decision, error) {
 		case host.Capacity > 0 && p.committed[h]+g.Size > host.Capacity:
 			refused = append(refused, host.ID+" full")
 			continue
+		case host.MaxIncoming > 0 && p.incoming[h] >= host.MaxIncoming:
+			refused = append(refused, host.ID+" busy")
+			continue
 		case p.breaksAnti(gi, h):
 			refused = append(refused, host.ID+" anti-affinity")
 			continue
@@ -231,8 +240,10 @@ func (p *Pool) Reserve(id string, to int) (done func(moved bool)) {
 	}
 	size := p.guests[gi].Size
 	p.committed[to] += size
+	p.incoming[to]++
 	return func(moved bool) {
 		p.committed[to] -= size
+		p.incoming[to]--
 		if moved {
 			p.Move(id, to)
 		}

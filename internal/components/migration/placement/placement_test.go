@@ -139,3 +139,30 @@ func BenchmarkPlace(b *testing.B) {
 		})
 	}
 }
+
+// A host with MaxIncoming migrations arriving takes no more, however fast
+// its link: the next best host gets the guest, and the host is eligible
+// again once one of them ends.
+func TestPlaceBoundsArrivingMigrations(t *testing.T) {
+	hs := hosts(3, 0)
+	hs[2].MaxIncoming = 2
+	gs := []Guest{{"a", 1, 0}, {"b", 1, 0}, {"c", 1, 0}}
+	p := pool(t, hs, gs, Rules{})
+	p.SetBandwidth(0, 2, 1<<30)
+	var dones []func(bool)
+	for _, g := range []string{"a", "b"} {
+		d, err := p.Place(g)
+		if err != nil || d.To != 2 {
+			t.Fatalf("%s placed on %d (%v), want host-3 (fastest link)", g, d.To, err)
+		}
+		dones = append(dones, p.Reserve(g, d.To))
+	}
+	d, err := p.Place("c")
+	if err != nil || d.To != 1 || !strings.Contains(d.Reason, "host-3 busy") {
+		t.Fatalf("c placed on %d (%v, %q), want host-2 with host-3 busy", d.To, err, d.Reason)
+	}
+	dones[0](true)
+	if d, _ := p.Place("c"); d.To != 2 {
+		t.Fatalf("c placed on %d after a migration to host-3 ended, want host-3", d.To)
+	}
+}

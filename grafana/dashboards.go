@@ -449,6 +449,29 @@ func componentRow(c, title string, extra ...panel) row {
 	return row{title, append(extra, generic...)}
 }
 
+// pbftPanels are the PBFT row's own panels (package
+// internal/components/pbft, metrics.go): views, progress, the bounded
+// certificate store, what replicas send and reject.
+func pbftPanels() []panel {
+	return []panel{
+		ts("PBFT view", "short", "The view each running replica is in; a step is a view change (the primary suspected: crashed, partitioned, silent or Byzantine). Replicas in a view change show on the right axis.",
+			t(s("soakd_pbft_view"), "{{node}}"),
+			t(`sum by (job, instance) (`+s("soakd_pbft_in_view_change")+`)`, "changing view").right("short")).w(8),
+		ts("PBFT progress", "short", "The last sequence number each replica executed, and its stable checkpoint (the low watermark h; everything at or below it is garbage-collected). A flat executed line while clients keep calling fires SoakdPBFTStalled.",
+			t(s("soakd_pbft_executed_seq"), "{{node}} executed"),
+			t(s("soakd_pbft_low_watermark"), "{{node}} stable")).w(8),
+		ts("PBFT certificate store", "short", "Entries in each replica's message log (certificates per sequence number, checkpoint votes, buffered pre-prepares): bounded by the watermark window, so it must stay flat over a 72-hour run.",
+			t(s("soakd_pbft_certificates"), "{{node}}")).w(8),
+		ts("PBFT messages rejected", "cps", "Messages replicas rejected per second by reason: bad-mac, bad-signature, bad-request (a pre-prepare ordering a request its client did not authenticate) before the protocol saw them; wrong-view, outside-watermarks, equivocation, bad-digest, not-primary, bad-new-view, stale by the protocol. Expected under byzantine faults (annotations); elsewhere they are a bug.",
+			t(`sum by (job, instance, reason) (`+rate("rate", "soakd_pbft_messages_rejected_total")+`)`, "{{reason}}")).w(8),
+		ts("PBFT messages sent", "cps", "Protocol messages replicas sent per second by kind (a broadcast counts once), and messages dropped before the protocol (a full link queue or inbox).",
+			t(`sum by (job, instance, kind) (`+rate("rate", "soakd_pbft_messages_sent_total")+`)`, "{{kind}}"),
+			t(`sum by (job, instance, where) (`+rate("rate", "soakd_pbft_messages_dropped_total")+`)`, "dropped {{where}}")).w(8),
+		ts("PBFT batch size", "short", "p50 and p99 of the requests per executed batch: the primary batches while earlier batches are in flight.",
+			quantilesOf("soakd_pbft_batch_requests", "", []string{"0.5", "0.99"})...).w(8),
+	}
+}
+
 // migrationPanels are the Migration row's own panels (package
 // internal/components/migration, metrics.go): outcomes, time, downtime
 // against its limit, rounds, what went on the wire, and what the
@@ -497,7 +520,7 @@ func migrationPanels() []panel {
 func components() board {
 	return board{
 		file: "soakd-components.json", uid: "soakd-components", title: "soakd / Components",
-		desc: "The components under soak, a row each: Raft consensus internals and live migration (outcomes, total time, downtime against its limit, rounds, bytes and compression, bandwidth, dirty rate and throttle, delta cache, zero pages), each followed by the component's load, latency, history checks (key-value components) and invariant violations. A PBFT row joins with that component.",
+		desc: "The components under soak, a row each: Raft consensus internals, PBFT (views, progress, certificate store, messages sent and rejected, batches) and live migration (outcomes, total time, downtime against its limit, rounds, bytes and compression, bandwidth, dirty rate and throttle, delta cache, zero pages), each followed by the component's load, latency, history checks (key-value components) and invariant violations.",
 		rows: []row{
 			componentRow("raft", "Raft",
 				ts("Raft leader changes", "short", "Leader elections per rate interval. Expected around partition and crash faults (annotations); elsewhere they mean instability.",
@@ -514,10 +537,8 @@ func components() board {
 				ts("Raft log size", "bytes", "On-disk Raft log per node; it must stay bounded (snapshots compact it).",
 					t(s("soakd_raft_log_bytes"), "{{node}}")),
 			),
+			componentRow("pbft", "PBFT", pbftPanels()...),
 			componentRow("migration", "Migration", migrationPanels()...),
-			// The PBFT row joins with that component
-			// (componentRow("pbft", "PBFT")): a row for a component soakd
-			// does not run is a dead query.
 		},
 	}
 }

@@ -22,8 +22,8 @@ const (
 )
 
 // monitoringConfig is leakConfig with a heap canary, a threads threshold,
-// and the Raft and migration components at a light load, so the component
-// panels have data.
+// and the Raft, PBFT and migration components at a light load, so the
+// component panels have data.
 func monitoringConfig(t *testing.T) string {
 	t.Helper()
 	path := leakConfig(t, "", `{at: 0s, duration: 10m, kind: leak, params: {resource: heap, rate: 16MiB/min}}`)
@@ -33,10 +33,11 @@ func monitoringConfig(t *testing.T) string {
 	}
 	cfg := strings.NewReplacer(
 		"raft: {enabled: false}", "raft: {enabled: true, nodes: 3}",
+		"pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4}",
 		"migration: {enabled: false}", "migration: {enabled: true, hosts: 3, guests: 2, guest_memory: 16MiB}",
 		"rss_bytes: 64MiB/min", "rss_bytes: 64MiB/min\n    threads: 100/min",
 	).Replace(string(data))
-	cfg += "load:\n  raft: {rate: 50, ramp_up: 0s}\n  migration: {interval: 10s}\n"
+	cfg += "load:\n  raft: {rate: 50, ramp_up: 0s}\n  pbft: {rate: 50, ramp_up: 0s}\n  migration: {interval: 10s}\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,10 @@ const (
 	RoleMinority Role = "minority"
 	// RoleLink is a data path between two hosts (a migration link).
 	RoleLink Role = "link"
+	// RoleByzantine is a replica of a Byzantine-fault-tolerant component
+	// that a fault can make deviate from its protocol (a PBFT primary or
+	// backup).
+	RoleByzantine Role = "byzantine"
 )
 
 // Target is a selector the component resolves when a fault fires

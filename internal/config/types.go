@@ -168,7 +168,10 @@ type Faults struct {
 	Timeline           []TimedFault   `yaml:"timeline"`
 	BlastRadius        map[string]int `yaml:"blast_radius"`
 	PauseWhenUnhealthy bool           `yaml:"pause_when_unhealthy"`
-	Replay             string         `yaml:"replay"`
+	// AllowBeyondF lets blast_radius.pbft exceed f: PBFT's guarantees are
+	// then void, which is how a soak proves its checkers catch it.
+	AllowBeyondF bool   `yaml:"allow_beyond_f"`
+	Replay       string `yaml:"replay"`
 }
 
 type RandomFaults struct {

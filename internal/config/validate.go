@@ -20,7 +20,7 @@ var (
 	LeakSignals = []string{"heap_live_bytes", "goroutines", "open_fds", "rss_bytes", "threads"}
 	// RaftOps and PBFTOps are the operations a load mix may weight.
 	RaftOps = []string{"put", "get", "cas"}
-	PBFTOps = []string{"put", "get"}
+	PBFTOps = []string{"put", "get", "cas"}
 	// Compressions is every migration page compression.
 	// auto chooses one per migration from the link's bandwidth.
 	Compressions = []string{"none", "s2", "lz4", "zstd", "auto"}
@@ -411,8 +411,8 @@ func (c *Config) validateBlastRadius(v *validator, path, comp string, n int) {
 		}
 		if f := (replicas - 1) / 3; n >= replicas {
 			v.add(path, "must be < %d (pbft replicas): would allow losing every replica", replicas)
-		} else if n > f {
-			v.add(path, "must be <= %d (f for %d replicas): more faulty replicas void PBFT's guarantees", f, replicas)
+		} else if n > f && !c.Faults.AllowBeyondF {
+			v.add(path, "must be <= %d (f for %d replicas): more faulty replicas void PBFT's guarantees (faults.allow_beyond_f: true to test that the checkers catch it)", f, replicas)
 		}
 	}
 }

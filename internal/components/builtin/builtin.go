@@ -6,6 +6,7 @@ package builtin
 import (
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/migration"
+	"github.com/soakd/soakd/internal/components/pbft"
 	"github.com/soakd/soakd/internal/components/raft"
 )
 
@@ -13,7 +14,7 @@ import (
 // in the order they are built and started.
 func Registry() *components.Registry {
 	reg := components.NewRegistry()
-	for _, s := range []components.Spec{raft.Spec(), migration.Spec()} {
+	for _, s := range []components.Spec{raft.Spec(), pbft.Spec(), migration.Spec()} {
 		if err := reg.RegisterSpec(s); err != nil {
 			panic(err) // a duplicate name is a programming error
 		}

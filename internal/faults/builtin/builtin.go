@@ -6,6 +6,7 @@ package builtin
 
 import (
 	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/faults/byzantine"
 	"github.com/soakd/soakd/internal/faults/leak"
 	"github.com/soakd/soakd/internal/faults/network"
 	"github.com/soakd/soakd/internal/faults/process"
@@ -13,7 +14,7 @@ import (
 
 // Registry returns the registry of every fault kind built into this soakd.
 func Registry() *faults.Registry {
-	specs := append([]faults.Spec{leak.Spec(), process.Spec()}, network.Specs()...)
+	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec()}, network.Specs()...)
 	reg, err := faults.NewRegistry(specs...)
 	if err != nil {
 		panic(err) // a duplicate or incomplete spec is a programming error

@@ -1,0 +1,26 @@
+// Package pbft is the PBFT component: n = 3f+1 replicas
+// (components.pbft.replicas) of a key-value service (package kv, the Raft
+// component's put, get and cas), each a deterministic core (package
+// protocol) driven by one loop goroutine, talking to its peers over real
+// TCP on loopback through the component's Dialer (so network faults apply),
+// with its executed batches and stable checkpoints on disk (fsync'd).
+//
+// Rooms:
+//   - node.go: a replica's loop (messages, ticks, Ready), its listener,
+//     crash and restart; what it executed is durable before anything that
+//     follows from it is sent.
+//   - transport.go: one writer per peer link with a bounded queue.
+//   - storage.go: the stable checkpoint and the log of batches executed
+//     since, with CRCs (a torn tail is cut off).
+//   - client.go: operations as client requests to every replica, answered
+//     by f+1 matching replies; the history goes to the linearizability
+//     checker.
+//   - component.go, metrics.go: the Component (replicas as Nodes, targets
+//     primary, backup, minority, node-N), Byzantine behaviours on a
+//     replica's sends (package byzantine), metrics.
+//
+// Messages are authenticated (package auth): MAC authenticators on the
+// normal case, Ed25519 signatures on checkpoints, view changes and new
+// views; a replica's link reader drops a message that fails before the
+// core sees it.
+package pbft

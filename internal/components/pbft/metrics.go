@@ -1,0 +1,118 @@
+package pbft
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/soakd/soakd/internal/components/pbft/protocol"
+)
+
+type metrics struct {
+	sent        *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
+	batch       prometheus.Histogram
+	executedSeq *prometheus.GaugeVec
+	violations  *prometheus.CounterVec
+}
+
+// Reasons a message is rejected, exported at 0 from the start.
+var rejectReasons = []string{"bad-mac", "bad-signature", "bad-request", "malformed", "wrong-view", "outside-watermarks",
+	"equivocation", "bad-digest", "not-primary", "bad-new-view", "stale"}
+
+func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
+	const ns = "soakd_pbft_"
+	m := &metrics{
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_sent_total",
+			Help: "Protocol messages replicas sent, by kind (a broadcast counts once)."}, []string{"kind"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_rejected_total",
+			Help: "Messages replicas rejected, by reason: bad-mac, bad-signature, bad-request (a request in a pre-prepare its client did not authenticate), malformed, wrong-view, outside-watermarks, equivocation (a second pre-prepare for one view and sequence number), bad-digest, not-primary, bad-new-view, stale."}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_dropped_total",
+			Help: "Messages dropped before the protocol saw them: a peer link's queue or a replica's inbox full."}, []string{"where"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "batch_requests",
+			Help: "Requests per executed batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 8)}),
+		executedSeq: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "executed_seq",
+			Help: "The last sequence number each replica executed."}, []string{"node"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soakd_invariant_violations_total",
+			Help: "Invariant violations found, by component and invariant."}, []string{"component", "invariant"}),
+	}
+	for _, r := range rejectReasons {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, w := range []string{"queue-full", "inbox-full"} {
+		m.dropped.WithLabelValues(w)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, newStatusCollector(c)} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	if err := reg.Register(m.violations); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, err
+		}
+		m.violations = are.ExistingCollector.(*prometheus.CounterVec)
+	}
+	return m, nil
+}
+
+// statusCollector exports each running replica's view of the protocol at
+// scrape time.
+type statusCollector struct {
+	c                                       *Cluster
+	view, low, certs, up, inViewChange, pri *prometheus.Desc
+}
+
+func newStatusCollector(c *Cluster) *statusCollector {
+	const ns = "soakd_pbft_"
+	l := []string{"node"}
+	return &statusCollector{c: c,
+		view:         prometheus.NewDesc(ns+"view", "The view each running replica is in.", l, nil),
+		low:          prometheus.NewDesc(ns+"low_watermark", "Each running replica's stable checkpoint (low watermark h).", l, nil),
+		certs:        prometheus.NewDesc(ns+"certificates", "Entries in each running replica's message log; bounded by the watermark window over a 72-hour run.", l, nil),
+		up:           prometheus.NewDesc(ns+"replica_up", "Whether each replica runs.", l, nil),
+		inViewChange: prometheus.NewDesc(ns+"in_view_change", "Whether each running replica is changing view.", l, nil),
+		pri:          prometheus.NewDesc(ns+"primary", "1 for the replica a running replica's view names primary.", l, nil),
+	}
+}
+
+func (s *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{s.view, s.low, s.certs, s.up, s.inViewChange, s.pri} {
+		ch <- d
+	}
+}
+
+func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	primaries := map[protocol.ReplicaID]bool{}
+	for _, n := range s.c.nodes {
+		n.mu.Lock()
+		running, st := n.running, n.status
+		n.mu.Unlock()
+		up := 0.0
+		if running {
+			up = 1
+			primaries[st.Primary] = true
+			vc := 0.0
+			if st.InViewChange {
+				vc = 1
+			}
+			ch <- prometheus.MustNewConstMetric(s.view, prometheus.GaugeValue, float64(st.View), n.name)
+			ch <- prometheus.MustNewConstMetric(s.low, prometheus.GaugeValue, float64(st.LowWatermark), n.name)
+			ch <- prometheus.MustNewConstMetric(s.certs, prometheus.GaugeValue, float64(st.Certificates), n.name)
+			ch <- prometheus.MustNewConstMetric(s.inViewChange, prometheus.GaugeValue, vc, n.name)
+		}
+		ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, up, n.name)
+	}
+	for _, n := range s.c.nodes {
+		v := 0.0
+		if primaries[n.id] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(s.pri, prometheus.GaugeValue, v, n.name)
+	}
+}

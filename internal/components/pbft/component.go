@@ -95,12 +95,12 @@ func New(deps components.Deps) (components.Component, error) {
 		c.event = func(string, map[string]any) {}
 	}
 	c.clients = clients{last: map[uint64]uint64{}, waiting: map[waitKey]*waiter{}}
+	for i := range n {
+		c.nodes = append(c.nodes, newNode(c, i))
+	}
 	var err error
 	if c.m, err = newMetrics(deps.Metrics, c); err != nil {
 		return nil, err
-	}
-	for i := range n {
-		c.nodes = append(c.nodes, newNode(c, i))
 	}
 	c.checks = newChecks(c)
 	return c, nil
@@ -299,7 +299,9 @@ func (c *Cluster) SetBehavior(id string, b byzantine.Behavior) error {
 func (c *Cluster) executed(n *node, cs []protocol.Committed) {
 	for _, x := range cs {
 		c.m.batch.Observe(float64(len(x.Batch)))
+		c.m.executed.WithLabelValues("requests").Add(float64(len(x.Batch)))
 	}
+	c.m.executed.WithLabelValues("batches").Add(float64(len(cs)))
 	c.m.executedSeq.WithLabelValues(n.name).Set(float64(cs[len(cs)-1].Seq))
 	c.checks.executed(n.id, cs)
 }

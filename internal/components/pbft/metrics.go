@@ -14,6 +14,8 @@ type metrics struct {
 	dropped     *prometheus.CounterVec
 	batch       prometheus.Histogram
 	executedSeq *prometheus.GaugeVec
+	executed    *prometheus.CounterVec
+	viewChanges *prometheus.CounterVec
 	violations  *prometheus.CounterVec
 }
 
@@ -34,6 +36,10 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 			Help: "Requests per executed batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 8)}),
 		executedSeq: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "executed_seq",
 			Help: "The last sequence number each replica executed."}, []string{"node"}),
+		executed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "executed_total",
+			Help: "Batches (kind=batches) and requests (kind=requests) replicas executed."}, []string{"kind"}),
+		viewChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "view_changes_total",
+			Help: "Views each replica entered after the first (a new view it installed)."}, []string{"node"}),
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soakd_invariant_violations_total",
 			Help: "Invariant violations found, by component and invariant."}, []string{"component", "invariant"}),
 	}
@@ -43,10 +49,16 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 	for _, w := range []string{"queue-full", "inbox-full"} {
 		m.dropped.WithLabelValues(w)
 	}
+	for _, k := range []string{"batches", "requests"} {
+		m.executed.WithLabelValues(k)
+	}
+	for _, n := range c.nodes {
+		m.viewChanges.WithLabelValues(n.name)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, newStatusCollector(c)} {
+	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, m.executed, m.viewChanges, newStatusCollector(c)} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -300,6 +300,9 @@ func (n *node) loop(r *protocol.Replica) {
 		}
 		st := r.Status()
 		n.mu.Lock()
+		if st.View > n.status.View {
+			n.c.m.viewChanges.WithLabelValues(n.name).Inc()
+		}
 		n.status = st
 		n.mu.Unlock()
 	}

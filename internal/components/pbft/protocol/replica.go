@@ -87,6 +87,9 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 64
 	}
+	if cfg.Pipeline <= 0 {
+		cfg.Pipeline = 2
+	}
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = 1
 	}
@@ -241,7 +244,8 @@ func (r *Replica) hasUnassigned() bool {
 }
 
 // maybeBatch pre-prepares pending requests as primary: a full batch at
-// once, a partial one only on timeout, never above h + L/2 so that the
+// once, a partial one at once while fewer than Pipeline batches are in
+// flight and otherwise on timeout, never above h + L/2 so that the
 // backups' windows hold the batch while the checkpoint catches up.
 func (r *Replica) maybeBatch(timeout bool) {
 	if r.inVC || !r.isPrimary() {
@@ -258,7 +262,11 @@ func (r *Replica) maybeBatch(timeout bool) {
 			r.batchWait = 0
 			return
 		}
-		if len(reqs) < r.cfg.BatchSize && !timeout {
+		// A partial batch waits (for more requests or the timeout) only
+		// while the pipeline is full: an idle primary orders at once, so
+		// a light load sees no batching delay.
+		inFlight := int(r.lastAssigned) - int(r.lastExec)
+		if len(reqs) < r.cfg.BatchSize && !timeout && inFlight >= r.cfg.Pipeline {
 			return
 		}
 		next := r.lastAssigned + 1

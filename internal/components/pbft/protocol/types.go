@@ -48,6 +48,9 @@ type Config struct {
 	BatchSize int
 	// BatchTimeout is how many ticks a partial batch waits (default 1).
 	BatchTimeout int
+	// Pipeline is how many batches the primary keeps in flight before a
+	// partial batch waits for BatchTimeout (default 2).
+	Pipeline int
 	// ViewChangeTimeout is how many ticks a backup waits for a pending
 	// request before it starts a view change (default 20); it doubles for
 	// each consecutive view change that does not complete.

@@ -3,6 +3,7 @@ package pbft
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -79,8 +80,16 @@ func (k *checks) executed(id protocol.ReplicaID, cs []protocol.Committed) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, x := range cs {
-		k.report(k.ck.Executed(now, pbftcheck.Execution{Replica: id, View: x.View, Seq: x.Seq, Digest: x.Digest,
-			Requests: x.Batch, Results: x.Results}))
+		e := pbftcheck.Execution{Replica: id, View: x.View, Seq: x.Seq, Digest: x.Digest, Requests: x.Batch, Results: x.Results}
+		if slices.Contains(x.Executed, false) { // only what this batch executed
+			e.Requests, e.Results = nil, nil
+			for i, done := range x.Executed {
+				if done {
+					e.Requests, e.Results = append(e.Requests, x.Batch[i]), append(e.Results, x.Results[i])
+				}
+			}
+		}
+		k.report(k.ck.Executed(now, e))
 	}
 }
 

@@ -55,19 +55,20 @@ type node struct {
 	// correct).
 	behavior atomic.Pointer[byzBox]
 
-	mu      sync.Mutex
-	running bool
-	ln      net.Listener
-	addr    string
-	peers   map[protocol.ReplicaID]*peer
-	conns   map[net.Conn]struct{}
-	inbox   chan inbound
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	status  protocol.Status
-	store   *storage
-	pending []protocol.Checkpoint // taken, not yet stable
-	since   []protocol.Committed  // executed after the stable checkpoint
+	mu       sync.Mutex
+	running  bool
+	ln       net.Listener
+	addr     string
+	peers    map[protocol.ReplicaID]*peer
+	conns    map[net.Conn]struct{}
+	inbox    chan inbound
+	stop     chan struct{}
+	loopDone chan struct{}
+	wg       sync.WaitGroup
+	status   protocol.Status
+	store    *storage
+	pending  []protocol.Checkpoint // taken, not yet stable
+	since    []protocol.Committed  // executed after the stable checkpoint
 }
 
 type byzBox struct{ b byzantine.Behavior }
@@ -143,8 +144,13 @@ func (n *node) start() error {
 	}
 	n.status = r.Status()
 	n.mu.Unlock()
+	loopDone := make(chan struct{})
+	n.loopDone = loopDone
 	n.wg.Go(func() { n.accept(ln) })
-	n.wg.Go(func() { n.loop(r) })
+	n.wg.Go(func() {
+		defer close(loopDone)
+		n.loop(r)
+	})
 	return nil
 }
 
@@ -191,8 +197,10 @@ func (n *node) halt() {
 	for c := range n.conns {
 		_ = c.Close()
 	}
-	peers := n.peers
+	peers, loopDone := n.peers, n.loopDone
 	n.mu.Unlock()
+	// The loop may be sending a Ready: the links close after it stops.
+	<-loopDone
 	for _, p := range peers {
 		p.close()
 	}

@@ -184,6 +184,7 @@ func (r *Replica) executeReady() {
 // apply executes the batch at lastExec+1, at most once per request.
 func (r *Replica) apply(v View, s Seq, d Digest, batch []Request) {
 	results := make([][]byte, len(batch))
+	executed := make([]bool, len(batch))
 	progress := false
 	for i, req := range batch {
 		if c, ok := r.replies[req.Client]; ok && req.Timestamp <= c.ts {
@@ -193,7 +194,7 @@ func (r *Replica) apply(v View, s Seq, d Digest, batch []Request) {
 			continue
 		}
 		c := cachedReply{ts: req.Timestamp, result: r.cfg.App.Execute(req.Op)}
-		results[i] = c.result
+		results[i], executed[i] = c.result, true
 		r.replies[req.Client] = c
 		r.reply(req.Client, c)
 		if p, ok := r.pending[req.Client]; ok && p.req.Timestamp <= req.Timestamp {
@@ -206,7 +207,8 @@ func (r *Replica) apply(v View, s Seq, d Digest, batch []Request) {
 	if progress && !r.inVC {
 		r.timer = 0 // waiting for another request now, if any
 	}
-	r.ready.Committed = append(r.ready.Committed, Committed{View: v, Seq: s, Digest: d, Batch: batch, Results: results})
+	r.ready.Committed = append(r.ready.Committed, Committed{View: v, Seq: s, Digest: d, Batch: batch, Results: results,
+		Executed: executed})
 	if s%r.k == 0 {
 		r.takeCheckpoint(s)
 	}

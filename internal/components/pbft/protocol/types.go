@@ -95,6 +95,11 @@ type Committed struct {
 	Digest  Digest
 	Batch   []Request
 	Results [][]byte
+	// Executed marks the requests this batch executed: a request a new
+	// primary re-proposed after it had executed at an earlier sequence
+	// number is skipped (at most once), and checkers must not see it
+	// twice.
+	Executed []bool
 }
 
 // Checkpoint is the replicated state after executing Seq: the

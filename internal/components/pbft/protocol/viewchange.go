@@ -16,7 +16,11 @@ func (r *Replica) tickViewChange() {
 			r.resend = 0
 			r.broadcast(r.vcs[r.id])
 		}
-		if r.vcCount(r.view) < 2*r.f+1 {
+		// Count view changes for this view or later: a correct replica
+		// that already timed out to v+1 still stands for v having failed,
+		// or the others' timers stop and the view stays stuck (found by
+		// the sim: a silent replica, seed 1).
+		if r.vcCountAtLeast(r.view) < 2*r.f+1 {
 			return
 		}
 	} else if r.isPrimary() || len(r.pending) == 0 {
@@ -28,6 +32,16 @@ func (r *Replica) tickViewChange() {
 		r.vcAttempts++
 		r.startViewChange(r.view + 1)
 	}
+}
+
+func (r *Replica) vcCountAtLeast(v View) int {
+	count := 0
+	for _, m := range r.vcs {
+		if m.View >= v {
+			count++
+		}
+	}
+	return count
 }
 
 func (r *Replica) vcCount(v View) int {

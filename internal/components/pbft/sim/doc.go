@@ -30,6 +30,16 @@
 // TickDuration, plus a nanosecond per event within a tick, so times are
 // distinct and ordered as the events were.
 //
+// Each replica's application is the kv store behind a witness that logs
+// the ops it executes; every op of a run is unique (a get carries a
+// nonce in its value, which the store ignores). pbftcheck is given, of
+// each committed batch, the requests the application executed: a batch
+// may order a request the replica executed at an earlier sequence number
+// (a new primary re-proposing it), which the core skips. The witness
+// reports an op executed twice, or outside the batches reported, as
+// pbft_integrity. Options.RawCommitted feeds pbftcheck whole batches, as
+// the shell does.
+//
 // The correct replicas are checked as they run by package pbftcheck
 // (agreement, integrity, validity, checkpoints): the Byzantine replicas
 // are marked with SetByzantine. With ByzantineUntilTick the behaviours

@@ -71,7 +71,9 @@ type Options struct {
 	// Config adjusts each replica's protocol configuration (the defaults
 	// are the protocol's, with a view-change timeout of 20 ticks).
 	Config func(*protocol.Config)
-	// RawCommitted feeds pbftcheck every request of each executed batch,
+	// RawCommitted feeds pbftcheck what Committed.Executed marks, as the
+	// shell does (and checks it against what the application executed),
+	// instead of the application's own record; formerly every request of each executed batch,
 	// as the shell does, instead of only the requests the replica's
 	// application actually executed (see the package documentation).
 	RawCommitted bool
@@ -211,7 +213,6 @@ type client struct {
 	id      uint64
 	issued  int
 	cur     *op
-	next    bool // issue the next op at the next tick
 	replies map[protocol.ReplicaID][]byte
 	seen    map[string][]byte // last value seen per key: cas expectations
 }
@@ -256,7 +257,7 @@ type sim struct {
 	trace   hash.Hash
 	res     Result
 	latency int
-	tap     func(in inflight, m protocol.Message) // tests: sees every message a replica is stepped with
+	tap     func(in inflight, m protocol.Message) // debugging: sees every message a replica is stepped with
 }
 
 // Run simulates a cluster under o. The error is for invalid options.
@@ -317,7 +318,7 @@ func newSim(o Options) (*sim, error) {
 		}
 	}
 	for c := range o.Clients {
-		s.clients = append(s.clients, &client{id: uint64(c + 1), next: true,
+		s.clients = append(s.clients, &client{id: uint64(c + 1),
 			replies: map[protocol.ReplicaID][]byte{}, seen: map[string][]byte{}})
 	}
 	if s.byzOn {
@@ -487,8 +488,21 @@ func (s *sim) collect(i int) {
 			h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(res))))
 			h.Write(res)
 		}
-		e := pbftcheck.Execution{Replica: id, View: c.View, Seq: c.Seq, Digest: c.Digest, Requests: c.Batch, Results: c.Results}
-		if reqs, results := s.executed(i, c); !s.o.RawCommitted {
+		e := pbftcheck.Execution{Replica: id, View: c.View, Seq: c.Seq, Digest: c.Digest}
+		reqs, results := s.executed(i, c)
+		if s.o.RawCommitted {
+			// As the shell feeds it: the batch filtered by Committed.Executed,
+			// which must name exactly what the application executed.
+			for j, done := range c.Executed {
+				if done {
+					e.Requests, e.Results = append(e.Requests, c.Batch[j]), append(e.Results, c.Results[j])
+				}
+			}
+			if len(e.Requests) != len(reqs) {
+				s.report([]pbftcheck.Violation{{Invariant: pbftcheck.InvIntegrity, At: s.now(), Replica: id, Seq: c.Seq,
+					Detail: fmt.Sprintf("Committed.Executed names %d requests, the application executed %d", len(e.Requests), len(reqs))}})
+			}
+		} else {
 			e.Requests, e.Results = reqs, results
 		}
 		s.report(s.ck.Executed(s.now(), e))
@@ -623,8 +637,7 @@ func (s *sim) seal(id protocol.ReplicaID, m *protocol.Message) {
 // one.
 func (s *sim) clientTick(c *client) {
 	switch {
-	case c.cur == nil && c.next && c.issued < s.o.Requests:
-		c.next = false
+	case c.cur == nil && c.issued < s.o.Requests:
 		c.issued++
 		o := s.newOp(c)
 		o.ts = uint64(c.issued)
@@ -709,7 +722,7 @@ func (s *sim) clientReply(c *client, m protocol.Message) {
 	lat := s.tick - o.callAt
 	s.res.MaxLatency = max(s.res.MaxLatency, lat)
 	s.latency += lat
-	c.cur, c.next = nil, true
+	c.cur = nil // the next op at the next tick
 }
 
 func (s *sim) history(c *client, o *op, ret time.Time) components.KVOp {

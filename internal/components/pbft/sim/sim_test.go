@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/soakd/soakd/internal/components/pbft/byzantine"
@@ -172,10 +171,9 @@ func TestByzantine4Stormy(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/replica%d/seed%d", name, who, seed), func(t *testing.T) {
 					r := run(t, o)
 					safe(t, r)
-					if !r.Done && (name == byzantine.Silent || name == byzantine.Forge) {
-						t.Skipf("known protocol liveness bug (view-change timer stall, TestViewChangeStall): %s", r.Summary())
-					}
-					live(t, r, 2000, 200)
+					// Consecutive view changes double the timeout: a
+					// request can wait several of them.
+					live(t, r, 2000, 1000)
 					if r.Status[(who+1)%4].View < 2 {
 						t.Errorf("want several view changes: %s", r.Summary())
 					}
@@ -290,45 +288,34 @@ func hasViolation(r Result, inv string) bool {
 	return false
 }
 
-// Known protocol liveness bug: a replica keeps its view-change timer
-// running only while it holds 2f+1 view changes for its own view,
-// counting each replica's latest; when one correct replica times out and
-// moves on to v+1, the others' count for v drops to 2f and their timers
-// stop, and it alone at v+1 is fewer than the f+1 that make them join. If
-// v's primary is faulty, nothing moves again. Minimized: 4 replicas,
-// replica 1 silent, the view change to view 1 (its view) needs another.
+// A regression (found by this simulator): a replica kept its view-change
+// timer running only while it held 2f+1 view changes for its own view,
+// counting each replica's latest; when one correct replica timed out and
+// moved on to v+1, the others' count for v dropped to 2f and their timers
+// stopped, and it alone at v+1 was fewer than the f+1 that make them
+// join. With a faulty primary nothing moved again. Here (4 replicas,
+// replica 1 silent, short timeouts) view 1's primary is the silent one.
 func TestViewChangeStall(t *testing.T) {
 	o := stormy.apply(Options{N: 4, Seed: 1, Requests: 10, MaxTicks: 2000,
 		Byzantine: map[protocol.ReplicaID]string{1: byzantine.Silent}})
 	r := run(t, o)
 	safe(t, r)
-	if !r.Done {
-		t.Skipf("known protocol liveness bug, seed 1: correct replicas wait in different view changes forever: %s", r.Summary())
-	}
 	live(t, r, 2000, 200)
 }
 
-// The shell (pbft/checks.go) gives pbftcheck every request of a
-// committed batch, also the ones the replica skips because it executed
-// them at an earlier sequence number (a request a new primary re-proposed
-// after a view change); pbftcheck counts those as executed twice. The
-// simulator gives it only what the application executed (and checks that
-// the application never executes a request twice); with RawCommitted it
-// feeds it as the shell does, which shows the false alarm.
-func TestRawCommittedFalseIntegrity(t *testing.T) {
-	o := Options{N: 4, Seed: 3, Requests: 20, DropRate: 0.05, MaxDelay: 3}
-	r := run(t, o)
-	safe(t, r)
-	live(t, r, 2000, 200)
-	o.RawCommitted = true
-	r = run(t, o)
-	if r.Failed() != "" {
-		for _, v := range r.Violations {
-			if v.Invariant != pbftcheck.InvIntegrity || !strings.Contains(v.Detail, "again") {
-				t.Errorf("raw feed: unexpected violation %s", v)
-			}
-		}
-		t.Skipf("known shell/pbftcheck bug: skipped re-proposed requests reported as executed again: %s", r.Failed())
+// The shell (pbft/checks.go) gives pbftcheck the requests a committed
+// batch marks executed (Committed.Executed), so a request a new primary
+// re-proposed after it executed at an earlier sequence number is not seen
+// twice; before that field, the shell fed whole batches and pbftcheck
+// reported pbft_integrity falsely (seed 3, found by this simulator). With
+// RawCommitted the simulator feeds it as the shell does and checks the
+// marks against what the application executed.
+func TestShellFeedMatchesTheApplication(t *testing.T) {
+	for _, seed := range []uint64{3, 4, 5} {
+		o := Options{N: 4, Seed: seed, Requests: 20, DropRate: 0.05, MaxDelay: 3, RawCommitted: true}
+		r := run(t, o)
+		safe(t, r)
+		live(t, r, 2000, 200)
 	}
 }
 

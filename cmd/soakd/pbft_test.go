@@ -10,8 +10,8 @@ import (
 
 // TestPBFTUnderByzantineFaults runs the real binary with the PBFT cluster
 // under load: byzantine faults from the timeline (an equivocating primary,
-// a silent backup) and from the random schedule are injected, verified
-// and reverted; the history stays linearizable, no PBFT invariant breaks,
+// a silent backup) and from the random schedule, and the message-level
+// kinds (duplicate, reorder, drop), are injected, verified and reverted; the history stays linearizable, no PBFT invariant breaks,
 // and nothing says pbft is not built or skips a byzantine fault.
 func TestPBFTUnderByzantineFaults(t *testing.T) {
 	t.Parallel()
@@ -27,11 +27,14 @@ faults:
   timeline:
     - {at: 2s, duration: 5s, kind: byzantine, target: pbft/primary, params: {behavior: equivocate}}
     - {at: 9s, duration: 4s, kind: byzantine, target: pbft/backup, params: {behavior: silent}}
+    - {at: 14s, duration: 3s, kind: duplicate, target: pbft/primary, params: {probability: 30%}}
+    - {at: 14s, duration: 3s, kind: reorder, target: pbft/backup, params: {window: 4}}
+    - {at: 14s, duration: 3s, kind: drop, target: pbft/backup, params: {probability: 2%}}
 `)))
 	cfg = writeTemp(t, strings.Replace(cfg, "pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4}", 1))
 	state := filepath.Join(t.TempDir(), "s")
 	d := startDaemon(t, nil, "--config", cfg, "--state-dir", state)
-	evs := waitEvent(t, state, "fault_reverted", 4, 60*time.Second)
+	evs := waitEvent(t, state, "fault_reverted", 7, 60*time.Second)
 	time.Sleep(2 * time.Second)
 	m := d.scrape("soakd_")
 	for k, v := range m {
@@ -51,10 +54,11 @@ faults:
 		t.Fatalf("exit %d\n%s", code, d.stderr)
 	}
 	all, types := journalTypes(t, state)
-	sources := map[string]int{}
+	sources, kinds := map[string]int{}, map[string]int{}
 	for _, e := range all {
 		switch e.Type {
 		case "fault_injected":
+			kinds[e.Fields["kind"].(string)]++
 			if e.Fields["kind"] == "byzantine" {
 				sources[e.Fields["source"].(string)]++
 			}
@@ -66,6 +70,11 @@ faults:
 			}
 		case "invariant_violation":
 			t.Logf("violation: %v", e.Fields)
+		}
+	}
+	for _, k := range []string{"duplicate", "reorder", "drop"} {
+		if !strings.Contains(types, "fault_injected") || kinds[k] == 0 {
+			t.Errorf("no %s fault injected (journal: %s)", k, types)
 		}
 	}
 	if sources["timeline"] < 2 || sources["random"] < 1 {

@@ -168,3 +168,21 @@ func NodesOf(cs []Component) map[string]Nodes {
 	}
 	return out
 }
+
+// MessageFaults is implemented by a component whose node-to-node messages
+// a fault can drop, duplicate or reorder one at a time (PBFT): the
+// network's doing, below authentication, unlike a Byzantine replica's.
+// SetMessageFaults sets what node's outgoing messages meet (the zero value:
+// nothing).
+type MessageFaults interface {
+	SetMessageFaults(node string, f MessageFault) error
+}
+
+// MessageFault is what a node's outgoing messages meet, per message and
+// per receiving link.
+type MessageFault struct {
+	Drop      float64 // probability a message is lost
+	Duplicate float64 // probability a message is sent twice
+	Reorder   int     // messages held and released in a shuffled order (0, 1: none)
+	Seed      uint64
+}

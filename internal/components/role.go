@@ -21,6 +21,9 @@ const (
 	// that a fault can make deviate from its protocol (a PBFT primary or
 	// backup).
 	RoleByzantine Role = "byzantine"
+	// RoleMessages is a node whose protocol messages a fault can drop,
+	// duplicate or reorder one at a time (components.MessageFaults).
+	RoleMessages Role = "messages"
 )
 
 // Target is a selector the component resolves when a fault fires

@@ -27,7 +27,8 @@ func Spec() components.Spec {
 		Load:    func(c *config.Config) (config.RateLoad, bool) { return c.Load.PBFT, true },
 		Targets: []components.Target{{Role: components.RoleLeader, Selector: "primary"},
 			{Role: components.RoleFollower, Selector: "backup"}, {Role: components.RoleMinority, Selector: "minority"},
-			{Role: components.RoleByzantine, Selector: "primary"}, {Role: components.RoleByzantine, Selector: "backup"}},
+			{Role: components.RoleByzantine, Selector: "primary"}, {Role: components.RoleByzantine, Selector: "backup"},
+			{Role: components.RoleMessages, Selector: "primary"}, {Role: components.RoleMessages, Selector: "backup"}},
 	}
 }
 

@@ -54,6 +54,9 @@ type node struct {
 	// behavior is the Byzantine fault in force on the node's sends (nil:
 	// correct).
 	behavior atomic.Pointer[byzBox]
+	// msgFaults are the message faults on its links (nil: none); used by
+	// the loop only, swapped whole.
+	msgFaults atomic.Pointer[msgFaults]
 
 	mu       sync.Mutex
 	running  bool
@@ -299,6 +302,9 @@ func (n *node) loop(r *protocol.Replica) {
 			}
 		case <-t.C:
 			r.Tick()
+			if mf := n.msgFaults.Load(); mf != nil {
+				mf.flush(n.transmit)
+			}
 		}
 		if r.HasReady() {
 			if err := n.handle(r.Ready()); err != nil {
@@ -406,9 +412,7 @@ func (n *node) send(e protocol.Envelope) {
 		n.c.keys.Authenticate(n.c.mode, &m)
 		frame := wire.Append(nil, &m)
 		for _, dst := range to {
-			if p := n.peers[dst]; p != nil {
-				p.send(frame)
-			}
+			n.link(dst, frame)
 		}
 		return
 	}
@@ -419,9 +423,7 @@ func (n *node) send(e protocol.Envelope) {
 			if o.Forge {
 				auth.Forge(&m)
 			}
-			if p := n.peers[o.To]; p != nil {
-				p.send(wire.Append(nil, &m))
-			}
+			n.link(o.To, wire.Append(nil, &m))
 		}
 	}
 }
@@ -455,5 +457,23 @@ func (n *node) sealNested(m *protocol.Message) {
 func (n *node) seal(m *protocol.Message) {
 	if m.From == n.id && len(m.Auth.Sig) == 0 {
 		n.c.keys.Authenticate(n.c.mode, m)
+	}
+}
+
+// link sends a frame to a peer through the message faults in force.
+func (n *node) link(to protocol.ReplicaID, frame []byte) {
+	mf := n.msgFaults.Load()
+	if mf == nil {
+		n.transmit(to, frame)
+		return
+	}
+	for _, f := range mf.out(to, frame) {
+		n.transmit(to, f)
+	}
+}
+
+func (n *node) transmit(to protocol.ReplicaID, frame []byte) {
+	if p := n.peers[to]; p != nil {
+		p.send(frame)
 	}
 }

@@ -8,13 +8,14 @@ import (
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/faults/byzantine"
 	"github.com/soakd/soakd/internal/faults/leak"
+	"github.com/soakd/soakd/internal/faults/message"
 	"github.com/soakd/soakd/internal/faults/network"
 	"github.com/soakd/soakd/internal/faults/process"
 )
 
 // Registry returns the registry of every fault kind built into this soakd.
 func Registry() *faults.Registry {
-	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec()}, network.Specs()...)
+	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec()}, append(network.Specs(), message.Specs()...)...)
 	reg, err := faults.NewRegistry(specs...)
 	if err != nil {
 		panic(err) // a duplicate or incomplete spec is a programming error

@@ -1,5 +1,7 @@
 package protocol
 
+import "slices"
+
 // entry is the message log for one sequence number.
 type entry struct {
 	// The pre-prepare accepted in view (when hasPP).
@@ -94,6 +96,9 @@ func (r *Replica) acceptPrePrepare(m Message) error {
 		if e.digest != m.Digest {
 			return reject(ReasonEquivocation, m, "")
 		}
+		if m.From != r.id {
+			r.answerRetransmit(m.From, m.Seq, e) // the primary says it again: it is missing votes
+		}
 		return nil
 	}
 	if !(e.committed && e.digest == m.Digest) {
@@ -126,12 +131,83 @@ func (r *Replica) onVote(m Message) error {
 	if m.Kind == KindCommit {
 		votes = e.commits
 	}
-	if old, ok := votes[m.From]; ok && old.view > m.View {
+	old, ok := votes[m.From]
+	if ok && old.view > m.View {
 		return reject(ReasonStale, m, "")
 	}
 	votes[m.From] = vote{m.View, m.Digest}
 	r.checkEntry(m.Seq, e)
+	if ok && old == (vote{m.View, m.Digest}) && e.hasPP && e.view == m.View && e.digest == m.Digest {
+		r.answerRetransmit(m.From, m.Seq, e) // said again: the sender is missing votes
+	}
 	return nil
+}
+
+// answerRetransmit sends a replica that repeats its vote for seq our own
+// prepare and commit for it, in case they were what it lost. Answers to a
+// peer are budgeted, L per retransmitTicks: an answer is itself a repeat
+// at its receiver, and without a budget two replicas would answer each
+// other's answers forever.
+func (r *Replica) answerRetransmit(to ReplicaID, s Seq, e *entry) {
+	a := r.answered[to]
+	if r.ticks-a.at >= retransmitTicks {
+		a = answerMark{at: r.ticks}
+	}
+	if a.count >= int(r.l) {
+		return
+	}
+	a.count++
+	r.answered[to] = a
+	if v, ok := e.prepares[r.id]; ok && v.view == e.view && v.digest == e.digest {
+		r.send(to, Message{Kind: KindPrepare, From: r.id, View: e.view, Seq: s, Digest: e.digest})
+	}
+	if v, ok := e.commits[r.id]; ok && v.view == e.view && v.digest == e.digest {
+		r.send(to, Message{Kind: KindCommit, From: r.id, View: e.view, Seq: s, Digest: e.digest})
+	}
+}
+
+// retransmitTicks: a replica with batches of its view not yet executed,
+// and no execution for this long, says its part of them again. Messages
+// get lost; without this a lost prepare or commit waits for a view change.
+const retransmitTicks = 10
+
+// answerMark is a peer's answer budget: answers sent since tick at.
+type answerMark struct {
+	at    uint64
+	count int
+}
+
+func (r *Replica) tickRetransmit() {
+	if r.inVC || r.lastExec != r.stuckAt {
+		r.stuckAt, r.stuck = r.lastExec, 0
+		return
+	}
+	var seqs []Seq
+	for s, e := range r.log {
+		if s > r.lastExec && e.hasPP && e.view == r.view {
+			seqs = append(seqs, s)
+		}
+	}
+	if len(seqs) == 0 {
+		r.stuck = 0
+		return
+	}
+	if r.stuck++; r.stuck < retransmitTicks {
+		return
+	}
+	r.stuck = 0
+	slices.Sort(seqs)
+	for _, s := range seqs {
+		e := r.log[s]
+		if r.primaryOf(e.view) == r.id {
+			r.broadcast(Message{Kind: KindPrePrepare, View: e.view, Seq: s, Digest: e.digest, Batch: e.batch})
+		} else if v, ok := e.prepares[r.id]; ok && v.view == e.view {
+			r.broadcast(Message{Kind: KindPrepare, View: e.view, Seq: s, Digest: e.digest})
+		}
+		if e.prepared {
+			r.broadcast(Message{Kind: KindCommit, View: e.view, Seq: s, Digest: e.digest})
+		}
+	}
 }
 
 // checkEntry moves an entry of the current view on: prepared (the

@@ -15,6 +15,12 @@ type Replica struct {
 	k, l    Seq
 	quorumP int // prepares (besides the pre-prepare) to be prepared
 	quorumC int // commits to commit
+	// stuck counts ticks without an execution since lastExec was stuckAt,
+	// with batches waiting (retransmission).
+	stuck    int
+	stuckAt  Seq
+	ticks    uint64                   // logical time
+	answered map[ReplicaID]answerMark // last answer to each peer's retransmission
 
 	view       View
 	inVC       bool     // sent a view change for view, no new view yet
@@ -110,6 +116,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		replies:    map[uint64]cachedReply{},
 		pending:    map[uint64]pend{},
 		offers:     map[ReplicaID]Message{},
+		answered:   map[ReplicaID]answerMark{},
 	}
 	if cfg.UnsafePrepareQuorum > 0 {
 		r.quorumP = cfg.UnsafePrepareQuorum
@@ -169,6 +176,7 @@ func (r *Replica) Step(m Message) error {
 // Tick advances logical time by one: batch timeout, view-change timer,
 // state-transfer retries.
 func (r *Replica) Tick() {
+	r.ticks++
 	if r.isPrimary() && !r.inVC && r.hasUnassigned() {
 		r.batchWait++
 		if r.batchWait >= r.cfg.BatchTimeout {
@@ -177,6 +185,7 @@ func (r *Replica) Tick() {
 	}
 	r.tickViewChange()
 	r.tickFetch()
+	r.tickRetransmit()
 }
 
 // HasReady reports whether Ready has anything.

@@ -174,25 +174,13 @@ func nodeIndex(name string) int {
 	return i - 1
 }
 
-func (tc *testCluster) rejections() string {
-	ch := make(chan prometheus.Metric, 100)
-	tc.m.rejected.Collect(ch)
-	close(ch)
-	out := ""
-	for m := range ch {
-		var pb dto.Metric
-		_ = m.Write(&pb)
-		if v := pb.GetCounter().GetValue(); v > 0 {
-			out += fmt.Sprintf("%s=%v ", pb.GetLabel()[0].GetValue(), v)
-		}
-	}
-	return out
-}
+func (tc *testCluster) rejections() string { return nonZero(tc.m.rejected, "reason") }
 
-// violations lists the invariant violations counted, "" when none.
-func (tc *testCluster) violations() string {
+// nonZero lists a counter vector's non-zero counts by one label, "" when
+// none.
+func nonZero(vec *prometheus.CounterVec, label string) string {
 	ch := make(chan prometheus.Metric, 100)
-	tc.m.violations.Collect(ch)
+	vec.Collect(ch)
 	close(ch)
 	out := ""
 	for m := range ch {
@@ -200,7 +188,7 @@ func (tc *testCluster) violations() string {
 		_ = m.Write(&pb)
 		if v := pb.GetCounter().GetValue(); v > 0 {
 			for _, l := range pb.GetLabel() {
-				if l.GetName() == "invariant" {
+				if l.GetName() == label {
 					out += fmt.Sprintf("%s=%v ", l.GetValue(), v)
 				}
 			}
@@ -208,6 +196,9 @@ func (tc *testCluster) violations() string {
 	}
 	return out
 }
+
+// violations lists the invariant violations counted, "" when none.
+func (tc *testCluster) violations() string { return nonZero(tc.m.violations, "invariant") }
 
 // Messages lost, doubled and reordered one at a time on every replica's
 // links: PBFT keeps serving and the history stays linearizable.

@@ -219,57 +219,14 @@ func TestByzantine10(t *testing.T) {
 	}
 }
 
-// split is f+1 = 2 colluding replicas of 4 (internal/components/pbft's
-// broken_test.go): the primary sends the real batch to one backup (left)
-// and a shorter one to the other, and the colluding backup backs each
-// receiver's version with its prepares and commits.
-type split struct {
-	left protocol.ReplicaID
-	alt  map[protocol.Seq][2]protocol.Digest // real, alternative
-}
-
-type splitRole struct {
-	s       *split
-	primary bool
-}
-
-func (r splitRole) Name() string { return "split" }
-
-func (r splitRole) Outgoing(o byzantine.Out) []byzantine.Out {
-	s := r.s
-	m := o.Msg
-	switch m.Kind {
-	case protocol.KindPrePrepare:
-		if !r.primary || len(m.Batch) == 0 {
-			return []byzantine.Out{o}
-		}
-		alt := m.Batch[:len(m.Batch)-1]
-		s.alt[m.Seq] = [2]protocol.Digest{m.Digest, protocol.BatchDigest(alt)}
-		if o.To != s.left {
-			m.Batch, m.Digest = alt, protocol.BatchDigest(alt)
-		}
-	case protocol.KindPrepare, protocol.KindCommit:
-		d, ok := s.alt[m.Seq]
-		if !ok {
-			return []byzantine.Out{o}
-		}
-		m.Digest = d[1]
-		if o.To == s.left || (!r.primary && o.To == 0) {
-			m.Digest = d[0]
-		}
-	}
-	o.Msg = m
-	return []byzantine.Out{o}
-}
-
 // The checkers can fail: two colluding Byzantine replicas of 4 (beyond
 // f = 1) make the correct ones execute different batches at one sequence
 // number, and pbftcheck reports pbft_agreement.
 func TestCollusionIsCaught(t *testing.T) {
 	for _, seed := range []uint64{1, 2} {
-		s := &split{left: 2, alt: map[protocol.Seq][2]protocol.Digest{}}
+		col := byzantine.NewCollusion(0, 2)
 		o := calm.apply(Options{N: 4, Seed: seed, Requests: 20, MaxTicks: 1000,
-			Behaviors: map[protocol.ReplicaID]byzantine.Behavior{0: splitRole{s: s, primary: true}, 1: splitRole{s: s}}})
+			Behaviors: map[protocol.ReplicaID]byzantine.Behavior{0: col.Primary(), 1: col.Accomplice()}})
 		r := run(t, o)
 		if !hasViolation(r, pbftcheck.InvAgreement) {
 			t.Errorf("seed %d: no pbft_agreement violation: %s\n%s", seed, r.Failed(), r.Summary())

@@ -9,7 +9,7 @@ import (
 )
 
 // TestPBFTUnderByzantineFaults runs the real binary with the PBFT cluster
-// under load: byzantine faults from the timeline (an equivocating primary,
+// under load beside Raft and migration: byzantine faults from the timeline (an equivocating primary,
 // a silent backup) and from the random schedule, and the message-level
 // kinds (duplicate, reorder, drop), are injected, verified and reverted; the history stays linearizable, no PBFT invariant breaks,
 // and nothing says pbft is not built or skips a byzantine fault.
@@ -21,17 +21,24 @@ func TestPBFTUnderByzantineFaults(t *testing.T) {
 	cfg := string(mustRead(t, testConfig(t, `
 load:
   pbft: {ramp_up: 0s, rate: 100, mix: {put: 0.4, get: 0.4, cas: 0.2}, keys: 50}
+  raft: {ramp_up: 0s, rate: 50}
+  migration: {interval: 2s}
 faults:
   pause_when_unhealthy: false
   random: {mean_interval: 4s, duration: {min: 2s, max: 3s}, max_concurrent: 1, kinds: [byzantine]}
   timeline:
     - {at: 2s, duration: 5s, kind: byzantine, target: pbft/primary, params: {behavior: equivocate}}
-    - {at: 9s, duration: 4s, kind: byzantine, target: pbft/backup, params: {behavior: silent}}
+    - {at: 9s, duration: 4s, kind: byzantine, target: pbft/backup, params: {behavior: twin}}
     - {at: 14s, duration: 3s, kind: duplicate, target: pbft/primary, params: {probability: 30%}}
     - {at: 14s, duration: 3s, kind: reorder, target: pbft/backup, params: {window: 4}}
     - {at: 14s, duration: 3s, kind: drop, target: pbft/backup, params: {probability: 2%}}
 `)))
-	cfg = writeTemp(t, strings.Replace(cfg, "pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4}", 1))
+	// Beside Raft and migration, as in the default config.
+	cfg = writeTemp(t, strings.NewReplacer(
+		"pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4}",
+		"raft: {enabled: false}", "raft: {enabled: true, nodes: 3}",
+		"migration: {enabled: false}", "migration: {enabled: true, hosts: 3, guests: 2, guest_memory: 16MiB}",
+	).Replace(cfg))
 	state := filepath.Join(t.TempDir(), "s")
 	d := startDaemon(t, nil, "--config", cfg, "--state-dir", state)
 	evs := waitEvent(t, state, "fault_reverted", 7, 60*time.Second)

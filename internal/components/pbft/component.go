@@ -287,9 +287,13 @@ func (c *Cluster) SetBehavior(id string, b byzantine.Behavior) error {
 	if err != nil {
 		return err
 	}
-	if b == nil {
+	switch {
+	case b == nil:
 		n.behavior.Store(nil)
-	} else {
+		n.wantTwin.Store(false)
+	case byzantine.IsTwin(b.Name()):
+		n.wantTwin.Store(true) // the loop runs a second copy (twin.go)
+	default:
 		n.behavior.Store(&byzBox{b: b})
 	}
 	c.checks.byzantine(n.id, b != nil)

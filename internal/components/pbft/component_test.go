@@ -140,7 +140,7 @@ func TestPrimaryCrashAndRestart(t *testing.T) {
 // Each Byzantine behaviour on one replica (f = 1): the history stays
 // linearizable and the cluster keeps serving.
 func TestByzantineBehaviours(t *testing.T) {
-	for _, name := range []string{"silent", "forge", "mutate", "replay", "equivocate", "lie-view-change"} {
+	for _, name := range []string{"silent", "forge", "mutate", "replay", "equivocate", "lie-view-change", "twin"} {
 		t.Run(name, func(t *testing.T) {
 			tc := startCluster(t, 4)
 			target := "primary"

@@ -18,6 +18,11 @@
 //   - component.go, metrics.go: the Component (replicas as Nodes, targets
 //     primary, backup, minority, node-N), Byzantine behaviours on a
 //     replica's sends (package byzantine), metrics.
+//   - twin.go: the twin behaviour, a second copy of a replica in its loop.
+//   - msgfaults.go: message-level network faults (drop, duplicate,
+//     reorder) on a replica's links, below authentication.
+//   - checks.go: the streaming checkers (package pbftcheck) fed from the
+//     loops and the clients.
 //
 // Messages are authenticated (package auth): MAC authenticators on the
 // normal case, Ed25519 signatures on checkpoints, view changes and new

@@ -57,6 +57,9 @@ type node struct {
 	// msgFaults are the message faults on its links (nil: none); used by
 	// the loop only, swapped whole.
 	msgFaults atomic.Pointer[msgFaults]
+	// wantTwin asks the loop to run a twin (twin.go); twin is the loop's.
+	wantTwin atomic.Bool
+	twin     *protocol.Replica
 
 	mu       sync.Mutex
 	running  bool
@@ -300,8 +303,10 @@ func (n *node) loop(r *protocol.Replica) {
 			if err := r.Step(in.msg); err != nil {
 				n.c.m.rejected.WithLabelValues(rejectReason(err)).Inc()
 			}
+			n.twinStep(&in)
 		case <-t.C:
 			r.Tick()
+			n.twinStep(nil)
 			if mf := n.msgFaults.Load(); mf != nil {
 				mf.flush(n.transmit)
 			}
@@ -356,7 +361,7 @@ func (n *node) handle(rd protocol.Ready) error {
 		}
 	}
 	for _, e := range rd.Messages {
-		n.send(e)
+		n.sendSide(e, n.side())
 	}
 	for _, m := range rd.Replies {
 		n.c.reply(n.id, m)
@@ -391,18 +396,19 @@ func (n *node) stabilize(stable protocol.Seq) error {
 	return n.store.stabilize(*cp, after)
 }
 
-// send authenticates and writes a message to its receivers, through the
-// node's Byzantine behaviour when one is in force.
-func (n *node) send(e protocol.Envelope) {
+// sendSide authenticates and writes a message to its receivers on side
+// (all of them but while a twin runs), through the node's Byzantine
+// behaviour when one is in force.
+func (n *node) sendSide(e protocol.Envelope, side int) {
 	n.c.m.sent.WithLabelValues(e.Msg.Kind.String()).Inc()
 	var to []protocol.ReplicaID
 	if e.All {
 		for j := range n.c.n {
-			if j != int(n.id) {
+			if j != int(n.id) && onSide(side, protocol.ReplicaID(j)) {
 				to = append(to, protocol.ReplicaID(j))
 			}
 		}
-	} else {
+	} else if onSide(side, e.To) {
 		to = []protocol.ReplicaID{e.To}
 	}
 	n.sealNested(&e.Msg)

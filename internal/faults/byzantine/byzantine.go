@@ -2,7 +2,8 @@
 // Byzantine-fault-tolerant component (PBFT) deviates from the protocol on
 // the wire, with one of the seeded behaviours of package
 // internal/components/pbft/byzantine (equivocate, mutate, forge, replay,
-// silent, lie-view-change), until the fault is reverted. A Byzantine
+// silent, lie-view-change, twin: a second copy with the same keys), until
+// the fault is reverted. A Byzantine
 // replica counts against faults.blast_radius, which for pbft is at most f
 // unless faults.allow_beyond_f is set.
 package byzantine
@@ -50,7 +51,7 @@ func Spec() faults.Spec {
 	return faults.Spec{
 		Name: "byzantine",
 		Params: append([]faults.Param{
-			{Name: "behavior", Doc: "equivocate, mutate, forge, replay, silent or lie-view-change (default: drawn)"},
+			{Name: "behavior", Doc: "equivocate, mutate, forge, replay, silent, lie-view-change or twin (default: equivocate)"},
 			{Name: "seed", Doc: "the behaviour's seed (default: from the target)"}}, behaviourParams...),
 		Check:         check,
 		Roles:         []components.Role{components.RoleByzantine},
@@ -74,11 +75,8 @@ func Spec() faults.Spec {
 	}
 }
 
-// drawable are the behaviours a random fault may draw: twin needs a second
-// instance the shell does not run yet.
-func drawable() []string {
-	return slices.DeleteFunc(behavior.Names(), behavior.IsTwin)
-}
+// drawable are the behaviours a random fault may draw: all of them.
+func drawable() []string { return behavior.Names() }
 
 func split(params map[string]string) (name string, rest map[string]string) {
 	rest = map[string]string{}
@@ -94,9 +92,6 @@ func check(params map[string]string) error {
 	name, rest := split(params)
 	if name == "" {
 		name = drawable()[0]
-	}
-	if behavior.IsTwin(name) {
-		return faults.BadParam("behavior", "twin is not run by this soakd yet")
 	}
 	if err := behavior.Validate(name, rest); err != nil {
 		return faults.BadParam("behavior", "%v", err)

@@ -355,3 +355,20 @@ func TestProblemsAreBounded(t *testing.T) {
 		t.Errorf("got %d lines, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 }
+
+// blast_radius.pbft defaults to f, whatever the number of replicas; a
+// value given stands.
+func TestBlastRadiusDefaultsToF(t *testing.T) {
+	for replicas, want := range map[int]int{4: 1, 7: 2, 10: 3} {
+		cfg := Default()
+		cfg.Components.PBFT.Replicas = replicas
+		if got := cfg.BlastRadius()["pbft"]; got != want {
+			t.Errorf("%d replicas: blast radius %d, want f = %d", replicas, got, want)
+		}
+	}
+	cfg := Default()
+	cfg.Faults.BlastRadius = map[string]int{"pbft": 0}
+	if got := cfg.BlastRadius()["pbft"]; got != 0 {
+		t.Errorf("a given blast radius was replaced: %d", got)
+	}
+}

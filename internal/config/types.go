@@ -231,3 +231,17 @@ type Telemetry struct {
 	OTLPEndpoint string  `yaml:"otlp_endpoint"`
 	TraceRatio   float64 `yaml:"trace_ratio"`
 }
+
+// BlastRadius is faults.blast_radius with the defaults of components it
+// leaves out: pbft at f (a Byzantine, crashed or cut-off replica counts
+// against it; more than f voids PBFT's guarantees).
+func (c *Config) BlastRadius() map[string]int {
+	out := make(map[string]int, len(c.Faults.BlastRadius)+1)
+	for k, v := range c.Faults.BlastRadius {
+		out[k] = v
+	}
+	if _, set := out["pbft"]; !set && c.Components.PBFT.Enabled && c.Components.PBFT.Replicas >= 4 {
+		out["pbft"] = (c.Components.PBFT.Replicas - 1) / 3
+	}
+	return out
+}

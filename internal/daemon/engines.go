@@ -148,7 +148,7 @@ func (w wiring) faultRunner(observers ...faults.Observer) (*faults.Runner, error
 		return nil, err
 	}
 	return faults.NewRunner(faults.RunnerOptions{Plan: plan, Kinds: kinds, Resolvers: components.Resolvers(w.comps),
-		Settled: settled, BlastRadius: w.cfg.Faults.BlastRadius, Healthy: w.healthy,
+		Settled: settled, BlastRadius: w.cfg.BlastRadius(), Healthy: w.healthy,
 		PauseWhenUnhealthy: w.cfg.Faults.PauseWhenUnhealthy, Clock: w.clock, Elapsed: w.r.Elapsed, Event: w.r.Event,
 		Logger: w.log.With("stage", "faults"), Metrics: w.reg, Observers: observers})
 }

@@ -37,8 +37,14 @@
 // may order a request the replica executed at an earlier sequence number
 // (a new primary re-proposing it), which the core skips. The witness
 // reports an op executed twice, or outside the batches reported, as
-// pbft_integrity. Options.RawCommitted feeds pbftcheck whole batches, as
-// the shell does.
+// pbft_integrity. Options.RawCommitted feeds pbftcheck what
+// Committed.Executed marks, as the shell does, and checks it against the
+// witness.
+//
+// The twin behaviour runs a second copy of the replica, with its identity
+// and keys, from empty state: it gets every message the replica gets and
+// ticks with it; while it runs the replica talks to the even replica ids
+// and its twin to the odd ones (the shell's twin.go).
 //
 // The correct replicas are checked as they run by package pbftcheck
 // (agreement, integrity, validity, checkpoints): the Byzantine replicas

@@ -39,7 +39,7 @@ type Options struct {
 	// Byzantine behaviours.
 	Seed uint64
 	// Byzantine names a behaviour (package byzantine, without parameters;
-	// twin is not supported) for each Byzantine replica.
+	// twin runs a second copy) for each Byzantine replica.
 	Byzantine map[protocol.ReplicaID]string
 	// Behaviors are custom behaviours (e.g. colluding replicas, or a
 	// built-in one with parameters); they take precedence over Byzantine.
@@ -111,8 +111,8 @@ func (o *Options) defaults() error {
 		if int(r) >= o.N {
 			return fmt.Errorf("sim: Byzantine replica %d of %d", r, o.N)
 		}
-		if byzantine.IsTwin(name) {
-			return errors.New("sim: the twin behaviour is not simulated")
+		if err := byzantine.Validate(name, nil); err != nil {
+			return fmt.Errorf("sim: %w", err)
 		}
 	}
 	for r := range o.Behaviors {
@@ -243,6 +243,7 @@ type sim struct {
 	sub  time.Duration // events within the tick, for distinct times
 
 	reps      []*protocol.Replica
+	twins     []*protocol.Replica // per replica, its running twin (behaviour twin), as the shell's twin.go
 	apps      []*witness
 	behaviors []byzantine.Behavior
 	byzOn     bool
@@ -303,6 +304,19 @@ func newSim(o Options) (*sim, error) {
 		}
 		s.reps = append(s.reps, r)
 		s.logs = append(s.logs, sha256.New())
+		s.twins = append(s.twins, nil)
+		if name, ok := o.Byzantine[id]; ok && byzantine.IsTwin(name) && o.Behaviors[id] == nil {
+			// A second copy with the same identity and keys, from empty
+			// state; the replica counts as Byzantine while it runs.
+			tcfg := cfg
+			tcfg.App = kv.New(1024)
+			if s.twins[i], err = protocol.NewReplica(tcfg); err != nil {
+				return nil, err
+			}
+			s.byzOn = true
+			s.ck.SetByzantine(id, true)
+			continue
+		}
 		if b := o.Behaviors[id]; b != nil {
 			s.behaviors[i] = b
 		} else if name, ok := o.Byzantine[id]; ok {
@@ -353,8 +367,8 @@ func (s *sim) step() {
 	if s.byzOn && s.o.ByzantineUntilTick > 0 && s.tick >= s.o.ByzantineUntilTick {
 		s.byzOn = false
 		for i := range s.behaviors {
-			if s.behaviors[i] != nil {
-				s.behaviors[i] = nil
+			if s.behaviors[i] != nil || s.twins[i] != nil {
+				s.behaviors[i], s.twins[i] = nil, nil
 				s.ck.SetByzantine(protocol.ReplicaID(i), false)
 			}
 		}
@@ -377,6 +391,10 @@ func (s *sim) step() {
 	for i, r := range s.reps {
 		r.Tick()
 		s.collect(i)
+		if tw := s.twins[i]; tw != nil {
+			tw.Tick()
+			s.collectTwin(i)
+		}
 	}
 	s.report(s.ck.Tick(s.now()))
 	s.buckets[s.tick+1] = append(s.buckets[s.tick+1], s.buckets[s.tick]...)
@@ -464,6 +482,40 @@ func (s *sim) deliver(in inflight) {
 		s.res.Rejected[reason]++
 	}
 	s.collect(in.to)
+	if tw := s.twins[in.to]; tw != nil {
+		_ = tw.Step(m)
+		s.collectTwin(in.to)
+	}
+}
+
+// onSide: while replica i has a twin, the original talks to the even
+// replica ids and the twin to the odd ones (the shell's twin.go).
+func (s *sim) onSide(i int, twin bool, to protocol.ReplicaID) bool {
+	if s.twins[i] == nil {
+		return true
+	}
+	return (to%2 == 1) == twin
+}
+
+// collectTwin sends what replica i's twin says, to its side, and its
+// replies; its executions are not checked (it is the Byzantine one).
+func (s *sim) collectTwin(i int) {
+	tw := s.twins[i]
+	if !tw.HasReady() {
+		return
+	}
+	rd := tw.Ready()
+	for _, e := range rd.Messages {
+		s.sendSide(i, e, true)
+	}
+	for _, m := range rd.Replies {
+		if m.Reply == nil || m.Reply.Client == 0 || m.Reply.Client > uint64(len(s.clients)) {
+			continue
+		}
+		m.From = protocol.ReplicaID(i)
+		s.keys.Authenticate(s.o.Mode, &m)
+		s.send(i, s.o.N+int(m.Reply.Client)-1, wire.Append(nil, &m))
+	}
 }
 
 // collect acts on replica i's Ready as the shell does: the checkers see
@@ -564,16 +616,18 @@ func (s *sim) executed(i int, c protocol.Committed) ([]protocol.Request, [][]byt
 }
 
 // sendReplica is the shell's node.send.
-func (s *sim) sendReplica(i int, e protocol.Envelope) {
+func (s *sim) sendReplica(i int, e protocol.Envelope) { s.sendSide(i, e, false) }
+
+func (s *sim) sendSide(i int, e protocol.Envelope, twin bool) {
 	id := protocol.ReplicaID(i)
 	var to []protocol.ReplicaID
 	if e.All {
 		for j := range s.o.N {
-			if j != i {
+			if j != i && s.onSide(i, twin, protocol.ReplicaID(j)) {
 				to = append(to, protocol.ReplicaID(j))
 			}
 		}
-	} else {
+	} else if s.onSide(i, twin, e.To) {
 		to = []protocol.ReplicaID{e.To}
 	}
 	s.sealNested(id, &e.Msg)

@@ -81,7 +81,7 @@ func recovered(t *testing.T, r Result) {
 }
 
 var behaviours = []string{byzantine.Equivocate, byzantine.Mutate, byzantine.Forge, byzantine.Replay,
-	byzantine.Silent, byzantine.LieViewChange}
+	byzantine.Silent, byzantine.LieViewChange, byzantine.Twin}
 
 // Same seed, same run: the message trace, every replica's commit log and
 // the client history. Another seed, another trace.
@@ -192,6 +192,8 @@ var mixed = []map[protocol.ReplicaID]string{
 	// Two faulty primaries in a row, then a liar.
 	{0: byzantine.Silent, 1: byzantine.Equivocate, 2: byzantine.LieViewChange},
 	{3: byzantine.Silent, 6: byzantine.Equivocate, 9: byzantine.Mutate},
+	// A twin primary beside a forger and a liar.
+	{0: byzantine.Twin, 2: byzantine.Forge, 5: byzantine.LieViewChange},
 }
 
 // 10 replicas, 3 Byzantine with mixed behaviours: the same properties.
@@ -280,7 +282,6 @@ func TestOptions(t *testing.T) {
 	for _, o := range []Options{
 		{N: 3},
 		{N: 4, Byzantine: map[protocol.ReplicaID]string{4: byzantine.Silent}},
-		{N: 4, Byzantine: map[protocol.ReplicaID]string{0: byzantine.Twin}},
 		{N: 4, Byzantine: map[protocol.ReplicaID]string{0: "nonsense"}},
 		{N: 4, DropRate: 1},
 	} {

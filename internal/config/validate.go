@@ -355,7 +355,7 @@ func (c *Config) validateTimedFault(v *validator, path string, t TimedFault) {
 	if t.Kind == "" {
 		v.add(path+".kind", "required")
 	}
-	if t.Target != "" {
+	if t.Target != "" && t.Target != "self" { // self: soakd's own process and machine
 		comp, sel, ok := strings.Cut(t.Target, "/")
 		switch {
 		case !ok || comp == "" || sel == "":

@@ -11,11 +11,12 @@ import (
 	"github.com/soakd/soakd/internal/faults/message"
 	"github.com/soakd/soakd/internal/faults/network"
 	"github.com/soakd/soakd/internal/faults/process"
+	"github.com/soakd/soakd/internal/faults/resource"
 )
 
 // Registry returns the registry of every fault kind built into this soakd.
 func Registry() *faults.Registry {
-	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec()}, append(network.Specs(), message.Specs()...)...)
+	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec(), resource.CPU()}, append(network.Specs(), message.Specs()...)...)
 	reg, err := faults.NewRegistry(specs...)
 	if err != nil {
 		panic(err) // a duplicate or incomplete spec is a programming error

@@ -52,6 +52,10 @@ faults:
 			t.Errorf("linearizability: %v illegal windows", v)
 		}
 	}
+	// Liveness after the last fault window is measured and reported.
+	if _, ok := m[`soakd_pbft_recovery_seconds{phase="commit"}`]; !ok {
+		t.Errorf("no recovery measured after the fault windows")
+	}
 	ok := m[`soakd_ops_total{component="pbft",op="put",outcome="ok"}`] + m[`soakd_ops_total{component="pbft",op="get",outcome="ok"}`]
 	if ok < 100 {
 		t.Errorf("only %v pbft puts and gets ok", ok)

@@ -55,6 +55,15 @@ type RaftComponent struct {
 type PBFTComponent struct {
 	Enabled  bool `yaml:"enabled"`
 	Replicas int  `yaml:"replicas"`
+	// Liveness bounds, checked after every fault window closes: a commit
+	// within Commit and every request pending then finished within Drain.
+	Liveness PBFTLiveness `yaml:"liveness"`
+}
+
+// PBFTLiveness is the bounded-liveness check's deadlines.
+type PBFTLiveness struct {
+	Commit Duration `yaml:"commit"`
+	Drain  Duration `yaml:"drain"`
 }
 
 type MigrationComponent struct {

@@ -166,6 +166,8 @@ func (c *Config) validateComponents(v *validator) {
 		case (n-1)%3 != 0:
 			v.add(path, "must be 3f+1 (4, 7, 10, ...)")
 		}
+		v.positive("components.pbft.liveness.commit", p.Liveness.Commit)
+		v.positive("components.pbft.liveness.drain", p.Liveness.Drain)
 	}
 	if m := c.Components.Migration; m.Enabled {
 		const p = "components.migration."

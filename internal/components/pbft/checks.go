@@ -12,14 +12,10 @@ import (
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
 )
 
-// Liveness bounds after a fault window closes: a commit within T1 and
-// every request pending then finished within T2.
 const (
-	livenessT1 = 10 * time.Second
-	livenessT2 = 30 * time.Second
 	// checkTick drives the liveness deadlines when nothing else happens.
 	checkTick = time.Second
-	// faultSettle: a window closes this long after the last fault ends.
+	// maxEvidenceBatch bounds the requests of a batch a violation names.
 	maxEvidenceBatch = 8
 )
 
@@ -34,8 +30,10 @@ type checks struct {
 	stable protocol.Seq
 }
 
-func newChecks(c *Cluster) *checks {
-	return &checks{c: c, ck: pbftcheck.New(pbftcheck.Options{N: c.n, F: c.f, T1: livenessT1, T2: livenessT2})}
+// newChecks sets the liveness bounds after a fault window closes: a
+// commit within t1 and every request pending then finished within t2.
+func newChecks(c *Cluster, t1, t2 time.Duration) *checks {
+	return &checks{c: c, ck: pbftcheck.New(pbftcheck.Options{N: c.n, F: c.f, T1: t1, T2: t2})}
 }
 
 func (k *checks) report(vs []pbftcheck.Violation) {
@@ -156,6 +154,12 @@ func (k *checks) tick() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.report(k.ck.Tick(time.Now()))
+	if r := k.ck.LastRecovery(); r.Committed {
+		k.c.m.recovery.WithLabelValues("commit").Set(r.Commit.Seconds())
+		if r.Drained {
+			k.c.m.recovery.WithLabelValues("drain").Set(r.Drain.Seconds())
+		}
+	}
 }
 
 func (k *checks) recovery() pbftcheck.Recovery {

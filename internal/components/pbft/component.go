@@ -103,7 +103,8 @@ func New(deps components.Deps) (components.Component, error) {
 	if c.m, err = newMetrics(deps.Metrics, c); err != nil {
 		return nil, err
 	}
-	c.checks = newChecks(c)
+	lv := deps.Config.Components.PBFT.Liveness
+	c.checks = newChecks(c, lv.Commit.Std(), lv.Drain.Std())
 	return c, nil
 }
 
@@ -326,6 +327,10 @@ type Summary struct {
 	Primary  string `json:"primary"`
 	Executed uint64 `json:"executed_seq"`
 	Stable   uint64 `json:"stable_checkpoint"`
+	// Recovery after the last fault window: seconds to the first commit
+	// and to the last pending request, when measured.
+	RecoveryCommitSeconds *float64 `json:"recovery_commit_seconds,omitempty"`
+	RecoveryDrainSeconds  *float64 `json:"recovery_drain_seconds,omitempty"`
 }
 
 // Summary implements components.Summarizer.
@@ -346,5 +351,15 @@ func (c *Cluster) Summary() any {
 	}
 	s.Line = fmt.Sprintf("%d/%d replicas up, view %d (primary %s), executed seq %d, stable checkpoint %d",
 		s.Up, s.Replicas, s.View, s.Primary, s.Executed, s.Stable)
+	if r := c.checks.recovery(); r.Committed {
+		commit := r.Commit.Seconds()
+		s.RecoveryCommitSeconds = &commit
+		s.Line += fmt.Sprintf("; after the last fault: commit in %.2fs", commit)
+		if r.Drained {
+			drain := r.Drain.Seconds()
+			s.RecoveryDrainSeconds = &drain
+			s.Line += fmt.Sprintf(", pending done in %.2fs", drain)
+		}
+	}
 	return s
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	executedSeq *prometheus.GaugeVec
 	executed    *prometheus.CounterVec
 	viewChanges *prometheus.CounterVec
+	recovery    *prometheus.GaugeVec
 	violations  *prometheus.CounterVec
 }
 
@@ -40,6 +41,8 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 			Help: "Batches (kind=batches) and requests (kind=requests) replicas executed."}, []string{"kind"}),
 		viewChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "view_changes_total",
 			Help: "Views each replica entered after the first (a new view it installed)."}, []string{"node"}),
+		recovery: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "recovery_seconds",
+			Help: "After the last fault window closed: seconds to the first commit (phase=commit) and to the last request pending then (phase=drain); bounded by components.pbft.liveness, pbft_liveness when missed."}, []string{"phase"}),
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soakd_invariant_violations_total",
 			Help: "Invariant violations found, by component and invariant."}, []string{"component", "invariant"}),
 	}
@@ -58,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, m.executed, m.viewChanges, newStatusCollector(c)} {
+	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, m.executed, m.viewChanges, m.recovery, newStatusCollector(c)} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

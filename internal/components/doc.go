@@ -1,10 +1,14 @@
 // Package components owns the contract every soak component (raft, pbft,
 // migration) implements and the registry the run uses to build them. A
 // component registers a Spec: its factory, whether the config enables it,
-// its open-loop load, and the target selectors it offers random faults, by
-// Role (leader, follower, minority, link). What else it offers it says by
-// the interfaces it implements: Nodes (crash and restart), TargetResolver
-// (selectors to nodes), KVHistory.
+// its open-loop load, the target selectors it offers random faults, by
+// Role (leader, follower, minority, link, byzantine, messages), and a
+// run-long link profile (Links). What else it offers it says by the
+// interfaces it implements: Nodes (crash and restart), TargetResolver
+// (selectors to nodes), KVHistory, Summarizer (its status line),
+// MessageFaults (single messages dropped, doubled, reordered). A component
+// may use one built before it through Deps.Peer (migration keeps its owner
+// records in raft).
 //
 // A key-value component implements KVHistory: the run hands it a
 // KVRecorder (the linearizability checker) and it records every finished

@@ -9,7 +9,8 @@
 // and to know which ones an earlier incarnation finished (Settled).
 //
 // Sub-packages are kinds: leak (the canary), network (link faults on
-// internal/fabric, one file per kind), process (crash); builtin lists
-// them. faults imports config, components and fabric; nothing below faults
+// internal/fabric, one file per kind), process (crash), byzantine (a PBFT
+// replica deviating on the wire), message (drop, duplicate, reorder of
+// single messages), resource (cpu); builtin lists them. faults imports config, components and fabric; nothing below faults
 // imports it.
 package faults

@@ -34,7 +34,30 @@ type clients struct {
 	mu      sync.Mutex
 	last    map[uint64]uint64 // client → last timestamp issued
 	waiting map[waitKey]*waiter
-	next    uint64 // for calls without a client id
+	// Calls without a client id borrow one: idle ones are reused, so the
+	// ids (and every replica's reply cache, one entry per client) stay
+	// bounded by the calls ever in flight at once.
+	idle []uint64
+	next uint64
+}
+
+// borrow lends a client id to a call that has none; giveBack returns it.
+func (cs *clients) borrow() uint64 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if n := len(cs.idle); n > 0 {
+		id := cs.idle[n-1]
+		cs.idle = cs.idle[:n-1]
+		return id
+	}
+	cs.next++
+	return clientBase + cs.next
+}
+
+func (cs *clients) giveBack(id uint64) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.idle = append(cs.idle, id)
 }
 
 func (cs *clients) timestamp(client uint64) uint64 {
@@ -132,10 +155,8 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	id, hasID := components.ClientID(ctx)
 	client := uint64(id)
 	if !hasID {
-		c.clients.mu.Lock()
-		c.clients.next++
-		client = clientBase + c.clients.next
-		c.clients.mu.Unlock()
+		client = c.clients.borrow()
+		defer c.clients.giveBack(client)
 	}
 	call := time.Now()
 	b, ok := c.call(ctx, client, kv.EncodeOp(o))

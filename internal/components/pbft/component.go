@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,8 +62,6 @@ type Cluster struct {
 	// unsafeQuorum is a test knob: the prepare and commit quorums
 	// (protocol.Config.UnsafePrepareQuorum, UnsafeCommitQuorum).
 	unsafeQuorum [2]int
-
-	mu sync.Mutex
 }
 
 type recorderBox struct{ r components.KVRecorder }

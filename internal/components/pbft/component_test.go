@@ -225,3 +225,25 @@ func TestMessageFaults(t *testing.T) {
 		t.Fatalf("violations: %s", v)
 	}
 }
+
+// Calls without a load worker's client id borrow one and give it back: the
+// ids, and every replica's reply cache, stay bounded by the calls in
+// flight at once, not by the calls ever made.
+func TestAnonymousClientsAreReused(t *testing.T) {
+	tc := startCluster(t, 4)
+	for i := range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r := tc.Do(ctx, components.Op{Name: "put", Key: "k", Value: []byte(fmt.Sprint(i))})
+		cancel()
+		if r.Outcome != components.OutcomeOK {
+			t.Fatalf("put %d: %v %v", i, r.Outcome, r.Err)
+		}
+	}
+	tc.clients.mu.Lock()
+	minted := tc.clients.next
+	tc.clients.mu.Unlock()
+	if minted != 1 {
+		t.Fatalf("50 sequential calls minted %d client ids, want 1", minted)
+	}
+	tc.linearizable(t)
+}

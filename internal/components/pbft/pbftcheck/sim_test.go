@@ -95,11 +95,9 @@ type sim struct {
 	cfg     simConfig
 	rng     *rand.Rand
 	now     time.Time
-	evs     []event
 	emit    func(event)
 	batches map[protocol.Seq][]protocol.Request // truth, pruned below min progress
 	p       []protocol.Seq                      // progress per replica
-	exe     map[protocol.Seq][]int              // how many replicas executed each request of a seq (truth)
 	byz     []bool
 	stable  protocol.Seq
 	fault   bool

@@ -44,16 +44,6 @@ func (r *Replica) vcCountAtLeast(v View) int {
 	return count
 }
 
-func (r *Replica) vcCount(v View) int {
-	count := 0
-	for _, m := range r.vcs {
-		if m.View == v {
-			count++
-		}
-	}
-	return count
-}
-
 // startViewChange moves to view v: no more normal-case messages for lower
 // views; tell everyone what we pre-prepared and prepared above the stable
 // checkpoint.

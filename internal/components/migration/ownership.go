@@ -149,6 +149,12 @@ func (c *Cluster) recoverIntents(owners map[string]owner) {
 	}
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
+		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			// A record whose atomic write a kill -9 cut short (the
+			// writer's temp file): that migration had not sent anything.
+			_ = os.Remove(path)
+			continue
+		}
 		b, err := os.ReadFile(path)
 		var in intent
 		if err == nil {

@@ -186,3 +186,12 @@ type MessageFault struct {
 	Reorder   int     // messages held and released in a shuffled order (0, 1: none)
 	Seed      uint64
 }
+
+// NodeResources is implemented by components whose nodes the resource
+// fault kinds can aim at: a node's data directory (where a disk fault
+// fills the filesystem) and the addresses it listens on (which a
+// connections fault exhausts).
+type NodeResources interface {
+	NodeDir(node string) (string, error)
+	ListenAddrs(node string) ([]string, error)
+}

@@ -181,6 +181,22 @@ type Faults struct {
 	// then void, which is how a soak proves its checkers catch it.
 	AllowBeyondF bool   `yaml:"allow_beyond_f"`
 	Replay       string `yaml:"replay"`
+	// Resource bounds every resource fault (cpu, memory, fds, disk,
+	// connections), whatever its parameters ask.
+	Resource ResourceBounds `yaml:"resource"`
+}
+
+// ResourceBounds are the hard limits of the resource fault kinds: a fault
+// asking for more is refused by check-config when its parameters are
+// fixed, and clamped at injection when they depend on the machine.
+type ResourceBounds struct {
+	MemoryFloor    ByteSize `yaml:"memory_floor"`    // MemAvailable never falls below this
+	MaxMemory      ByteSize `yaml:"max_memory"`      // most one memory fault holds
+	DiskFloor      ByteSize `yaml:"disk_floor"`      // free space never falls below this
+	MaxFill        ByteSize `yaml:"max_fill"`        // largest disk balloon
+	MinFDsLeft     int      `yaml:"min_fds_left"`    // an fds fault leaves at least this many
+	MaxFDs         int      `yaml:"max_fds"`         // most descriptors one fds fault holds
+	MaxConnections int      `yaml:"max_connections"` // most connections one fault holds
 }
 
 type RandomFaults struct {

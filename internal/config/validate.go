@@ -347,7 +347,23 @@ func (c *Config) validateFaults(v *validator) {
 	for _, comp := range sortedKeys(f.BlastRadius) {
 		c.validateBlastRadius(v, field("faults.blast_radius", comp), comp, f.BlastRadius[comp])
 	}
+	rb, p := f.Resource, "faults.resource."
+	for _, b := range []struct {
+		name string
+		v    ByteSize
+	}{{"memory_floor", rb.MemoryFloor}, {"max_memory", rb.MaxMemory}, {"disk_floor", rb.DiskFloor}, {"max_fill", rb.MaxFill}} {
+		if b.v < 0 {
+			v.add(p+b.name, "must not be negative, got %s", b.v)
+		}
+	}
+	v.atLeast(p+"min_fds_left", rb.MinFDsLeft, MinFDsLeft)
+	v.atLeast(p+"max_fds", rb.MaxFDs, 0)
+	v.atLeast(p+"max_connections", rb.MaxConnections, 0)
 }
+
+// MinFDsLeft is the fewest descriptors an fds fault may leave soakd: its
+// journal, listener and metrics need a few to report what the fault did.
+const MinFDsLeft = 16
 
 // validateTimedFault checks one timeline entry. An entry at or after
 // run.duration is not an error: it never fires in this run, which lets a

@@ -144,7 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	// the components have stopped.
 	fab := fabric.New(log.With("stage", "fabric"), fabric.WithSeed(r.State().Seed))
 	defer fab.Close()
-	w := wiring{o: o, cfg: cfg, r: r, reg: reg, clock: clock, log: log, fabric: fab}
+	w := wiring{o: o, cfg: cfg, r: r, reg: reg, clock: clock, log: log, fabric: fab, httpAddr: srv.Addr()}
 	if w.comps, err = w.buildComponents(); err == nil {
 		var eng *engines
 		if eng, err = buildEngines(w, tracing.Provider); err == nil {

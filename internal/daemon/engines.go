@@ -33,6 +33,8 @@ type wiring struct {
 	log    *slog.Logger
 	fabric *fabric.Fabric
 	comps  []components.Component // built, enabled components
+	// httpAddr is where soakd's own HTTP API listens.
+	httpAddr string
 }
 
 // engines are the run's services besides its components, in start order:
@@ -63,7 +65,7 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	if err != nil {
 		return nil, err
 	}
-	runner, err := w.faultRunner(mon.Residue())
+	runner, err := w.faultRunner(mon.Residue(), disturbObserver{mon: mon, kinds: w.o.Faults})
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +92,25 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: runner.Stop})
 	services = append(services, loads...)
 	return &engines{services: services, faults: runner, monitor: mon}, nil
+}
+
+// disturbObserver tells the leak monitor which signals a fault in force
+// moves on purpose (faults.Spec.Disturbs).
+type disturbObserver struct {
+	mon   *leakcheck.Monitor
+	kinds *faults.Registry
+}
+
+func (o disturbObserver) FaultInjected(id, kind string) {
+	if s, ok := o.kinds.Spec(kind); ok && len(s.Disturbs) > 0 {
+		o.mon.Disturb(id, s.Disturbs)
+	}
+}
+
+func (o disturbObserver) FaultReverted(id, kind string) {
+	if s, ok := o.kinds.Spec(kind); ok && len(s.Disturbs) > 0 {
+		o.mon.Settle(id, s.Disturbs)
+	}
 }
 
 // alerts builds the alert dispatcher over the configured sinks.
@@ -137,7 +158,8 @@ func (w wiring) faultRunner(observers ...faults.Observer) (*faults.Runner, error
 			observers = append(observers, o)
 		}
 	}
-	kinds, err := w.o.Faults.Build(faults.Env{Components: w.comps, Fabric: w.fabric, Clock: w.clock, Logger: w.log})
+	kinds, err := w.o.Faults.Build(faults.Env{Components: w.comps, Fabric: w.fabric, Clock: w.clock, Logger: w.log,
+		Config: w.cfg, StateDir: w.r.Dir(), SelfAddr: w.httpAddr})
 	if err != nil {
 		return nil, err
 	}

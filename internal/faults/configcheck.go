@@ -45,7 +45,11 @@ func (r *Registry) CheckConfig(c *config.Config, report func(path, msg string)) 
 			report(path+".kind", unknown(t.Kind))
 			continue
 		}
-		for _, p := range ParamProblems(s.Validate(t.Params)) {
+		err := s.Validate(t.Params)
+		if err == nil && s.Bounds != nil {
+			err = s.Bounds(c, t.Params)
+		}
+		for _, p := range ParamProblems(err) {
 			if p.Param == "" {
 				report(path+".params", p.Msg)
 			} else {

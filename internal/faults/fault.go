@@ -13,6 +13,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/fabric"
 	"github.com/soakd/soakd/internal/registry"
 )
@@ -52,6 +53,15 @@ type Spec struct {
 	// TakesNodesOut: its faults take nodes out of service and count against
 	// faults.blast_radius (crash, partition, blackhole).
 	TakesNodesOut bool
+	// Disturbs names the leak signals (leakcheck.Signal*) a fault of this
+	// kind moves on purpose while in force; the leak checker keeps their
+	// samples out of its window until the fault settles.
+	Disturbs []string
+	// Bounds checks fixed parameter values against the run's hard limits
+	// (faults.resource), for check-config; the injector applies the same
+	// limits at injection, where values may depend on the machine. nil: no
+	// limits.
+	Bounds func(c *config.Config, params map[string]string) error
 	// New builds the kind's injector for a run.
 	New func(env Env) (Injector, error)
 }
@@ -63,13 +73,19 @@ type Param struct {
 }
 
 // Env is what a kind's injector may use: the run's built, enabled
-// components, the network fabric their links go through, the clock and a
-// logger.
+// components, the network fabric their links go through, the clock, a
+// logger, the run's config and its state dir.
 type Env struct {
 	Components []components.Component
 	Fabric     *fabric.Fabric
 	Clock      clockwork.Clock
 	Logger     *slog.Logger
+	// Config is the run's config (nil: the defaults).
+	Config *config.Config
+	// StateDir is the run's state dir ("": the kind keeps nothing on disk).
+	StateDir string
+	// SelfAddr is where soakd's own HTTP API listens ("": unknown).
+	SelfAddr string
 }
 
 // ParamError is a problem with one parameter's value.
@@ -197,10 +213,14 @@ func (r *Registry) Build(env Env) (Kinds, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
+	if env.Config == nil {
+		env.Config = config.Default()
+	}
 	out := Kinds{}
 	for _, s := range r.Specs() {
-		inj, err := s.New(Env{Components: env.Components, Fabric: env.Fabric, Clock: env.Clock,
-			Logger: env.Logger.With("fault", s.Name)})
+		e := env
+		e.Logger = env.Logger.With("fault", s.Name)
+		inj, err := s.New(e)
 		if err != nil {
 			return nil, fmt.Errorf("faults: build %s: %w", s.Name, err)
 		}

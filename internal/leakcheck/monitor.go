@@ -83,27 +83,29 @@ type signalState struct {
 // alert fires and tells the sinks. All of its memory is fixed at start: a
 // ring per signal, a few baseline profiles, a state per signal.
 type Monitor struct {
-	o        MonitorOptions
-	cfg      config.LeakCheck
-	interval time.Duration
-	log      *slog.Logger
-	sampler  *Sampler
-	read     func(time.Time) (Reading, error) // sampler.Read; tests feed their own
-	residue  *ResidueTracker
-	base     *Baselines
-	started  time.Time
+	o         MonitorOptions
+	cfg       config.LeakCheck
+	interval  time.Duration
+	log       *slog.Logger
+	sampler   *Sampler
+	read      func(time.Time) (Reading, error) // sampler.Read; tests feed their own
+	residue   *ResidueTracker
+	disturbed *disturbances
+	base      *Baselines
+	started   time.Time
 
 	mu      sync.Mutex
 	signals []*signalState
 	scratch []Sample
 
-	slope    *prometheus.GaugeVec
-	lower    *prometheus.GaugeVec
-	firing   *prometheus.GaugeVec
-	alerts   *prometheus.CounterVec
-	value    *prometheus.GaugeVec
-	thresh   *prometheus.GaugeVec
-	evalErrs prometheus.Counter
+	slope          *prometheus.GaugeVec
+	lower          *prometheus.GaugeVec
+	firing         *prometheus.GaugeVec
+	alerts         *prometheus.CounterVec
+	value          *prometheus.GaugeVec
+	disturbedGauge *prometheus.GaugeVec
+	thresh         *prometheus.GaugeVec
+	evalErrs       prometheus.Counter
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -139,7 +141,8 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 		return nil, err
 	}
 	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s, read: s.Read,
-		residue: NewResidueTracker(o.ResidueSettle), base: NewBaselines(cfg.Window.Std())}
+		residue: NewResidueTracker(o.ResidueSettle), disturbed: newDisturbances(o.ResidueSettle),
+		base: NewBaselines(cfg.Window.Std())}
 	capacity := RingCapacity(cfg.Window.Std(), interval)
 	for _, sig := range Signals {
 		st := &signalState{name: sig, ring: NewRing(capacity), fsm: AlertFSM{For: cfg.For}}
@@ -174,7 +177,10 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 		Help: "Configured leak threshold of the signal, in its unit per second."}, []string{"signal"})
 	m.evalErrs = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "leak_sample_errors_total",
 		Help: "Failed samples of the leak signals."})
-	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs} {
+	m.disturbedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_signal_disturbed",
+		Help: "1 while a fault in force (or settling) moves the signal on purpose: its samples stay out of the leak window."},
+		[]string{"signal"})
+	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs, m.disturbedGauge} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("leakcheck: register metrics: %w", err)
 		}
@@ -182,6 +188,7 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 	for _, st := range m.signals {
 		if st.det != nil {
 			m.thresh.WithLabelValues(st.name).Set(st.det.Config().Threshold)
+			m.disturbedGauge.WithLabelValues(st.name).Set(0)
 			m.firing.WithLabelValues(st.name).Set(0)
 			m.alerts.WithLabelValues(st.name)
 		}
@@ -248,6 +255,11 @@ func (m *Monitor) Tick(now time.Time) {
 		m.value.WithLabelValues(st.name).Set(v)
 		if !warm {
 			continue // warm-up growth is not data for the detectors
+		}
+		disturbed := m.disturbed.isDisturbed(st.name, now)
+		m.disturbedGauge.WithLabelValues(st.name).Set(boolFloat(disturbed))
+		if disturbed {
+			continue // see disturbances
 		}
 		st.ring.Add(Sample{T: now, V: v})
 		if st.det == nil {

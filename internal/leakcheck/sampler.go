@@ -42,7 +42,9 @@ type Reading struct {
 	HeapFresh   bool
 	HeapObjects float64
 	Goroutines  float64
-	FDs         float64
+	// FDs is open descriptors less those a fault holds on purpose
+	// (offheap.HeldFDs).
+	FDs float64
 	// RSS is resident memory less the runtime's profiling buckets. Those
 	// grow with every distinct stack the profiler sees, not with a leak in
 	// the code under soak. They live outside the Go heap (runtime/metrics
@@ -139,6 +141,6 @@ func (s *Sampler) Read(now time.Time) (Reading, error) {
 	if err != nil {
 		return r, fmt.Errorf("leakcheck: /proc/self/fd: %w", err)
 	}
-	r.FDs = float64(fds)
+	r.FDs = float64(fds - offheap.HeldFDs())
 	return r, nil
 }

@@ -4,6 +4,11 @@
 // guest faulting in its pages is the soaked system's memory, not a leak in
 // the harness. The residency of each tracked mapping is read with
 // mincore(2).
+//
+// It also counts the file descriptors soakd holds on purpose for a fault
+// (the fds and connections fault kinds), which the open-fds signal
+// subtracts the same way: a fault's descriptors are not a leak, and any
+// that outlive the revert show as the fault's residue.
 package offheap
 
 import (

@@ -16,7 +16,8 @@ import (
 
 // Registry returns the registry of every fault kind built into this soakd.
 func Registry() *faults.Registry {
-	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec(), resource.CPU()}, append(network.Specs(), message.Specs()...)...)
+	specs := append([]faults.Spec{leak.Spec(), process.Spec(), byzantine.Spec(), resource.CPU(),
+		resource.Memory(), resource.FDs(), resource.Disk(), resource.Connections()}, append(network.Specs(), message.Specs()...)...)
 	reg, err := faults.NewRegistry(specs...)
 	if err != nil {
 		panic(err) // a duplicate or incomplete spec is a programming error

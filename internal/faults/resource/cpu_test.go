@@ -17,7 +17,7 @@ import (
 // child (startChild re-executes os.Executable()).
 func TestMain(m *testing.M) {
 	if IsChild() && len(os.Args) > 1 && os.Args[1] == StressCommand {
-		if err := Stress(os.Args[2:], os.Stderr, StopOnSignal()); err != nil {
+		if err := Stress(os.Args[2:], os.Stdout, os.Stderr, StopOnSignal()); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(2)
 		}
@@ -70,7 +70,7 @@ func TestStressRefusesBadArgs(t *testing.T) {
 	for _, args := range [][]string{nil, {"disk"}, {"cpu", "--cores", "0"}, {"cpu", "--load", "0"},
 		{"cpu", "--cores", "99999"}} {
 		var sb strings.Builder
-		if err := Stress(args, &sb, nil); err == nil {
+		if err := Stress(args, &sb, &sb, nil); err == nil {
 			t.Errorf("stress %v accepted", args)
 		}
 	}

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -24,15 +25,17 @@ const StressCommand = "stress"
 const slice = 10 * time.Millisecond
 
 // Stress runs a resource child until it is killed, stop closes or its
-// parent dies: `cpu --cores N --load PERCENT`.
-func Stress(args []string, stderr io.Writer, stop <-chan struct{}) error {
+// parent dies: `cpu --cores N --load PERCENT`, `memory --bytes N [--rate
+// BYTES/S] --floor BYTES`, `io --file FILE --bytes N --floor BYTES`. A child
+// reports its progress as lines on stdout.
+func Stress(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	if len(args) == 0 {
-		return errors.New("stress: want a kind: cpu")
+		return errors.New("stress: want a kind: cpu, memory or io")
 	}
+	fs := flag.NewFlagSet("stress "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	switch args[0] {
 	case "cpu":
-		fs := flag.NewFlagSet("stress cpu", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		cores := fs.Int("cores", 1, "cores to burn")
 		load := fs.Float64("load", 100, "share of each core, percent")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -45,8 +48,34 @@ func Stress(args []string, stderr io.Writer, stop <-chan struct{}) error {
 		defer quit()
 		burn(*cores, *load/100, stop)
 		return nil
+	case "memory":
+		size := fs.Int64("bytes", 0, "bytes to hold")
+		rate := fs.Float64("rate", 0, "growth in bytes per second (0: at once)")
+		floor := fs.Int64("floor", 1<<30, "MemAvailable never falls below this")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *size <= 0 || *rate < 0 || *floor < 0 {
+			return fmt.Errorf("stress memory: want bytes > 0, rate >= 0, floor >= 0, got %d, %v, %d", *size, *rate, *floor)
+		}
+		stop, quit := orphaned(stop)
+		defer quit()
+		return holdMemory(*size, *rate, *floor, stdout, stop)
+	case "io":
+		file := fs.String("file", "", "file to rewrite with fsync")
+		size := fs.Int64("bytes", 64<<20, "size of the file")
+		floor := fs.Int64("floor", 1<<30, "free space never falls below this")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *file == "" || *size <= 0 || *floor < 0 {
+			return fmt.Errorf("stress io: want a file, bytes > 0 and floor >= 0")
+		}
+		stop, quit := orphaned(stop)
+		defer quit()
+		return churnIO(*file, *size, *floor, stdout, stop)
 	}
-	return fmt.Errorf("stress: unknown kind %q (want cpu)", args[0])
+	return fmt.Errorf("stress: unknown kind %q (want cpu, memory or io)", args[0])
 }
 
 // burn keeps cores goroutines busy for share of every slice until stop.
@@ -122,6 +151,10 @@ func StopOnSignal() <-chan struct{} {
 type child struct {
 	cmd  *exec.Cmd
 	done chan error
+
+	mu       sync.Mutex
+	last     string        // the child's last progress line
+	progress chan struct{} // ticks (capacity 1) on each new line
 }
 
 // startChild re-executes this binary as `stress args...`, killed with its
@@ -134,12 +167,56 @@ func startChild(args ...string) (*child, error) {
 	cmd := exec.Command(exe, append([]string{StressCommand}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.Env = append(os.Environ(), stressEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("resource child: %w", err)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("resource child: %w", err)
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
+	c := &child{cmd: cmd, done: make(chan error, 1), progress: make(chan struct{}, 1)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.last = sc.Text()
+			c.mu.Unlock()
+			select {
+			case c.progress <- struct{}{}:
+			default:
+			}
+		}
+		err := cmd.Wait()
+		if err != nil && stderr.Len() > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		c.done <- err
+	}()
 	return c, nil
+}
+
+// lastLine is the child's last progress line.
+func (c *child) lastLine() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// limitedWriter keeps the first n bytes written to it.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.n -= k
+		_, _ = l.w.Write(p[:k])
+	}
+	return len(p), nil
 }
 
 // stressEnv marks a resource child, so a test binary's TestMain can run

@@ -112,7 +112,7 @@ func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
 	want := int(lim.Cur) - open - leave
 	restore = func() {}
 	if maxFDs := in.bounds.MaxFDs; want > maxFDs {
-		lowered := lim
+		orig, lowered := lim, lim
 		lowered.Cur = uint64(open + maxFDs + leave)
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lowered); err != nil {
 			return nil, nil, fmt.Errorf("fds: lowering RLIMIT_NOFILE to %d: %w", lowered.Cur, err)
@@ -120,7 +120,7 @@ func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
 		restore = func() {
 			var now syscall.Rlimit
 			if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &now) == nil && now.Cur == lowered.Cur {
-				_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+				_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig)
 			}
 		}
 		want, lim = maxFDs, lowered

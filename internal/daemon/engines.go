@@ -59,7 +59,7 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 		return nil, err
 	}
 	mon, err := leakcheck.NewMonitor(leakcheck.MonitorOptions{Config: w.cfg.LeakCheck, Warmup: w.cfg.Run.Warmup.Std(),
-		RunID: w.r.State().RunID, EvidenceDir: filepath.Join(w.r.Dir(), "evidence"), Clock: w.clock,
+		RunID: w.r.State().RunID, EvidenceDir: filepath.Join(w.r.Dir(), "evidence"), DiskDir: w.r.Dir(), Clock: w.clock,
 		Logger: w.log.With("stage", "leakcheck"), Metrics: w.reg, Notify: disp.Notify, Restore: disp.Restore,
 		StatePath: filepath.Join(w.r.Dir(), "leak-alerts.json"), Event: w.r.Event})
 	if err != nil {

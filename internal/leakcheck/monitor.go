@@ -38,9 +38,12 @@ type MonitorOptions struct {
 	Warmup      time.Duration
 	RunID       string
 	EvidenceDir string
-	Clock       clockwork.Clock
-	Logger      *slog.Logger
-	Metrics     prometheus.Registerer
+	// DiskDir is where the disk level of fault residue is read (the state
+	// dir; "": not read).
+	DiskDir string
+	Clock   clockwork.Clock
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
 	// Notify receives every firing and resolved alert (the dispatcher).
 	Notify func(alert.Alert)
 	// Restore receives, at Start, each alert an earlier incarnation left
@@ -140,6 +143,7 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.DiskDir = o.DiskDir
 	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s, read: s.Read,
 		residue: NewResidueTracker(o.ResidueSettle), disturbed: newDisturbances(o.ResidueSettle),
 		base: NewBaselines(cfg.Window.Std())}

@@ -29,7 +29,11 @@ var residueTolerance = map[string]float64{
 	SignalFDs:        2,
 	SignalRSS:        16 << 20,
 	SignalThreads:    2,
+	LevelDiskUsed:    64 << 20,
 }
+
+// residueLevels are the levels compared across a fault.
+var residueLevels = append(slices.Clone(Signals), LevelDiskUsed)
 
 // levelSamples is how many recent readings make a level (their median), so
 // one GC sawtooth tooth does not read as residue.
@@ -66,7 +70,7 @@ func NewResidueTracker(settle time.Duration) *ResidueTracker {
 
 func (t *ResidueTracker) levelsLocked() map[string]float64 {
 	lv := map[string]float64{}
-	for _, sig := range Signals {
+	for _, sig := range residueLevels {
 		t.scratch = t.scratch[:0]
 		for _, r := range t.recent {
 			if v, ok := r.valueAny(sig); ok {
@@ -85,8 +89,11 @@ func (t *ResidueTracker) levelsLocked() map[string]float64 {
 // valueAny is Value without the freshness filter: for levels, the last
 // completed GC's heap is the best figure there is.
 func (r Reading) valueAny(signal string) (float64, bool) {
-	if signal == SignalHeap {
+	switch signal {
+	case SignalHeap:
 		return r.HeapLive, r.GCCycles > 0
+	case LevelDiskUsed:
+		return r.DiskUsed, r.DiskUsed > 0
 	}
 	return r.Value(signal)
 }

@@ -49,3 +49,35 @@ func TestResidueCountsWhatFaultsLeaveBehind(t *testing.T) {
 		t.Fatalf("leaky = %+v", l)
 	}
 }
+
+// A disk fault whose balloon stays behind shows as residue of the disk
+// level; one that cleans up does not.
+func TestResidueOfDiskLevel(t *testing.T) {
+	tr := NewResidueTracker(10 * time.Second)
+	now := time.Unix(1_700_000_000, 0)
+	used := 10.0 << 30
+	feed := func(n int) {
+		for range n {
+			now = now.Add(5 * time.Second)
+			tr.Observe(Reading{T: now, Goroutines: 10, HeapLive: 1 << 20, GCCycles: 1, FDs: 10, RSS: 1 << 20, Threads: 8, DiskUsed: used})
+		}
+	}
+	feed(6)
+	tr.FaultInjected("a", "disk")
+	used += 1 << 30
+	feed(3)
+	used -= 1 << 30 // the revert removed the balloon
+	tr.FaultReverted("a", "disk")
+	feed(10)
+	tr.FaultInjected("b", "leaky-disk")
+	used += 1 << 30 // and never removed
+	feed(3)
+	tr.FaultReverted("b", "leaky-disk")
+	feed(10)
+	for _, r := range tr.Residues() {
+		left := r.WithResidue > 0
+		if left != (r.Kind == "leaky-disk") || (left && r.LastResidue[LevelDiskUsed] != 1<<30) {
+			t.Errorf("%s: %+v", r.Kind, r)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/soakd/soakd/internal/offheap"
 )
@@ -22,6 +23,11 @@ const (
 
 // Signals lists every sampled signal in a stable order.
 var Signals = []string{SignalHeap, SignalGoroutines, SignalFDs, SignalRSS, SignalThreads}
+
+// LevelDiskUsed is the used space of the state dir's filesystem: not a
+// leak signal (other processes share the filesystem), but a level whose
+// residue after a fault shows a disk fault that left a file behind.
+const LevelDiskUsed = "disk_used_bytes"
 
 // runtime/metrics names the sampler reads.
 const (
@@ -56,6 +62,8 @@ type Reading struct {
 	RSS      float64
 	Threads  float64
 	GCCycles uint64
+	// DiskUsed is LevelDiskUsed (0: not sampled).
+	DiskUsed float64
 }
 
 // Value returns the named signal; ok is false for a stale heap sample.
@@ -81,6 +89,9 @@ type Sampler struct {
 	samples    []metrics.Sample
 	proc       procfs.Proc
 	lastCycles uint64
+	// DiskDir is a directory on the filesystem whose used space is read as
+	// LevelDiskUsed ("": not read).
+	DiskDir string
 	// ForceGCWhenIdle runs a GC when none completed since the last reading,
 	// so an idle process still yields one heap sample per interval instead
 	// of a gap. A GC on an idle heap is cheap; on a busy one GCs happen on
@@ -142,5 +153,11 @@ func (s *Sampler) Read(now time.Time) (Reading, error) {
 		return r, fmt.Errorf("leakcheck: /proc/self/fd: %w", err)
 	}
 	r.FDs = float64(fds - offheap.HeldFDs())
+	if s.DiskDir != "" {
+		var st unix.Statfs_t
+		if err := unix.Statfs(s.DiskDir, &st); err == nil {
+			r.DiskUsed = float64(st.Blocks-st.Bfree) * float64(st.Bsize)
+		}
+	}
 	return r, nil
 }

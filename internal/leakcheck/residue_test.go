@@ -55,7 +55,7 @@ func TestResidueCountsWhatFaultsLeaveBehind(t *testing.T) {
 func TestResidueOfDiskLevel(t *testing.T) {
 	tr := NewResidueTracker(10 * time.Second)
 	now := time.Unix(1_700_000_000, 0)
-	used := 10.0 << 30
+	used := float64(10 << 30)
 	feed := func(n int) {
 		for range n {
 			now = now.Add(5 * time.Second)

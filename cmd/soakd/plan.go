@@ -63,9 +63,9 @@ out (they count against faults.blast_radius).`,
 				return enc.Encode(map[string]any{"seed": cfg.Run.Seed, "duration_seconds": cfg.Run.Duration.Std().Seconds(), "faults": planJSON(plan)})
 			}
 			fmt.Fprintf(stdout, "# seed %d, duration %s, %d faults\n", cfg.Run.Seed, cfg.Run.Duration.Std(), len(plan))
-			fmt.Fprintf(stdout, "%-12s %-9s %-10s %-16s %-8s %s\n", "OFFSET", "DURATION", "KIND", "TARGET", "SOURCE", "PARAMS")
+			fmt.Fprintf(stdout, "%-12s %-9s %-11s %-16s %-8s %s\n", "OFFSET", "DURATION", "KIND", "TARGET", "SOURCE", "PARAMS")
 			for _, p := range plan {
-				fmt.Fprintf(stdout, "%-12s %-9s %-10s %-16s %-8s %s\n", p.At.Round(time.Second), p.Duration.Round(time.Second),
+				fmt.Fprintf(stdout, "%-12s %-9s %-11s %-16s %-8s %s\n", p.At.Round(time.Second), p.Duration.Round(time.Second),
 					p.Kind, orDash(p.Target), p.Source, params(p.Params))
 			}
 			return nil

@@ -99,7 +99,7 @@ func TestDefault(t *testing.T) {
 	if l := d.Load.Raft; l.Rate != 500 || l.Keys != 10000 || !reflect.DeepEqual(l.Mix, map[string]float64{"put": 0.45, "get": 0.45, "cas": 0.10}) {
 		t.Errorf("load.raft = %+v", l)
 	}
-	if d.Faults.Random == nil || len(d.Faults.Random.Kinds) != 5 || len(d.Faults.Timeline) != 2 {
+	if d.Faults.Random == nil || len(d.Faults.Random.Kinds) != 10 || len(d.Faults.Timeline) != 2 {
 		t.Errorf("faults = %+v", d.Faults)
 	}
 	if got := d.LeakCheck.Thresholds["heap_live_bytes"].PerSecond(); got != float64(1<<20)/60 {
@@ -200,7 +200,7 @@ func TestRandomOverlaysDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := cfg.Faults.Random
-	if r.MaxConcurrent != 1 || r.MeanInterval.Std() != 5*time.Minute || len(r.Kinds) != 5 {
+	if r.MaxConcurrent != 1 || r.MeanInterval.Std() != 5*time.Minute || len(r.Kinds) != 10 {
 		t.Errorf("random = %+v", r)
 	}
 }

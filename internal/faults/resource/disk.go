@@ -224,7 +224,7 @@ func (in *diskInjector) balloon(dir string, d diskParams) (faults.Revert, error)
 		return nil, fmt.Errorf("disk: %s free on %s leaves nothing to fill above %s (free, or faults.resource.disk_floor)",
 			config.ByteSize(before), dir, config.ByteSize(leave))
 	}
-	path := filepath.Join(dir, fmt.Sprintf("%s-%d", BalloonPrefix, in.seq.Add(1)))
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d", BalloonPrefix, os.Getpid(), in.seq.Add(1)))
 	if err := writeBalloon(path, size); err != nil {
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("disk: balloon %s: %w", path, err)
@@ -266,7 +266,7 @@ func writeBalloon(path string, size int64) error {
 
 // churn starts an io child writing on dir's filesystem.
 func (in *diskInjector) churn(ctx context.Context, dir string, d diskParams) (faults.Revert, error) {
-	path := filepath.Join(dir, fmt.Sprintf("%s-io-%d", BalloonPrefix, in.seq.Add(1)))
+	path := filepath.Join(dir, fmt.Sprintf("%s-io-%d-%d", BalloonPrefix, os.Getpid(), in.seq.Add(1)))
 	c, err := startChild("io", "--file", path, "--bytes", strconv.FormatInt(d.bytes, 10),
 		"--floor", strconv.FormatInt(in.bounds.DiskFloor.Bytes(), 10))
 	if err != nil {

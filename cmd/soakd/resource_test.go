@@ -3,45 +3,30 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// stressChildren are the pids of `soakd stress` processes whose parent is
-// ppid.
-func stressChildren(t *testing.T, ppid int) []int {
-	t.Helper()
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+// balloons lists the disk fault files under state.
+func balloons(state string) []string {
+	var out []string
+	_ = filepath.WalkDir(state, func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && strings.HasPrefix(e.Name(), ".soakd-balloon") {
+			out = append(out, p)
 		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmd), "stress\x00cpu") {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(ppid) {
-			out = append(out, pid)
-		}
-	}
+		return nil
+	})
 	return out
 }
 
-// TestCPUFaultAndKill9: a cpu fault burns in a child process while Raft
-// runs under load; kill -9 of soakd leaves no burner behind; the resumed
-// run re-applies the fault for its remaining time, reverts it, and no
-// invariant breaks.
-func TestCPUFaultAndKill9(t *testing.T) {
+// TestResourceFaultsAndKill9: cpu, memory and disk faults (a balloon and
+// an io child) in force while Raft runs under load; kill -9 of soakd
+// leaves no child behind; the resumed run removes the balloons the dead
+// one left, re-applies the faults for their remaining time, reverts them
+// (no child, no balloon left), and no invariant breaks.
+func TestResourceFaultsAndKill9(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("about 20 s of real time")
@@ -53,43 +38,66 @@ faults:
   pause_when_unhealthy: false
   timeline:
     - {at: 1s, duration: 12s, kind: cpu, target: self, params: {cores: "1", load: 80%}}
+    - {at: 1s, duration: 12s, kind: memory, target: self, params: {bytes: 64MiB}}
+    - {at: 1s, duration: 12s, kind: disk, target: raft/follower, params: {max_fill: 64MiB}}
+    - {at: 1s, duration: 12s, kind: disk, target: self, params: {mode: io, bytes: 8MiB}}
 `)
 	state := filepath.Join(t.TempDir(), "s")
 	d := startDaemon(t, nil, "--config", cfg, "--state-dir", state)
-	waitEvent(t, state, "fault_injected", 1, 30*time.Second)
-	kids := stressChildren(t, d.cmd.Process.Pid)
-	if len(kids) != 1 {
-		t.Fatalf("burner children of soakd: %v, want one", kids)
+	waitEvent(t, state, "fault_injected", 4, 30*time.Second)
+	pid := d.cmd.Process.Pid
+	kids := children(pid, "")
+	for _, kind := range []string{"cpu", "memory", "io"} {
+		if k := children(pid, kind); len(k) != 1 {
+			t.Fatalf("%s children of soakd: %v, want one", kind, k)
+		}
+	}
+	left := balloons(state)
+	if len(left) != 2 {
+		t.Fatalf("disk fault files: %v, want a balloon and an io file", left)
 	}
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	d.wait(10 * time.Second)
 	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(kids[0], 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("burner %d outlived soakd's kill -9", kids[0])
+	for _, k := range kids {
+		for syscall.Kill(k, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("child %d outlived soakd's kill -9", k)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	d2 := startDaemon(t, nil, "--config", cfg, "--state-dir", state)
-	resumed := waitEvent(t, state, "fault_injected", 2, 30*time.Second)
-	if r, _ := resumed[1].Fields["resumed"].(bool); !r {
-		t.Fatalf("after kill -9: %+v, want the cpu fault re-applied", resumed[1])
+	resumed := waitEvent(t, state, "fault_injected", 8, 30*time.Second)
+	for _, e := range resumed[4:] {
+		if r, _ := e.Fields["resumed"].(bool); !r {
+			t.Fatalf("after kill -9: %+v, want the fault re-applied", e)
+		}
 	}
-	if kids := stressChildren(t, d2.cmd.Process.Pid); len(kids) != 1 {
-		t.Fatalf("burner children after the resume: %v", kids)
+	for _, p := range left {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("balloon %s of the killed incarnation still there after the resume", p)
+		}
 	}
-	waitEvent(t, state, "fault_reverted", 1, 30*time.Second)
-	if kids := stressChildren(t, d2.cmd.Process.Pid); len(kids) != 0 {
-		t.Fatalf("burner still running after the revert: %v", kids)
+	if n := len(children(d2.cmd.Process.Pid, "")); n != 3 {
+		t.Errorf("%d children after the resume, want cpu, memory and io", n)
+	}
+	waitEvent(t, state, "fault_reverted", 4, 30*time.Second)
+	if kids := children(d2.cmd.Process.Pid, ""); len(kids) != 0 {
+		t.Fatalf("children still running after the revert: %v", kids)
+	}
+	if b := balloons(state); len(b) != 0 {
+		t.Fatalf("disk fault files after the revert: %v", b)
 	}
 	fleetClean(t, d2)
 	_ = d2.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d2.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if _, types := journalTypes(t, state); strings.Contains(types, "invariant_violation") || strings.Contains(types, "fault_skipped") {
+	if _, types := journalTypes(t, state); strings.Contains(types, "invariant_violation") ||
+		strings.Contains(types, "fault_skipped") || strings.Contains(types, "fault_failed") {
 		t.Fatalf("journal: %s", types)
 	}
 }

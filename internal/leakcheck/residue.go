@@ -12,6 +12,9 @@ type Residue struct {
 	Kind        string `json:"kind"`
 	Injections  int    `json:"injections"`
 	WithResidue int    `json:"with_residue"`
+	// Unmeasured counts injections never judged: other faults stayed in
+	// force or settling for quietWait settle times after the revert.
+	Unmeasured int `json:"unmeasured"`
 	// LastResidue is each signal's level after the last revert (and settle)
 	// minus its level before that injection.
 	LastResidue map[string]float64 `json:"last_residue"`
@@ -41,6 +44,12 @@ const levelSamples = 5
 
 // maxPendingFaults bounds the faults tracked at once; more are not measured.
 const maxPendingFaults = 64
+
+// quietWait is how many settle times a reverted fault's check waits for a
+// quiet moment (no other fault in force or settling) before it is given
+// up as unmeasured: a level taken while another fault acts is that
+// fault's effect, not this one's residue.
+const quietWait = 10
 
 // ResidueTracker compares each signal before a fault with after its revert
 // plus a settle time, and counts per fault kind how often something was
@@ -138,29 +147,42 @@ func (t *ResidueTracker) Observe(r Reading) {
 	if len(t.checks) == 0 {
 		return
 	}
-	// Wait for a full set of post-settle readings before judging.
+	// Wait for a full set of post-settle readings, taken while no other
+	// fault acts, before judging.
 	oldest := t.recent[0].T
+	settling := func(c pending) bool { return oldest.Before(c.due) }
+	quiet := len(t.before) == 0 && !slices.ContainsFunc(t.checks, settling)
 	kept := t.checks[:0]
 	var now map[string]float64
 	for _, c := range t.checks {
-		if oldest.Before(c.due) {
+		switch {
+		case settling(c):
 			kept = append(kept, c)
-			continue
+		case !quiet && oldest.Sub(c.due) > quietWait*t.settle:
+			t.kindLocked(c.kind).Unmeasured++
+		case !quiet:
+			kept = append(kept, c)
+		default:
+			if now == nil {
+				now = t.levelsLocked()
+			}
+			t.settleLocked(c, now)
 		}
-		if now == nil {
-			now = t.levelsLocked()
-		}
-		t.settleLocked(c, now)
 	}
 	t.checks = kept
 }
 
-func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) {
-	res := t.byKind[c.kind]
+func (t *ResidueTracker) kindLocked(kind string) *Residue {
+	res := t.byKind[kind]
 	if res == nil {
-		res = &Residue{Kind: c.kind, LastResidue: map[string]float64{}, TotalResidue: map[string]float64{}}
-		t.byKind[c.kind] = res
+		res = &Residue{Kind: kind, LastResidue: map[string]float64{}, TotalResidue: map[string]float64{}}
+		t.byKind[kind] = res
 	}
+	return res
+}
+
+func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) {
+	res := t.kindLocked(c.kind)
 	res.Injections++
 	left := false
 	for sig, before := range c.levels {

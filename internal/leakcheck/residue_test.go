@@ -81,3 +81,57 @@ func TestResidueOfDiskLevel(t *testing.T) {
 		}
 	}
 }
+
+// A fault's level after its revert is not taken while another fault acts:
+// the check waits for a quiet moment, and gives up (unmeasured) when none
+// comes.
+func TestResidueWaitsForQuiet(t *testing.T) {
+	tr := NewResidueTracker(10 * time.Second)
+	now := time.Unix(1_700_000_000, 0)
+	fds := 10.0
+	feed := func(n int) {
+		for range n {
+			now = now.Add(5 * time.Second)
+			tr.Observe(Reading{T: now, Goroutines: 10, HeapLive: 1 << 20, GCCycles: 1, FDs: fds, RSS: 1 << 20, Threads: 8})
+		}
+	}
+	feed(6)
+	tr.FaultInjected("a", "clean")
+	feed(2)
+	tr.FaultReverted("a", "clean")
+	tr.FaultInjected("b", "busy") // b holds 300 descriptors through a's settle time
+	fds += 300
+	feed(8)
+	if len(tr.Residues()) != 0 {
+		t.Fatalf("judged while another fault acts: %+v", tr.Residues())
+	}
+	fds -= 300
+	tr.FaultReverted("b", "busy")
+	feed(10)
+	for _, r := range tr.Residues() {
+		if r.Injections != 1 || r.WithResidue != 0 || r.LastResidue[SignalFDs] != 0 {
+			t.Errorf("%s: %+v", r.Kind, r)
+		}
+	}
+	if len(tr.Residues()) != 2 {
+		t.Fatalf("residues %+v, want clean and busy judged", tr.Residues())
+	}
+
+	tr.FaultInjected("c", "never-quiet")
+	feed(1)
+	tr.FaultReverted("c", "never-quiet")
+	tr.FaultInjected("d", "forever")
+	feed(30) // 150 s > quietWait × 10 s
+	found := false
+	for _, r := range tr.Residues() {
+		if r.Kind == "never-quiet" {
+			found = true
+			if r.Unmeasured != 1 || r.Injections != 0 {
+				t.Errorf("never-quiet: %+v, want one unmeasured", r)
+			}
+		}
+	}
+	if !found {
+		t.Error("never-quiet not reported")
+	}
+}

@@ -259,6 +259,9 @@ faults:
 		time.Sleep(time.Second)
 	}
 	t.Logf("residue:\n  %s", residue)
+	if out, _, _ := soakd(t, "status", "--addr", d.addr); !regexp.MustCompile(`(?m)^  connections +1 judged, 0 left something$`).MatchString(out) {
+		t.Errorf("soakd status shows no residue of the connections fault:\n%s", out)
+	}
 
 	m := d.scrape("soakd_")
 	for k, v := range m {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"maps"
+	"slices"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/status"
 	"github.com/soakd/soakd/internal/telemetry"
@@ -110,6 +114,28 @@ func printStatus(w io.Writer, st status.Status) {
 	fmt.Fprintf(w, "alerts     %d firing\n", len(st.FiringAlerts))
 	for _, a := range st.FiringAlerts {
 		fmt.Fprintf(w, "  %s %s since %s %s\n", a.Name, a.Signal, a.Since.Format(time.RFC3339), a.Evidence)
+	}
+	printResidue(w, st.FaultResidue)
+}
+
+// printResidue says, per fault kind, how often its injections left
+// something behind (the levels after the revert and settle, minus before).
+func printResidue(w io.Writer, rs []leakcheck.Residue) {
+	if len(rs) == 0 {
+		fmt.Fprintln(w, "residue    no fault judged yet")
+		return
+	}
+	fmt.Fprintln(w, "residue    per fault kind: injections judged, of which left something behind")
+	for _, r := range rs {
+		line := fmt.Sprintf("  %-12s %d judged, %d left something", r.Kind, r.Injections, r.WithResidue)
+		if r.Unmeasured > 0 {
+			line += fmt.Sprintf(", %d unmeasured (other faults never quiet)", r.Unmeasured)
+		}
+		over := r.Over()
+		for _, sig := range slices.Sorted(maps.Keys(over)) {
+			line += fmt.Sprintf("; last: %s %+.0f", sig, over[sig])
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

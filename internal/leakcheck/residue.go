@@ -240,3 +240,14 @@ func cloneMap(m map[string]float64) map[string]float64 {
 	}
 	return out
 }
+
+// Over is the last injection's residue of each level above its tolerance.
+func (r Residue) Over() map[string]float64 {
+	out := map[string]float64{}
+	for sig, d := range r.LastResidue {
+		if d > residueTolerance[sig] {
+			out[sig] = d
+		}
+	}
+	return out
+}

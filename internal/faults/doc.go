@@ -11,6 +11,8 @@
 // Sub-packages are kinds: leak (the canary), network (link faults on
 // internal/fabric, one file per kind), process (crash), byzantine (a PBFT
 // replica deviating on the wire), message (drop, duplicate, reorder of
-// single messages), resource (cpu); builtin lists them. faults imports config, components and fabric; nothing below faults
-// imports it.
+// single messages), resource (cpu, memory, fds, disk, connections, bounded
+// by faults.resource through Spec.Bounds); builtin lists them. A kind that
+// moves a leak signal on purpose names it in Spec.Disturbs. faults imports
+// config, components and fabric; nothing below faults imports it.
 package faults

@@ -1,6 +1,7 @@
 // Package leakcheck owns samplers, robust trend detectors, the alert state
 // machine and evidence capture; it imports config and alert (the alert
-// type it hands to the sinks), not run; nothing imports it but daemon.
+// type it hands to the sinks), not run; nothing imports it but daemon and
+// the fault kinds that name the signals they disturb.
 //
 // The detection core is pure and deterministic: Ring keeps a bounded window
 // of Samples, Estimator computes Theil–Sen slopes, Sen's confidence bounds
@@ -19,5 +20,9 @@
 // goroutineleak profile where the runtime has it) and notifies the sinks.
 // Monitor keeps its alerts in a state file, so the next incarnation re-adopts
 // the ones still firing or resolves them. ResidueTracker measures what each
-// fault kind leaves behind, from readings after warm-up only.
+// fault kind leaves behind, from readings after warm-up only, at quiet
+// moments (no other fault in force or settling). A fault that moves a
+// signal on purpose marks it disturbed (Monitor.Disturb, Settle): its
+// samples stay out of the window until the fault has settled. The
+// open-fds signal subtracts the descriptors faults hold (package offheap).
 package leakcheck

@@ -397,6 +397,8 @@ func leaks() board {
 			t(`sum by (job, instance, signal) (`+rate("increase", "soakd_leak_alerts_total")+`)`, "{{signal}}")),
 		ts("Sampling errors", "cps", "Failed leak samples per second (procfs or runtime/metrics reads). Persistent errors blind the detector.",
 			t(rate("rate", "soakd_leak_sample_errors_total"), "{{instance}}")),
+		tl("Disturbed by a fault", "bool", "1 while a fault in force, or settling after its revert, moves the signal on purpose (a connections fault's accepted connections, a squeezed Go memory limit): its samples stay out of the leak window meanwhile (soakd_leak_signal_disturbed).",
+			t(s("soakd_leak_signal_disturbed"), "{{instance}} {{signal}}")),
 	}}}
 	for _, sig := range leakSignals {
 		sg := `signal="` + sig.name + `"`

@@ -80,8 +80,10 @@ func (in *connInjector) Inject(ctx context.Context, target string, params map[st
 	if err != nil {
 		return nil, err
 	}
-	if count > in.bounds.MaxConnections {
-		return nil, fmt.Errorf("connections: count %d is above faults.resource.max_connections (%d)", count, in.bounds.MaxConnections)
+	// A timeline count above the bound is refused by check-config; a drawn
+	// one is cut to it.
+	if count = min(count, in.bounds.MaxConnections); count < 1 {
+		return nil, errors.New("connections: faults.resource.max_connections is 0")
 	}
 	addrs, err := in.addrs(target)
 	if err != nil {

@@ -281,9 +281,11 @@ faults:
 		time.Sleep(time.Second)
 	}
 	t.Logf("residue:\n  %s", residue)
-	if out, _, _ := soakd(t, "status", "--addr", d.addr); !regexp.MustCompile(`(?m)^  connections +1 judged, \d+ left something`).MatchString(out) {
+	out, _, _ := soakd(t, "status", "--addr", d.addr)
+	if !regexp.MustCompile(`(?m)^  connections +1 judged, \d+ left something`).MatchString(out) {
 		t.Errorf("soakd status shows no residue of the connections fault:\n%s", out)
 	}
+	t.Logf("soakd status:\n%s", out[strings.Index(out, "residue"):])
 
 	m := d.scrape("soakd_")
 	for k, v := range m {

@@ -49,7 +49,7 @@ const maxPendingFaults = 64
 // quiet moment (no other fault in force or settling) before it is given
 // up as unmeasured: a level taken while another fault acts is that
 // fault's effect, not this one's residue.
-const quietWait = 10
+const quietWait = 4
 
 // ResidueTracker compares each signal before a fault with after its revert
 // plus a settle time, and counts per fault kind how often something was

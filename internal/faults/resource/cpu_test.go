@@ -4,9 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -57,13 +55,7 @@ func TestCPUBurnsAndReverts(t *testing.T) {
 	if err := revert(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("burner %d still runs after the revert", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGone(t, pid)
 }
 
 func TestStressRefusesBadArgs(t *testing.T) {

@@ -2,7 +2,9 @@ package grafana
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,9 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+	"go.uber.org/goleak"
+
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 const (
@@ -424,3 +429,52 @@ func TestAlertmanagerConfig(t *testing.T) {
 func TestStackScript(t *testing.T) {
 	runTool(t, lookPath(t, "bash"), "-n", "stack.sh")
 }
+
+// TestAlertmanagerInhibitsPrometheusCopy runs the real Alertmanager on the
+// stack's config: soakd's own leak alert suppresses Prometheus's copy of
+// the same alert in the same run (joined on run_id), and not a copy from
+// another run.
+func TestAlertmanagerInhibitsPrometheusCopy(t *testing.T) {
+	cfg, err := os.ReadFile("prometheus/alertmanager.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testutil.StartAlertmanagerWith(t, string(cfg))
+	own := map[string]string{"alertname": "SoakdHeapLeak", "signal": "heap_live_bytes", "run_id": "r1", "severity": "critical"}
+	copyOf := func(run string) map[string]string {
+		return map[string]string{"alertname": "SoakdHeapLeak", "signal": "heap_live_bytes", "run_id": run, "severity": "critical",
+			"job": "soakd", "instance": "h:9477"}
+	}
+	body, _ := json.Marshal([]map[string]any{{"labels": own}, {"labels": copyOf("r1")}, {"labels": copyOf("r2")}})
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post(base+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("posting alerts: %s", resp.Status)
+	}
+	want := map[string]string{"own": "active", "r1": "suppressed", "r2": "active"}
+	var got map[string]string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		alerts, _ := testutil.GetAlerts(t, client, base+"/api/v2/alerts")
+		got = map[string]string{}
+		for _, a := range alerts {
+			key := a.Labels["run_id"]
+			if a.Labels["job"] == "" {
+				key = "own"
+			}
+			got[key] = a.Status.State
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alert states %v, want %v", got, want)
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

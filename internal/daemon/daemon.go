@@ -111,6 +111,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	runMetrics = telemetry.RegisterRun(reg, telemetry.RunGauges{
+		RunID: r.State().RunID, Seed: r.State().Seed, Version: o.Version,
 		ElapsedSeconds: func() float64 { return r.Elapsed().Seconds() },
 		TargetSeconds:  func() float64 { return cfg.Run.Duration.Std().Seconds() },
 		Incarnation:    func() float64 { return float64(r.State().Incarnation) },

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"runtime"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,8 +30,13 @@ func NewRegistry(version, revision string) *prometheus.Registry {
 	return reg
 }
 
-// RunGauges are the functions behind the run's progress gauges.
+// RunGauges are the run's identity and the functions behind its progress
+// gauges.
 type RunGauges struct {
+	// RunID, Seed and Version label soakd_run_info, which Prometheus's
+	// copies of alerts and the dashboards join on.
+	RunID, Version string
+	Seed           uint64
 	ElapsedSeconds func() float64
 	TargetSeconds  func() float64
 	Incarnation    func() float64
@@ -46,7 +52,11 @@ type RunMetrics struct {
 // RegisterRun registers soakd_run_* gauges read from g at scrape time, and
 // the journal counters.
 func RegisterRun(reg prometheus.Registerer, g RunGauges, checkpointErrors func() float64) *RunMetrics {
-	reg.MustRegister(
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "run_info",
+		Help:        "A metric with a constant '1' value labeled by the run's id, seed and the soakd version running it.",
+		ConstLabels: prometheus.Labels{"run_id": g.RunID, "seed": strconv.FormatUint(g.Seed, 10), "version": g.Version}})
+	info.Set(1)
+	reg.MustRegister(info,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "run_elapsed_seconds",
 			Help: "Soak time of the run so far, summed over incarnations; downtime between a crash and its restart is not counted."}, g.ElapsedSeconds),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "run_target_seconds",

@@ -21,6 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestMetricsAreLintClean(t *testing.T) {
 	reg := NewRegistry("v1.2.3", "abc")
 	m := RegisterRun(reg, RunGauges{
+		RunID: "r1", Seed: 7, Version: "v1.2.3",
 		ElapsedSeconds: func() float64 { return 12 },
 		TargetSeconds:  func() float64 { return 3600 },
 		Incarnation:    func() float64 { return 2 },
@@ -41,8 +42,11 @@ func TestMetricsAreLintClean(t *testing.T) {
 # HELP soakd_run_incarnation How many times this run has been started: 1 for a fresh run, +1 per resume.
 # TYPE soakd_run_incarnation gauge
 soakd_run_incarnation 2
+# HELP soakd_run_info A metric with a constant '1' value labeled by the run's id, seed and the soakd version running it.
+# TYPE soakd_run_info gauge
+soakd_run_info{run_id="r1",seed="7",version="v1.2.3"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soakd_run_incarnation"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soakd_run_incarnation", "soakd_run_info"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -57,6 +57,13 @@ func FreePort(t testing.TB) int {
 // returns its base URL once /-/ready answers 200.
 func StartAlertmanager(t testing.TB) string {
 	t.Helper()
+	return StartAlertmanagerWith(t, amConfig)
+}
+
+// StartAlertmanagerWith is StartAlertmanager with the given config file
+// contents.
+func StartAlertmanagerWith(t testing.TB, config string) string {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
 		if bin, err = exec.LookPath("alertmanager"); err != nil {
@@ -65,7 +72,7 @@ func StartAlertmanager(t testing.TB) string {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte(amConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))

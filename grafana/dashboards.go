@@ -406,10 +406,11 @@ func leaks() board {
 			ts(sig.title, sig.unit, fmt.Sprintf("%s as sampled by soakd's leak checker every leakcheck.interval (soakd_leak_signal_value{signal=%q}), and the collector's %s (%s) at scrape time. Faults and leak alerts are annotations.", sig.title, sig.name, sig.raw, sig.rawDesc),
 				t(s("soakd_leak_signal_value", sg), "{{instance}} leakcheck sample"),
 				t(s(sig.raw), "{{instance}} "+sig.raw)),
-			ts(sig.title+" slope vs threshold", sig.slopeUnit, fmt.Sprintf("Robust fitted slope over the leak window, its lower confidence bound, and the threshold; %s fires when the lower bound stays above the threshold.", sig.alert),
+			ts(sig.title+" slope vs threshold", sig.slopeUnit, fmt.Sprintf("Robust fitted slope over the leak window, its lower confidence bound, the threshold, and the detectable slope: the smallest leak the signal's current noise lets soakd see (above the threshold, leaks in between go unseen); %s fires when the lower bound stays above the threshold.", sig.alert),
 				t(s("soakd_leak_slope_per_second", sg), "{{instance}} slope"),
 				t(s("soakd_leak_slope_lower_bound_per_second", sg), "{{instance}} lower bound"),
-				t(s("soakd_leak_threshold_per_second", sg), "{{instance}} threshold")),
+				t(s("soakd_leak_threshold_per_second", sg), "{{instance}} threshold"),
+				t(s("soakd_leak_detectable_slope_per_second", sg), "{{instance}} detectable ({{window}} window)")),
 		}})
 	}
 	return board{

@@ -285,7 +285,10 @@ faults:
 	if !regexp.MustCompile(`(?m)^  connections +1 judged, \d+ left something`).MatchString(out) {
 		t.Errorf("soakd status shows no residue of the connections fault:\n%s", out)
 	}
-	t.Logf("soakd status:\n%s", out[strings.Index(out, "residue"):])
+	t.Logf("soakd status:\n%s", out[strings.Index(out, "leak "):])
+	if !regexp.MustCompile(`(?m)^leak +goroutines +threshold 10.0/min, slope -?[0-9.]+/min, detectable from [0-9.]+/min \(1m window\)`).MatchString(out) {
+		t.Errorf("soakd status shows no detectable slope for goroutines:\n%s", out)
+	}
 
 	m := d.scrape("soakd_")
 	for k, v := range m {

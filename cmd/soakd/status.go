@@ -115,7 +115,32 @@ func printStatus(w io.Writer, st status.Status) {
 	for _, a := range st.FiringAlerts {
 		fmt.Fprintf(w, "  %s %s since %s %s\n", a.Name, a.Signal, a.Since.Format(time.RFC3339), a.Evidence)
 	}
+	printLeakSignals(w, st.LeakSignals)
 	printResidue(w, st.FaultResidue)
+}
+
+// printLeakSignals says, per judged signal, its slope, the smallest leak
+// its noise lets soakd see, and the threshold: a detectable slope above
+// the threshold means leaks between the two go unseen.
+func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
+	for _, s := range sigs {
+		perMin := func(v float64) string {
+			if s.Signal == leakcheck.SignalHeap || s.Signal == leakcheck.SignalRSS {
+				return fmt.Sprintf("%.2f MiB/min", v*60/(1<<20))
+			}
+			return fmt.Sprintf("%.1f/min", v*60)
+		}
+		line := fmt.Sprintf("leak       %-16s threshold %s", s.Signal, perMin(s.Threshold))
+		if s.Slope != nil && s.Detectable != nil {
+			line += fmt.Sprintf(", slope %s, detectable from %s (%s window)", perMin(*s.Slope), perMin(*s.Detectable), s.Window)
+			if *s.Detectable > 2*s.Threshold {
+				line += ": noisy, leaks below that go unseen"
+			}
+		} else {
+			line += ", window still filling"
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 // printResidue says, per fault kind, how often its injections left

@@ -105,6 +105,15 @@ type Evaluation struct {
 	// TrendAgrees: the Mann–Kendall test rejects "no trend" in favour of
 	// growth at the configured confidence (MKP < 1-Confidence).
 	TrendAgrees bool `json:"trend_agrees"`
+	// Detectable is the smallest growth rate this window's noise lets the
+	// detector call a leak: Threshold plus the width of Sen's one-sided
+	// bound (Slope - Lower). A leak at rate r reads with a lower bound of
+	// about r minus that width, so it clears the threshold once r exceeds
+	// this. With no noise it is the threshold; a heap wandering by 100 MiB
+	// in 5-minute swings pushes it to a few MiB/min over 30 minutes.
+	// Like Sen's bound it treats samples as independent, so noise that
+	// wanders slower than the window makes it optimistic.
+	Detectable float64 `json:"detectable_per_second"`
 	// RecentSlope is the Theil–Sen slope over the last PlateauFraction of
 	// the window; Plateau says it is below Threshold: growth has stopped.
 	RecentSlope float64 `json:"recent_slope_per_second"`
@@ -229,6 +238,7 @@ func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
 		return ev
 	}
 	ev.Slope, ev.Lower, ev.Upper = f.Slope, f.Lower, f.Upper
+	ev.Detectable = c.Threshold + max(0, f.Slope-f.Lower)
 	ev.MKZ, ev.MKP = f.Z, f.P
 	ev.TrendAgrees = f.P < 1-c.Confidence
 

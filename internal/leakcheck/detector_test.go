@@ -144,3 +144,26 @@ func TestPredictedDetection(t *testing.T) {
 		t.Errorf("invalid config: %v", p)
 	}
 }
+
+// The detectable slope is the threshold on a noiseless window and grows
+// with the noise: a heap wandering by 100 MiB (5-minute swings) hides a
+// leak of a few MiB/min over 30 minutes.
+func TestDetectableSlope(t *testing.T) {
+	d, err := NewDetector(SignalHeap, simConfig(heapThr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := func(noise noiseModel, seed uint64) []Sample {
+		return synthSignal{base: 50 * mib, noise: noise, end: tWindow}.samples(seed)
+	}
+	now := tEpoch.Add(tWindow)
+	if ev := d.Evaluate(now, series(noiseModel{}, 1)); ev.Insufficient || ev.Detectable != heapThr {
+		t.Fatalf("noiseless: %+v, want detectable = threshold", ev)
+	}
+	quiet := d.Evaluate(now, series(heapNoise, 1)).Detectable
+	loud := d.Evaluate(now, series(noiseModel{ouSD: 100 * mib, ouTau: 5 * time.Minute, sd: mib}, 1)).Detectable
+	t.Logf("detectable: %.2f MiB/min with the tests' GC sawtooth, %.2f MiB/min with 100 MiB swings", quiet*60/mib, loud*60/mib)
+	if !(quiet > heapThr && loud > 2*quiet && loud > 2*heapThr) {
+		t.Fatalf("detectable %v (quiet) and %v (loud), threshold %v", quiet, loud, heapThr)
+	}
+}

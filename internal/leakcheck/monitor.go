@@ -107,6 +107,7 @@ type Monitor struct {
 	alerts         *prometheus.CounterVec
 	value          *prometheus.GaugeVec
 	disturbedGauge *prometheus.GaugeVec
+	detectable     *prometheus.GaugeVec
 	thresh         *prometheus.GaugeVec
 	evalErrs       prometheus.Counter
 
@@ -184,7 +185,10 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 	m.disturbedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_signal_disturbed",
 		Help: "1 while a fault in force (or settling) moves the signal on purpose: its samples stay out of the leak window."},
 		[]string{"signal"})
-	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs, m.disturbedGauge} {
+	m.detectable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_detectable_slope_per_second",
+		Help: "Smallest growth the signal's current noise lets the detector call a leak within the window: the threshold plus the width of the slope's confidence bound."},
+		[]string{"signal", "window"})
+	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("leakcheck: register metrics: %w", err)
 		}
@@ -275,6 +279,7 @@ func (m *Monitor) Tick(now time.Time) {
 		if !ev.Insufficient {
 			m.slope.WithLabelValues(st.name).Set(ev.Slope)
 			m.lower.WithLabelValues(st.name).Set(ev.Lower)
+			m.detectable.WithLabelValues(st.name, m.cfg.Window.String()).Set(ev.Detectable)
 		}
 		switch st.fsm.Observe(ev) {
 		case Fired:
@@ -504,6 +509,35 @@ func (m *Monitor) Firing() []FiringAlert {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Signal < out[j].Signal })
+	return out
+}
+
+// SignalView is one judged signal's last verdict, for /api/v1/status.
+type SignalView struct {
+	Signal    string  `json:"signal"`
+	Window    string  `json:"window"`
+	Threshold float64 `json:"threshold_per_second"`
+	// Slope and Detectable are absent until the window has data.
+	Slope      *float64 `json:"slope_per_second,omitempty"`
+	Detectable *float64 `json:"detectable_per_second,omitempty"`
+	State      string   `json:"state"`
+}
+
+// Signals returns each judged signal's last verdict.
+func (m *Monitor) Signals() []SignalView {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []SignalView
+	for _, st := range m.signals {
+		if st.det == nil {
+			continue
+		}
+		v := SignalView{Signal: st.name, Window: m.cfg.Window.String(), Threshold: st.det.Config().Threshold, State: st.fsm.State.String()}
+		if ev := st.last; !ev.Insufficient && !ev.At.IsZero() {
+			v.Slope, v.Detectable = &ev.Slope, &ev.Detectable
+		}
+		out = append(out, v)
+	}
 	return out
 }
 

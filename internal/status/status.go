@@ -25,6 +25,9 @@ type Status struct {
 	FiringAlerts []leakcheck.FiringAlert `json:"firing_alerts"`
 	// FaultResidue is, per fault kind, what its injections left behind.
 	FaultResidue []leakcheck.Residue `json:"fault_residue"`
+	// LeakSignals is each judged leak signal's threshold, last slope and
+	// the smallest leak its noise lets soakd detect.
+	LeakSignals []leakcheck.SignalView `json:"leak_signals"`
 }
 
 // Component is one component's health.
@@ -67,7 +70,8 @@ func (a *Assembler) Status() Status {
 	p := a.p
 	a.mu.RUnlock()
 	st := Status{Snapshot: a.run.Snapshot(), Components: []Component{}, ActiveFaults: []faults.ActiveFault{},
-		FiringAlerts: []leakcheck.FiringAlert{}, FaultResidue: []leakcheck.Residue{}}
+		FiringAlerts: []leakcheck.FiringAlert{}, FaultResidue: []leakcheck.Residue{},
+		LeakSignals: []leakcheck.SignalView{}}
 	for _, c := range p.Components {
 		h := c.Health()
 		cs := Component{Name: c.Name(), Healthy: h.Healthy, Detail: h.Detail}
@@ -84,6 +88,7 @@ func (a *Assembler) Status() Status {
 	if p.Leaks != nil {
 		st.FiringAlerts = append(st.FiringAlerts, p.Leaks.Firing()...)
 		st.FaultResidue = append(st.FaultResidue, p.Leaks.Residue().Residues()...)
+		st.LeakSignals = append(st.LeakSignals, p.Leaks.Signals()...)
 	}
 	return st
 }

@@ -22,7 +22,9 @@ CONFDIR ?= /etc/soakd
 # Packages fast enough to test under the race detector on every run.
 TEST_FLAGS ?= -race -count=1 -timeout 25m
 
-.PHONY: help build run test lint vet fmt-check install bench fuzz dashboards stack clean
+.PHONY: help build run test lint vet fmt-check install bench soak fuzz dashboards stack clean
+
+DURATION ?= 2h
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +59,9 @@ install: build ## install binary, systemd unit and (if absent) the default confi
 
 bench: ## benchmarks, printing their figures
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+soak: build ## a real soak of the default config for DURATION (2h), accelerated; prints its figures
+	$(GO) run ./hack/soak -soakd $(BIN) -duration $(DURATION)
 
 fuzz: ## fuzz the config loader for 60s
 	$(GO) test ./internal/config/ -run '^$$' -fuzz FuzzParse -fuzztime 60s

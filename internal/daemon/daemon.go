@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -119,7 +120,9 @@ func Run(ctx context.Context, o Options) error {
 
 	board := status.New(r)
 	srv := newServer(cfg, r, reg, log, board)
-	if err := srv.Start(); err != nil {
+	var serr error
+	pprof.Do(ctx, pprof.Labels(run.StageLabel, "http"), func(context.Context) { serr = srv.Start() })
+	if err := serr; err != nil {
 		// The run was opened (incarnation counted); record why it stops.
 		r.Event(run.EventRunFailed, map[string]any{"stage": "telemetry", "error": err.Error()})
 		_ = r.Serve(cancelled(), nil)

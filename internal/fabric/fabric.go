@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -295,7 +296,8 @@ func (f *Fabric) proxyFor(k linkKey) (*proxy, error) {
 	p := newProxy(f, k, ln)
 	f.proxies[k] = p
 	f.wg.Add(1)
-	go p.serve()
+	// The proxy's goroutines are the fabric's, whoever dialled first.
+	go pprof.Do(context.Background(), pprof.Labels("stage", "fabric"), func(context.Context) { p.serve() })
 	f.log.Debug("link proxy started", "from", k.from, "to", k.to, "addr", k.addr, "listen", ln.Addr().String())
 	return p, nil
 }

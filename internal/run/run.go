@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -408,6 +409,11 @@ func (r *Run) Ready() bool {
 	return r.phase == PhaseRunning
 }
 
+// StageLabel is the pprof label naming the part of soakd a goroutine works
+// for: a service's name ("component/raft", "load/raft", "check/raft",
+// "faults", "leakcheck", "profiling", "alerts"), "fabric" or "http".
+const StageLabel = "stage"
+
 // Serve starts the components in order, then the services, runs until ctx
 // is done or the target duration is reached, then shuts down in order:
 // services in reverse (load first, then faults), components in reverse,
@@ -427,7 +433,12 @@ func (r *Run) Serve(ctx context.Context, comps []components.Component, services 
 			break
 		}
 		if s.Start != nil {
-			if serr := s.Start(ctx); serr != nil {
+			// Goroutines a service starts carry its name as the pprof
+			// label "stage", so a CPU profile tells what the harness
+			// costs from what the components do.
+			var serr error
+			pprof.Do(ctx, pprof.Labels(StageLabel, s.Name), func(ctx context.Context) { serr = s.Start(ctx) })
+			if serr != nil {
 				err = fmt.Errorf("start %s: %w", s.Name, serr)
 				r.Event(EventRunFailed, map[string]any{"stage": s.Name, "error": serr.Error()})
 				break

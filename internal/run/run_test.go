@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -587,5 +588,21 @@ func TestCompletingTellsStoppingServices(t *testing.T) {
 		if want := map[bool]int32{true: 1, false: 2}[complete]; sawCompleting.Load() != want {
 			t.Fatalf("complete=%v: Stop saw Completing()=%v", complete, sawCompleting.Load() == 1)
 		}
+	}
+}
+
+// Each service starts under the pprof label stage=<its name> (pprof.Do
+// sets it on the goroutine too, and goroutines inherit it): how a CPU
+// profile splits soakd's own cost from the components'.
+func TestServicesStartUnderTheirStageLabel(t *testing.T) {
+	r := openRun(t, t.TempDir(), clockwork.NewFakeClock(), time.Hour)
+	var got string
+	svc := Service{Name: "load/raft", Start: func(ctx context.Context) error {
+		got, _ = pprof.Label(ctx, StageLabel)
+		return errors.New("stop here")
+	}}
+	_ = r.Serve(context.Background(), nil, svc)
+	if got != "load/raft" {
+		t.Fatalf("stage label %q, want load/raft", got)
 	}
 }

@@ -168,7 +168,7 @@ func newCluster(deps components.Deps, opts options) (*Cluster, error) {
 		maxKeys:  keys,
 		opts:     opts,
 		addrs:    make(map[string]string),
-		labels:   pprof.WithLabels(context.Background(), pprof.Labels("component", "raft")),
+		labels:   pprof.WithLabels(context.Background(), pprof.Labels("component", "raft", "stage", "component/raft")),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -229,7 +229,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		return errors.New("raft: already started")
 	}
 	var err error
-	pprof.Do(ctx, pprof.Labels("component", "raft"), func(context.Context) { err = c.start() })
+	pprof.Do(ctx, pprof.Labels("component", "raft", "stage", "component/raft"), func(context.Context) { err = c.start() })
 	if err != nil {
 		return err
 	}
@@ -507,7 +507,7 @@ func (c *Cluster) Restart(id string) error {
 		return fmt.Errorf("raft: restart %s: node is running", id)
 	}
 	var err error
-	pprof.Do(context.Background(), pprof.Labels("component", "raft"), func(context.Context) {
+	pprof.Do(context.Background(), pprof.Labels("component", "raft", "stage", "component/raft"), func(context.Context) {
 		l, lerr := listen(n.dir)
 		if lerr != nil {
 			err = fmt.Errorf("raft: restart %s: %w", id, lerr)

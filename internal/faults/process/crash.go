@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/pprof"
 	"strings"
 	"sync"
 
@@ -42,11 +43,18 @@ func (c *crash) Inject(_ context.Context, target string, _ map[string]string) (f
 	}
 	ids := strings.Split(list, ",")
 	var crashed []string
+	// A node restarted here starts its goroutines from the fault runner's:
+	// they are the component's work, so they carry its stage label.
+	asComponent := func(f func()) {
+		pprof.Do(context.Background(), pprof.Labels("stage", "component/"+comp), func(context.Context) { f() })
+	}
 	for _, id := range ids {
-		if err := n.Crash(id); err != nil {
+		var err error
+		asComponent(func() { err = n.Crash(id) })
+		if err != nil {
 			// Undo what was done: a half-applied fault is worse than none.
 			for _, done := range crashed {
-				_ = n.Restart(done)
+				asComponent(func() { _ = n.Restart(done) })
 			}
 			return nil, fmt.Errorf("crash %s/%s: %w", comp, id, err)
 		}
@@ -60,7 +68,9 @@ func (c *crash) Inject(_ context.Context, target string, _ map[string]string) (f
 		var errs []error
 		var still []string
 		for _, id := range pending {
-			if err := n.Restart(id); err != nil {
+			var err error
+			asComponent(func() { err = n.Restart(id) })
+			if err != nil {
 				errs = append(errs, fmt.Errorf("restart %s/%s: %w", comp, id, err))
 				still = append(still, id)
 			}

@@ -225,10 +225,15 @@ func report(start, end metrics, duration time.Duration) {
 		if sig == "heap_live_bytes" || sig == "rss_bytes" {
 			unit, scale = " MiB/min", 60.0/mib
 		}
+		slope, judged := end.v["soakd_leak_slope_per_second"+s]
+		if !judged {
+			fmt.Printf("  %-16s threshold %8.2f%s  window still filling: not judged yet\n", sig,
+				end.v["soakd_leak_threshold_per_second"+s]*scale, unit)
+			continue
+		}
 		det := end.sum("soakd_leak_detectable_slope_per_second", `signal="`+sig+`"`)
 		fmt.Printf("  %-16s threshold %8.2f%s  slope %8.2f%s  detectable %8.2f%s\n", sig,
-			end.v["soakd_leak_threshold_per_second"+s]*scale, unit,
-			end.v["soakd_leak_slope_per_second"+s]*scale, unit, det*scale, unit)
+			end.v["soakd_leak_threshold_per_second"+s]*scale, unit, slope*scale, unit, det*scale, unit)
 	}
 
 	heap := `{signal="heap_live_bytes"}`

@@ -220,12 +220,25 @@ type TimedFault struct {
 }
 
 type LeakCheck struct {
-	Interval   Duration        `yaml:"interval"`
-	Window     Duration        `yaml:"window"`
+	Interval Duration `yaml:"interval"`
+	Window   Duration `yaml:"window"`
+	// Windows are judged beside Window, each with its own evidence bar:
+	// a short one catches a fast leak early, a long one a slow leak.
+	Windows    []LeakWindow    `yaml:"windows"`
 	Confidence float64         `yaml:"confidence"`
 	For        int             `yaml:"for"`
 	Thresholds map[string]Rate `yaml:"thresholds"`
 	Evidence   Evidence        `yaml:"evidence"`
+}
+
+// LeakWindow is one extra window of the leak detector.
+type LeakWindow struct {
+	Window Duration `yaml:"window"`
+	// Factor raises the window's bar: its slope's lower bound must exceed
+	// Factor times the threshold (default 1).
+	Factor float64 `yaml:"factor"`
+	// Confidence of this window's bound (default: leakcheck.confidence).
+	Confidence float64 `yaml:"confidence,omitempty"`
 }
 
 type Evidence struct {

@@ -449,6 +449,15 @@ func (c *Config) validateLeakCheck(v *validator) {
 			v.add(p+"window", "must be >= 2*interval")
 		}
 	}
+	for i, w := range l.Windows {
+		path := index(p+"windows", i)
+		if w.Window <= 0 || (l.Interval > 0 && w.Window/2 < l.Interval) {
+			v.add(path+".window", "must be >= 2*interval")
+		}
+		if w.Factor != 0 && !(w.Factor >= 1) || math.IsInf(w.Factor, 0) {
+			v.add(path+".factor", "must be >= 1")
+		}
+	}
 	if !(l.Confidence > 0.5 && l.Confidence < 1) {
 		v.add(p+"confidence", "must be in (0.5, 1)")
 	}

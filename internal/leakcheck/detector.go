@@ -37,6 +37,11 @@ type DetectorConfig struct {
 	PlateauFraction float64
 	// DisablePlateau turns the plateau guard off (for comparison only).
 	DisablePlateau bool
+	// Factor raises this window's bar: the slope's lower bound, and the
+	// recent slope of the plateau guard, must exceed Factor·Threshold.
+	// Default 1. A short window with a high factor catches a fast leak
+	// early without firing on the noise a short window sees.
+	Factor float64
 }
 
 // Defaults for DetectorConfig.
@@ -60,6 +65,9 @@ func (c DetectorConfig) WithDefaults() DetectorConfig {
 	}
 	if c.PlateauFraction == 0 {
 		c.PlateauFraction = DefaultPlateauFraction
+	}
+	if c.Factor == 0 {
+		c.Factor = 1
 	}
 	if c.MinSamples == 0 && c.Interval > 0 && c.Window > 0 {
 		c.MinSamples = max(minMinSamples, (int(c.Window/c.Interval)+1)/2)
@@ -85,6 +93,8 @@ func (c DetectorConfig) Validate() error {
 		return errors.New("min samples must be >= 3")
 	case !(c.PlateauFraction > 0 && c.PlateauFraction <= 1):
 		return errors.New("plateau fraction must be in (0, 1]")
+	case !(c.Factor >= 1) || math.IsInf(c.Factor, 0):
+		return errors.New("factor must be >= 1")
 	}
 	return nil
 }
@@ -93,6 +103,8 @@ func (c DetectorConfig) Validate() error {
 type Evaluation struct {
 	Signal string    `json:"signal"`
 	At     time.Time `json:"at"`
+	// Window is the window judged (DetectorConfig.Window).
+	Window time.Duration `json:"window"`
 	N      int       `json:"n"` // samples in the window
 	// Slope is the Theil–Sen slope over the window, per second; Lower and
 	// Upper are Sen's one-sided bounds at the configured confidence.
@@ -106,7 +118,7 @@ type Evaluation struct {
 	// growth at the configured confidence (MKP < 1-Confidence).
 	TrendAgrees bool `json:"trend_agrees"`
 	// Detectable is the smallest growth rate this window's noise lets the
-	// detector call a leak: Threshold plus the width of Sen's one-sided
+	// detector call a leak: Factor·Threshold plus the width of Sen's one-sided
 	// bound (Slope - Lower). A leak at rate r reads with a lower bound of
 	// about r minus that width, so it clears the threshold once r exceeds
 	// this. With no noise it is the threshold; a heap wandering by 100 MiB
@@ -133,6 +145,7 @@ const (
 	ReasonNoTrend      = "no significant increasing trend"
 	ReasonPlateau      = "growth stopped (plateau)"
 	ReasonLeak         = "leak suspected"
+	ReasonHeld         = "suspect, not yet for as long as the window's plateau span"
 )
 
 // Detector decides, from a window of samples, whether one signal is leaking.
@@ -217,7 +230,8 @@ func windowOf(s []Sample, now time.Time, w time.Duration) []Sample {
 // allocates nothing once its scratch buffers have grown to the window.
 func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
 	c := &d.cfg
-	ev := Evaluation{Signal: d.signal, At: now}
+	ev := Evaluation{Signal: d.signal, At: now, Window: c.Window}
+	bar := c.Factor * c.Threshold
 	win := windowOf(samples, now, c.Window)
 	ev.N = len(win)
 	first := 0 // the oldest finite sample must reach back far enough
@@ -238,7 +252,7 @@ func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
 		return ev
 	}
 	ev.Slope, ev.Lower, ev.Upper = f.Slope, f.Lower, f.Upper
-	ev.Detectable = c.Threshold + max(0, f.Slope-f.Lower)
+	ev.Detectable = bar + max(0, f.Slope-f.Lower)
 	ev.MKZ, ev.MKP = f.Z, f.P
 	ev.TrendAgrees = f.P < 1-c.Confidence
 
@@ -246,12 +260,12 @@ func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
 		recent := windowOf(win, now, time.Duration(c.PlateauFraction*float64(c.Window)))
 		if len(recent) >= minRecent {
 			ev.RecentSlope = d.recent.slope(recent)
-			ev.Plateau = ev.RecentSlope < c.Threshold
+			ev.Plateau = ev.RecentSlope < bar
 		}
 	}
 
 	switch {
-	case !(ev.Lower > c.Threshold):
+	case !(ev.Lower > bar):
 		ev.Reason = ReasonBelow
 	case !ev.TrendAgrees:
 		ev.Reason = ReasonNoTrend

@@ -79,6 +79,7 @@ type signalState struct {
 	alert    alert.Alert
 	evidence string
 	last     Evaluation
+	extra    []*extraWindow // leakcheck.windows, judged beside the main one
 }
 
 // Monitor samples soakd's own signals every interval, judges each with
@@ -97,9 +98,10 @@ type Monitor struct {
 	base      *Baselines
 	started   time.Time
 
-	mu      sync.Mutex
-	signals []*signalState
-	scratch []Sample
+	mu       sync.Mutex
+	signals  []*signalState
+	scratch  []Sample
+	extraEvs []Evaluation
 
 	slope          *prometheus.GaugeVec
 	lower          *prometheus.GaugeVec
@@ -108,6 +110,7 @@ type Monitor struct {
 	value          *prometheus.GaugeVec
 	disturbedGauge *prometheus.GaugeVec
 	detectable     *prometheus.GaugeVec
+	windowSlope    *prometheus.GaugeVec
 	thresh         *prometheus.GaugeVec
 	evalErrs       prometheus.Counter
 
@@ -157,6 +160,13 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 			if err != nil {
 				return nil, fmt.Errorf("leakcheck.thresholds.%s: %w", sig, err)
 			}
+			for _, w := range cfg.Windows {
+				x, err := newExtraWindow(sig, w, th.PerSecond(), cfg.Confidence, interval, cfg.For)
+				if err != nil {
+					return nil, err
+				}
+				st.extra = append(st.extra, x)
+			}
 		}
 		m.signals = append(m.signals, st)
 	}
@@ -188,7 +198,10 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 	m.detectable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_detectable_slope_per_second",
 		Help: "Smallest growth the signal's current noise lets the detector call a leak within the window: the threshold plus the width of the slope's confidence bound."},
 		[]string{"signal", "window"})
-	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable} {
+	m.windowSlope = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_window_slope_per_second",
+		Help: "Theil-Sen slope of the signal over each of its windows (leakcheck.window and leakcheck.windows), in its unit per second."},
+		[]string{"signal", "window"})
+	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("leakcheck: register metrics: %w", err)
 		}
@@ -274,13 +287,25 @@ func (m *Monitor) Tick(now time.Time) {
 			continue
 		}
 		m.scratch = st.ring.Samples(m.scratch[:0])
-		ev := st.det.Evaluate(now, m.scratch)
-		st.last = ev
-		if !ev.Insufficient {
-			m.slope.WithLabelValues(st.name).Set(ev.Slope)
-			m.lower.WithLabelValues(st.name).Set(ev.Lower)
-			m.detectable.WithLabelValues(st.name, m.cfg.Window.String()).Set(ev.Detectable)
+		main := st.det.Evaluate(now, m.scratch)
+		if !main.Insufficient {
+			m.slope.WithLabelValues(st.name).Set(main.Slope)
+			m.lower.WithLabelValues(st.name).Set(main.Lower)
+			m.windowSlope.WithLabelValues(st.name, m.cfg.Window.String()).Set(main.Slope)
+			m.detectable.WithLabelValues(st.name, m.cfg.Window.String()).Set(main.Detectable)
 		}
+		m.extraEvs = m.extraEvs[:0]
+		for _, x := range st.extra {
+			var xe Evaluation
+			m.scratch, xe = x.observe(Sample{T: now, V: v}, m.scratch)
+			m.extraEvs = append(m.extraEvs, xe)
+			if !xe.Insufficient {
+				m.windowSlope.WithLabelValues(st.name, x.label).Set(xe.Slope)
+				m.detectable.WithLabelValues(st.name, x.label).Set(xe.Detectable)
+			}
+		}
+		ev := decide(main, m.extraEvs)
+		st.last = main
 		switch st.fsm.Observe(ev) {
 		case Fired:
 			m.fire(now, st, ev)
@@ -317,8 +342,13 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	}
 
 	st.evidence = evidence
-	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at %.0f%% confidence, threshold %s/min) over the last %s, %d samples.",
-		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60), 100*m.cfg.Confidence, m.fmt(st.name, th*60), m.cfg.Window.Std(), ev.N)
+	bar := ev.Window.String()
+	if f := m.factorOf(st, ev.Window); f != 1 {
+		bar = fmt.Sprintf("%s, where the bar is %g× the threshold", ev.Window, f)
+	}
+	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at %.0f%% confidence, threshold %s/min) over the last %s (window %s), %d samples.",
+		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60), 100*m.cfg.Confidence, m.fmt(st.name, th*60), ev.Window, bar, ev.N)
+	desc += " Slope per window: " + m.windowSlopes(st) + "."
 	if top := topCulprit(st.name, sum); top != "" {
 		desc += " Top growth: " + top + "."
 	}
@@ -332,6 +362,7 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 			"summary":     fmt.Sprintf("soakd %s is leaking %s/min", st.name, m.fmt(st.name, ev.Slope*60)),
 			"description": desc,
 			"evidence":    evidence,
+			"window":      ev.Window.String(),
 		},
 		StartsAt: now,
 	}
@@ -339,8 +370,35 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	m.alerts.WithLabelValues(st.name).Inc()
 	m.persistLocked() // before Notify: a page the next incarnation does not know of could never be resolved
 	m.o.Notify(st.alert)
-	m.o.Event(EventLeakAlertFired, map[string]any{"alertname": name, "signal": st.name, "slope_per_second": ev.Slope,
+	m.o.Event(EventLeakAlertFired, map[string]any{"alertname": name, "signal": st.name, "window": ev.Window.String(), "slope_per_second": ev.Slope,
 		"lower_per_second": ev.Lower, "threshold_per_second": th, "evidence": evidence})
+}
+
+// factorOf is the bar factor of st's window w (1 for the main window).
+func (m *Monitor) factorOf(st *signalState, w time.Duration) float64 {
+	for _, x := range st.extra {
+		if x.det.Config().Window == w {
+			return x.det.Config().Factor
+		}
+	}
+	return 1
+}
+
+// windowSlopes lists the slope each of st's windows saw last, per minute.
+func (m *Monitor) windowSlopes(st *signalState) string {
+	evs := []Evaluation{st.last}
+	for _, x := range st.extra {
+		evs = append(evs, x.last)
+	}
+	var parts []string
+	for _, e := range evs {
+		if e.Insufficient || e.At.IsZero() {
+			parts = append(parts, fmt.Sprintf("%s still filling", e.Window))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s/min", e.Window, m.fmt(st.name, e.Slope*60)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (m *Monitor) resolve(now time.Time, st *signalState, ev Evaluation) {

@@ -105,7 +105,7 @@ type Evaluation struct {
 	At     time.Time `json:"at"`
 	// Window is the window judged (DetectorConfig.Window).
 	Window time.Duration `json:"window"`
-	N      int       `json:"n"` // samples in the window
+	N      int           `json:"n"` // samples in the window
 	// Slope is the Theil–Sen slope over the window, per second; Lower and
 	// Upper are Sen's one-sided bounds at the configured confidence.
 	Slope float64 `json:"slope_per_second"`

@@ -140,6 +140,18 @@ func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
 			line += ", window still filling"
 		}
 		fmt.Fprintln(w, line)
+		for _, x := range s.Windows {
+			sub := fmt.Sprintf("           %-16s %s window", "", x.Window)
+			if x.Factor != 1 {
+				sub += fmt.Sprintf(" (fires above %g× the threshold)", x.Factor)
+			}
+			if x.Slope != nil && x.Detectable != nil {
+				sub += fmt.Sprintf(": slope %s, detectable from %s", perMin(*x.Slope), perMin(*x.Detectable))
+			} else {
+				sub += ": still filling"
+			}
+			fmt.Fprintln(w, sub)
+		}
 	}
 }
 

@@ -13,6 +13,11 @@
 // The detector's scenarios are datadriven files in testdata, where a series
 // a soak found can be kept as a regression (testdata/README.md).
 //
+// Each signal is also judged over leakcheck.windows (windows.go): one
+// extra Detector and Ring per window, with its own bar (Factor) and
+// confidence, downsampled past maxWindowSamples; decide combines the
+// verdicts (any window's suspect fires, only the main window clears).
+//
 // The shell around it: Sampler reads runtime/metrics and procfs; Monitor
 // samples every leakcheck.interval, feeds the detectors, and on a firing
 // alert captures an evidence bundle (heap diff against a baseline profile

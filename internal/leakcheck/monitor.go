@@ -579,6 +579,16 @@ type SignalView struct {
 	Slope      *float64 `json:"slope_per_second,omitempty"`
 	Detectable *float64 `json:"detectable_per_second,omitempty"`
 	State      string   `json:"state"`
+	// Windows are the leakcheck.windows judged beside the main one.
+	Windows []WindowView `json:"windows,omitempty"`
+}
+
+// WindowView is one extra window's last verdict.
+type WindowView struct {
+	Window     string   `json:"window"`
+	Factor     float64  `json:"factor"`
+	Slope      *float64 `json:"slope_per_second,omitempty"`
+	Detectable *float64 `json:"detectable_per_second,omitempty"`
 }
 
 // Signals returns each judged signal's last verdict.
@@ -593,6 +603,13 @@ func (m *Monitor) Signals() []SignalView {
 		v := SignalView{Signal: st.name, Window: m.cfg.Window.String(), Threshold: st.det.Config().Threshold, State: st.fsm.State.String()}
 		if ev := st.last; !ev.Insufficient && !ev.At.IsZero() {
 			v.Slope, v.Detectable = &ev.Slope, &ev.Detectable
+		}
+		for _, x := range st.extra {
+			w := WindowView{Window: x.label, Factor: x.det.Config().Factor}
+			if ev := x.last; !ev.Insufficient && !ev.At.IsZero() {
+				w.Slope, w.Detectable = &ev.Slope, &ev.Detectable
+			}
+			v.Windows = append(v.Windows, w)
 		}
 		out = append(out, v)
 	}

@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -65,5 +66,24 @@ func TestStressRefusesBadArgs(t *testing.T) {
 		if err := Stress(args, &sb, &sb, nil); err == nil {
 			t.Errorf("stress %v accepted", args)
 		}
+	}
+}
+
+// On a machine its own burners saturate, a further burner still verifies:
+// over a longer span it gets its share.
+func TestCPUVerifiesOnASaturatedMachine(t *testing.T) {
+	in, _ := CPU().New(faults.Env{})
+	var reverts []faults.Revert
+	defer func() {
+		for _, r := range reverts {
+			_ = r(context.Background())
+		}
+	}()
+	for range runtime.NumCPU() + 1 {
+		r, err := in.Inject(context.Background(), "self", map[string]string{"cores": "1", "load": "100%"})
+		if err != nil {
+			t.Fatalf("burner %d on a saturated machine: %v", len(reverts)+1, err)
+		}
+		reverts = append(reverts, r)
 	}
 }

@@ -1,7 +1,6 @@
 package leakcheck
 
 import (
-	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -123,5 +122,4 @@ func TestExtraWindowDownsamples(t *testing.T) {
 	if ev.Insufficient || math.Abs(ev.Slope-1.0/30) > 1e-9 || ev.N > maxWindowSamples+1 {
 		t.Fatalf("after 3h: %+v", ev)
 	}
-	_ = fmt.Sprint()
 }

@@ -95,7 +95,8 @@ func (in *cpuInjector) Inject(ctx context.Context, target string, params map[str
 		case <-ctx.Done():
 			_ = c.stop()
 			return nil, ctx.Err()
-		case err := <-c.done:
+		case <-c.done:
+			err := c.err
 			return nil, fmt.Errorf("cpu: burner exited at once: %v", err)
 		}
 		elapsed := time.Since(start)

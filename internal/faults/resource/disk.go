@@ -309,7 +309,8 @@ func (in *diskInjector) churn(ctx context.Context, dir string, d diskParams) (fa
 	for {
 		select {
 		case <-c.progress:
-		case err := <-c.done:
+		case <-c.done:
+			err := c.err
 			return fail(fmt.Errorf("disk: io child exited: %v", err))
 		case <-timeout.C:
 			return fail(fmt.Errorf("disk: io child wrote nothing in 10s (last report %q)", c.lastLine()))

@@ -79,7 +79,7 @@ func (in *fdsInjector) Inject(_ context.Context, target string, params map[strin
 	if !in.mu.TryLock() {
 		return nil, errors.New("fds: an fds fault is already in force")
 	}
-	held, restore, err := in.hold(leave)
+	release, err := in.hold(leave)
 	if err != nil {
 		in.mu.Unlock()
 		return nil, err
@@ -87,11 +87,7 @@ func (in *fdsInjector) Inject(_ context.Context, target string, params map[strin
 	var once sync.Once
 	return func(context.Context) error {
 		once.Do(func() {
-			for _, fd := range held {
-				offheap.AddHeldFDs(-1)
-				_ = unix.Close(fd)
-			}
-			restore()
+			release()
 			in.mu.Unlock()
 		})
 		return nil
@@ -100,22 +96,22 @@ func (in *fdsInjector) Inject(_ context.Context, target string, params map[strin
 
 // hold opens descriptors until leave remain under the soft limit, lowering
 // the limit first when that would take more than max_fds.
-func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
+func (in *fdsInjector) hold(leave int) (release func(), err error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return nil, nil, fmt.Errorf("fds: getrlimit: %w", err)
+		return nil, fmt.Errorf("fds: getrlimit: %w", err)
 	}
 	open, err := openFDs()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	want := int(lim.Cur) - open - leave
-	restore = func() {}
+	restore := func() {}
 	if maxFDs := in.bounds.MaxFDs; want > maxFDs {
 		orig, lowered := lim, lim
 		lowered.Cur = uint64(open + maxFDs + leave)
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lowered); err != nil {
-			return nil, nil, fmt.Errorf("fds: lowering RLIMIT_NOFILE to %d: %w", lowered.Cur, err)
+			return nil, fmt.Errorf("fds: lowering RLIMIT_NOFILE to %d: %w", lowered.Cur, err)
 		}
 		restore = func() {
 			var now syscall.Rlimit
@@ -127,9 +123,10 @@ func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
 	}
 	if want <= 0 {
 		restore()
-		return nil, nil, fmt.Errorf("fds: %d of RLIMIT_NOFILE %d are open, fewer than %d would be left", open, lim.Cur, leave)
+		return nil, fmt.Errorf("fds: %d of RLIMIT_NOFILE %d are open, fewer than %d would be left", open, lim.Cur, leave)
 	}
-	release := func() {
+	var held []int
+	release = func() {
 		for _, fd := range held {
 			offheap.AddHeldFDs(-1)
 			_ = unix.Close(fd)
@@ -139,7 +136,7 @@ func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
 	base, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		restore()
-		return nil, nil, fmt.Errorf("fds: %w", err)
+		return nil, fmt.Errorf("fds: %w", err)
 	}
 	offheap.AddHeldFDs(1)
 	held = append(held, base)
@@ -150,7 +147,7 @@ func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
 		}
 		if err != nil {
 			release()
-			return nil, nil, fmt.Errorf("fds: dup: %w", err)
+			return nil, fmt.Errorf("fds: dup: %w", err)
 		}
 		offheap.AddHeldFDs(1)
 		held = append(held, fd)
@@ -166,16 +163,16 @@ func (in *fdsInjector) hold(leave int) (held []int, restore func(), err error) {
 	now, err := openFDs()
 	if err != nil {
 		release()
-		return nil, nil, err
+		return nil, err
 	}
 	if left := int(lim.Cur) - now; now-open < len(held)*9/10 || left > 2*leave+16 {
 		release()
-		return nil, nil, fmt.Errorf("fds: holding %d descriptors moved the open count %d → %d (limit %d, %d left), want about %d left",
+		return nil, fmt.Errorf("fds: holding %d descriptors moved the open count %d → %d (limit %d, %d left), want about %d left",
 			len(held), open, now, lim.Cur, left, leave)
 	}
 	in.log.Info("fds fault verified", "held", len(held), "open_before", open, "open_after", now, "limit", lim.Cur,
 		"left", int(lim.Cur)-now)
-	return held, restore, nil
+	return release, nil
 }
 
 // openFDs counts soakd's open descriptors.

@@ -203,7 +203,8 @@ func waitHeld(ctx context.Context, c *child, growing bool) (int64, error) {
 	for {
 		select {
 		case <-c.progress:
-		case err := <-c.done:
+		case <-c.done:
+			err := c.err
 			return 0, fmt.Errorf("memory: child exited: %v", err)
 		case <-timeout.C:
 			_ = c.stop()

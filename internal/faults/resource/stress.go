@@ -150,7 +150,8 @@ func StopOnSignal() <-chan struct{} {
 // child is a running stress process.
 type child struct {
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when the child has exited; err is then set
+	err  error
 
 	mu       sync.Mutex
 	last     string        // the child's last progress line
@@ -176,7 +177,7 @@ func startChild(args ...string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("resource child: %w", err)
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1), progress: make(chan struct{}, 1)}
+	c := &child{cmd: cmd, done: make(chan struct{}), progress: make(chan struct{}, 1)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -192,7 +193,8 @@ func startChild(args ...string) (*child, error) {
 		if err != nil && stderr.Len() > 0 {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 		}
-		c.done <- err
+		c.err = err
+		close(c.done)
 	}()
 	return c, nil
 }

@@ -47,14 +47,15 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Hour, "how long to soak")
 	seed := flag.Uint64("seed", 1, "the run's seed")
 	keep := flag.String("state-dir", "", "state dir to use and keep (default: a temporary one, removed)")
+	record := flag.String("record", "", "write each leak signal's series, every 15 s, to <signal>.tsv in this directory")
 	flag.Parse()
-	if err := soak(*bin, *duration, *seed, *keep); err != nil {
+	if err := soak(*bin, *duration, *seed, *keep, *record); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func soak(bin string, duration time.Duration, seed uint64, state string) error {
+func soak(bin string, duration time.Duration, seed uint64, state, record string) error {
 	dir, err := os.MkdirTemp("", "soakd-soak-")
 	if err != nil {
 		return err
@@ -123,6 +124,14 @@ func soak(bin string, duration time.Duration, seed uint64, state string) error {
 		}()
 	} else {
 		byStage <- nil
+	}
+	if record != "" {
+		rec, err := newRecorder(record, time.Now())
+		if err != nil {
+			return err
+		}
+		defer rec.close()
+		go rec.loop(addr, 15*time.Second)
 	}
 	var last metrics
 	done := make(chan error, 1)

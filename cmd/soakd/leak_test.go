@@ -18,13 +18,15 @@ import (
 )
 
 // leakConfig is a short soak with lowered thresholds: a 2-minute window
-// sampled every 5 s, so a leak at 8x the threshold fires in minutes.
+// sampled every 5 s at a plain 0.99 (no 72-hour false-alarm budget), so a
+// leak at 8x the threshold fires in minutes.
 func leakConfig(t *testing.T, amURL, timeline string) string {
 	return testConfig(t, fmt.Sprintf(`
 leakcheck:
   interval: 5s
   window: 2m
   confidence: 0.99
+  false_alarm_budget: {alarms: 0}
   for: 3
   thresholds:
     heap_live_bytes: 2MiB/min

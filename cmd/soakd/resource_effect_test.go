@@ -287,7 +287,7 @@ faults:
 		t.Errorf("soakd status shows no residue of the connections fault:\n%s", out)
 	}
 	t.Logf("soakd status:\n%s", out[strings.Index(out, "leak "):])
-	if !regexp.MustCompile(`(?m)^leak +goroutines +threshold 10.0/min, slope -?[0-9.]+/min, detectable from [0-9.]+/min \(1m window\)`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^leak +goroutines +threshold 10.0/min, slope -?[0-9.]+/min, detectable from [0-9.]+/min \(1m window, confidence [0-9.]+\)`).MatchString(out) {
 		t.Errorf("soakd status shows no detectable slope for goroutines:\n%s", out)
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"maps"
 	"slices"
+	"strconv"
 
 	"context"
 	"encoding/json"
@@ -132,7 +133,7 @@ func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
 		}
 		line := fmt.Sprintf("leak       %-16s threshold %s", s.Signal, perMin(s.Threshold))
 		if s.Slope != nil && s.Detectable != nil {
-			line += fmt.Sprintf(", slope %s, detectable from %s (%s window)", perMin(*s.Slope), perMin(*s.Detectable), s.Window)
+			line += fmt.Sprintf(", slope %s, detectable from %s (%s window, confidence %s)", perMin(*s.Slope), perMin(*s.Detectable), s.Window, conf(s.Confidence))
 			if *s.Detectable > 2*s.Threshold {
 				line += ": noisy, leaks below that go unseen"
 			}
@@ -145,6 +146,7 @@ func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
 			if x.Factor != 1 {
 				sub += fmt.Sprintf(" (fires above %g× the threshold)", x.Factor)
 			}
+			sub += " at confidence " + conf(x.Confidence)
 			if x.Slope != nil && x.Detectable != nil {
 				sub += fmt.Sprintf(": slope %s, detectable from %s", perMin(*x.Slope), perMin(*x.Detectable))
 			} else {
@@ -154,6 +156,9 @@ func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
 		}
 	}
 }
+
+// conf prints a confidence with the digits that tell 0.99999 from 0.9999.
+func conf(c float64) string { return strconv.FormatFloat(c, 'g', 6, 64) }
 
 // printResidue says, per fault kind, how often its injections left
 // something behind (the levels after the revert and settle, minus before).

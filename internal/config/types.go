@@ -224,8 +224,13 @@ type LeakCheck struct {
 	Window   Duration `yaml:"window"`
 	// Windows are judged beside Window, each with its own evidence bar:
 	// a short one catches a fast leak early, a long one a slow leak.
-	Windows    []LeakWindow    `yaml:"windows"`
-	Confidence float64         `yaml:"confidence"`
+	Windows []LeakWindow `yaml:"windows"`
+	// Confidence of the main window's bound; 0 derives it from
+	// FalseAlarmBudget, as for any window that does not set its own.
+	Confidence float64 `yaml:"confidence,omitempty"`
+	// FalseAlarmBudget is how many false alarms per signal the user
+	// accepts over a period; see Confidences.
+	FalseAlarmBudget FalseAlarmBudget `yaml:"false_alarm_budget"`
 	For        int             `yaml:"for"`
 	Thresholds map[string]Rate `yaml:"thresholds"`
 	Evidence   Evidence        `yaml:"evidence"`
@@ -237,8 +242,16 @@ type LeakWindow struct {
 	// Factor raises the window's bar: its slope's lower bound must exceed
 	// Factor times the threshold (default 1).
 	Factor float64 `yaml:"factor"`
-	// Confidence of this window's bound (default: leakcheck.confidence).
+	// Confidence of this window's bound (default: derived from
+	// leakcheck.false_alarm_budget, else leakcheck.confidence).
 	Confidence float64 `yaml:"confidence,omitempty"`
+}
+
+// FalseAlarmBudget is an expected number of false alarms per signal
+// (Alarms) over a run of length Per; Alarms 0 turns the derivation off.
+type FalseAlarmBudget struct {
+	Alarms float64  `yaml:"alarms"`
+	Per    Duration `yaml:"per"`
 }
 
 type Evidence struct {

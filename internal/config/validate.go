@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -449,6 +450,7 @@ func (c *Config) validateLeakCheck(v *validator) {
 			v.add(p+"window", "must be >= 2*interval")
 		}
 	}
+	confOK := true // the confidences are in range: the budget can be judged
 	for i, w := range l.Windows {
 		path := index(p+"windows", i)
 		if w.Window <= 0 || (l.Interval > 0 && w.Window/2 < l.Interval) {
@@ -457,9 +459,26 @@ func (c *Config) validateLeakCheck(v *validator) {
 		if w.Factor != 0 && !(w.Factor >= 1) || math.IsInf(w.Factor, 0) {
 			v.add(path+".factor", "must be >= 1")
 		}
+		if w.Confidence != 0 && !(w.Confidence > 0.5 && w.Confidence < 1) {
+			v.add(path+".confidence", "must be in (0.5, 1)")
+			confOK = false
+		}
 	}
-	if !(l.Confidence > 0.5 && l.Confidence < 1) {
+	if l.Confidence != 0 && !(l.Confidence > 0.5 && l.Confidence < 1) {
 		v.add(p+"confidence", "must be in (0.5, 1)")
+		confOK = false
+	}
+	if b := l.FalseAlarmBudget; !(b.Alarms >= 0) || math.IsInf(b.Alarms, 0) {
+		v.add(p+"false_alarm_budget.alarms", "must be >= 0 (0: no budget)")
+	} else if b.Alarms > 0 && b.Per <= 0 {
+		v.add(p+"false_alarm_budget.per", "must be > 0")
+	} else if _, _, err := l.Confidences(); err != nil && confOK {
+		var es Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				v.add(e.Path, "%s", e.Msg)
+			}
+		}
 	}
 	v.atLeast(p+"for", l.For, 1)
 	for _, sig := range sortedKeys(l.Thresholds) {

@@ -60,11 +60,11 @@ func BenchmarkEvaluate(b *testing.B) {
 // here is a constant: change the detector and these move.
 func BenchmarkDetectionLatency(b *testing.B) {
 	cfg := simConfig(heapThr)
-	mean := func(windows []config.LeakWindow, thr float64, sg synthSignal) time.Duration {
+	mean := func(lc config.LeakCheck, thr float64, sg synthSignal) time.Duration {
 		var sum time.Duration
 		const seeds = 5
 		for seed := range uint64(seeds) {
-			fired, _ := replayWindows(newWindowSet(b, thr, windows), sg.samples(seed), tEpoch.Add(sg.leakAt))
+			fired, _ := replayWindows(newWindowSet(b, thr, lc), sg.samples(seed), tEpoch.Add(sg.leakAt))
 			if len(fired) == 0 {
 				b.Fatalf("%+v seed %d never fired", sg, seed)
 			}
@@ -75,19 +75,28 @@ func BenchmarkDetectionLatency(b *testing.B) {
 	for b.Loop() {
 		for _, r := range []float64{1.5, 2, 4, 8, 16} {
 			sg := synthSignal{base: 50 * mib, noise: heapNoise, leakAt: preLeak, shape: linearGrowth(r * heapThr), end: preLeak + 2*tWindow}
-			b.ReportMetric(mean(nil, heapThr, sg).Seconds(), fmt.Sprintf("s_to_fire_%gx", r))
-			b.ReportMetric(mean(defaultWindows, heapThr, sg).Seconds(), fmt.Sprintf("windows_s_to_fire_%gx", r))
+			b.ReportMetric(mean(mainAlone, heapThr, sg).Seconds(), fmt.Sprintf("s_to_fire_%gx", r))
+			b.ReportMetric(mean(defaultLeakCheck, heapThr, sg).Seconds(), fmt.Sprintf("windows_s_to_fire_%gx", r))
 			b.ReportMetric(PredictedDetection(cfg, tInterval, r*heapThr, tFor).Seconds(), fmt.Sprintf("s_predicted_%gx", r))
 		}
 		gor := synthSignal{base: 200, noise: gorNoise, integer: true, leakAt: preLeak, shape: linearGrowth(2 * gorThr), end: preLeak + 2*tWindow}
-		b.ReportMetric(mean(nil, gorThr, gor).Seconds(), "s_to_fire_goroutines_2x")
-		b.ReportMetric(mean(defaultWindows, gorThr, gor).Seconds(), "windows_s_to_fire_goroutines_2x")
+		b.ReportMetric(mean(mainAlone, gorThr, gor).Seconds(), "s_to_fire_goroutines_2x")
+		b.ReportMetric(mean(defaultLeakCheck, gorThr, gor).Seconds(), "windows_s_to_fire_goroutines_2x")
 		slowThr := 0.1 * mib / 60
 		slow := synthSignal{base: 50 * mib, noise: noiseModel{sd: 64 << 10}, leakAt: 2*time.Hour + 5*time.Minute,
 			shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 2*time.Hour}
-		b.ReportMetric(mean(nil, slowThr, slow).Seconds(), "s_to_fire_slow_0.2_at_0.1")
-		b.ReportMetric(mean(defaultWindows, slowThr, slow).Seconds(), "windows_s_to_fire_slow_0.2_at_0.1")
+		b.ReportMetric(mean(mainAlone, slowThr, slow).Seconds(), "s_to_fire_slow_0.2_at_0.1")
+		b.ReportMetric(mean(defaultLeakCheck, slowThr, slow).Seconds(), "windows_s_to_fire_slow_0.2_at_0.1")
 	}
+}
+
+// farRuns is how many simulated runs the false-alarm benchmarks replay:
+// SOAKD_FAR_RUNS, default 100.
+func farRuns() int {
+	if n, err := strconv.Atoi(os.Getenv("SOAKD_FAR_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return 100
 }
 
 // BenchmarkFalseAlarms counts, by simulation, the alerts the default
@@ -97,10 +106,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 // fired them: false_alarms_<signal>_<window> should be 0. The runs are
 // spread over the machine's cores.
 func BenchmarkFalseAlarms(b *testing.B) {
-	runs := 100
-	if n, err := strconv.Atoi(os.Getenv("SOAKD_FAR_RUNS")); err == nil && n > 0 {
-		runs = n
-	}
+	runs := farRuns()
 	for b.Loop() {
 		for _, c := range []struct {
 			name    string
@@ -111,7 +117,7 @@ func BenchmarkFalseAlarms(b *testing.B) {
 		}{{"heap", heapThr, heapClean, 50 * mib, false}, {"goroutines", gorThr, gorClean, 200, true}, {"fds", fdThr, fdClean, 40, true}} {
 			var mu sync.Mutex
 			byWindow := map[time.Duration]int{tWindow: 0}
-			for _, w := range defaultWindows {
+			for _, w := range defaultLeakCheck.Windows {
 				byWindow[w.Window.Std()] = 0
 			}
 			runsWith := 0
@@ -121,7 +127,7 @@ func BenchmarkFalseAlarms(b *testing.B) {
 				wg.Go(func() {
 					for seed := range seeds {
 						s := synthSignal{base: c.base, noise: c.noise, integer: c.integer, end: 72 * time.Hour}.samples(seed)
-						_, by := replayWindows(newWindowSet(b, c.thr, defaultWindows), s, tEpoch)
+						_, by := replayWindows(newWindowSet(b, c.thr, defaultLeakCheck), s, tEpoch)
 						mu.Lock()
 						for _, w := range by {
 							byWindow[w]++

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,16 +153,20 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 		residue: NewResidueTracker(o.ResidueSettle), disturbed: newDisturbances(o.ResidueSettle),
 		base: NewBaselines(cfg.Window.Std())}
 	capacity := RingCapacity(cfg.Window.Std(), interval)
+	mainConf, winConf, err := cfg.Confidences()
+	if err != nil {
+		return nil, err
+	}
 	for _, sig := range Signals {
 		st := &signalState{name: sig, ring: NewRing(capacity), fsm: AlertFSM{For: cfg.For}}
 		if th, ok := cfg.Thresholds[sig]; ok {
-			st.det, err = NewDetector(sig, DetectorConfig{Threshold: th.PerSecond(), Confidence: cfg.Confidence,
+			st.det, err = NewDetector(sig, DetectorConfig{Threshold: th.PerSecond(), Confidence: mainConf,
 				Window: cfg.Window.Std(), Interval: interval})
 			if err != nil {
 				return nil, fmt.Errorf("leakcheck.thresholds.%s: %w", sig, err)
 			}
-			for _, w := range cfg.Windows {
-				x, err := newExtraWindow(sig, w, th.PerSecond(), cfg.Confidence, interval, cfg.For)
+			for i, w := range cfg.Windows {
+				x, err := newExtraWindow(sig, w, th.PerSecond(), winConf[i], interval, cfg.For)
 				if err != nil {
 					return nil, err
 				}
@@ -346,8 +351,9 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	if f := m.factorOf(st, ev.Window); f != 1 {
 		bar = fmt.Sprintf("%s, where the bar is %g× the threshold", ev.Window, f)
 	}
-	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at %.0f%% confidence, threshold %s/min) over the last %s (window %s), %d samples.",
-		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60), 100*m.cfg.Confidence, m.fmt(st.name, th*60), ev.Window, bar, ev.N)
+	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at %s%% confidence, threshold %s/min) over the last %s (window %s), %d samples.",
+		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60),
+		strconv.FormatFloat(100*m.configOf(st, ev.Window).Confidence, 'g', 6, 64), m.fmt(st.name, th*60), ev.Window, bar, ev.N)
 	desc += " Slope per window: " + m.windowSlopes(st) + "."
 	if top := topCulprit(st.name, sum); top != "" {
 		desc += " Top growth: " + top + "."
@@ -376,12 +382,17 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 
 // factorOf is the bar factor of st's window w (1 for the main window).
 func (m *Monitor) factorOf(st *signalState, w time.Duration) float64 {
+	return m.configOf(st, w).Factor
+}
+
+// configOf returns the detector config of st's window of length w.
+func (m *Monitor) configOf(st *signalState, w time.Duration) DetectorConfig {
 	for _, x := range st.extra {
 		if x.det.Config().Window == w {
-			return x.det.Config().Factor
+			return x.det.Config()
 		}
 	}
-	return 1
+	return st.det.Config()
 }
 
 // windowSlopes lists the slope each of st's windows saw last, per minute.
@@ -575,6 +586,8 @@ type SignalView struct {
 	Signal    string  `json:"signal"`
 	Window    string  `json:"window"`
 	Threshold float64 `json:"threshold_per_second"`
+	// Confidence is the main window's (config.LeakCheck.Confidences).
+	Confidence float64 `json:"confidence"`
 	// Slope and Detectable are absent until the window has data.
 	Slope      *float64 `json:"slope_per_second,omitempty"`
 	Detectable *float64 `json:"detectable_per_second,omitempty"`
@@ -587,6 +600,7 @@ type SignalView struct {
 type WindowView struct {
 	Window     string   `json:"window"`
 	Factor     float64  `json:"factor"`
+	Confidence float64  `json:"confidence"`
 	Slope      *float64 `json:"slope_per_second,omitempty"`
 	Detectable *float64 `json:"detectable_per_second,omitempty"`
 }
@@ -600,12 +614,13 @@ func (m *Monitor) Signals() []SignalView {
 		if st.det == nil {
 			continue
 		}
-		v := SignalView{Signal: st.name, Window: m.cfg.Window.String(), Threshold: st.det.Config().Threshold, State: st.fsm.State.String()}
+		v := SignalView{Signal: st.name, Window: m.cfg.Window.String(), Threshold: st.det.Config().Threshold,
+			Confidence: st.det.Config().Confidence, State: st.fsm.State.String()}
 		if ev := st.last; !ev.Insufficient && !ev.At.IsZero() {
 			v.Slope, v.Detectable = &ev.Slope, &ev.Detectable
 		}
 		for _, x := range st.extra {
-			w := WindowView{Window: x.label, Factor: x.det.Config().Factor}
+			w := WindowView{Window: x.label, Factor: x.det.Config().Factor, Confidence: x.det.Config().Confidence}
 			if ev := x.last; !ev.Insufficient && !ev.At.IsZero() {
 				w.Slope, w.Detectable = &ev.Slope, &ev.Detectable
 			}

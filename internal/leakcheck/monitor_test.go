@@ -47,6 +47,9 @@ func newTestMonitor(t *testing.T, o MonitorOptions) (*Monitor, *testSignals) {
 	cfg.Interval = config.Duration(testInterval)
 	cfg.Window = config.Duration(5 * time.Minute)
 	cfg.For = 2
+	// A 5-minute window would take a 72-hour budget's share of a short
+	// window; these tests judge the monitor's plumbing at a plain 0.99.
+	cfg.Confidence, cfg.FalseAlarmBudget = 0.99, config.FalseAlarmBudget{}
 	if o.Config.Thresholds != nil {
 		cfg.Thresholds = o.Config.Thresholds
 	}

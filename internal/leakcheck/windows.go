@@ -31,11 +31,10 @@ type extraWindow struct {
 	hold, streak int
 }
 
+// newExtraWindow builds window w of signal; confidence is the window's
+// own, resolved by config.LeakCheck.Confidences.
 func newExtraWindow(signal string, w config.LeakWindow, threshold, confidence float64, interval time.Duration, forCount int) (*extraWindow, error) {
 	win := w.Window.Std()
-	if w.Confidence != 0 {
-		confidence = w.Confidence
-	}
 	stride := max(1, (int(win/interval)+maxWindowSamples)/maxWindowSamples)
 	det, err := NewDetector(signal, DetectorConfig{Threshold: threshold, Confidence: confidence, Window: win,
 		Interval: time.Duration(stride) * interval, Factor: w.Factor})

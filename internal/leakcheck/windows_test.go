@@ -15,15 +15,23 @@ type windowSet struct {
 	extra []*extraWindow
 }
 
-func newWindowSet(tb testing.TB, thr float64, windows []config.LeakWindow) *windowSet {
+// newWindowSet builds lc's windows (its interval and for are the tests'
+// tInterval and tFor) with their confidences resolved as soakd does.
+func newWindowSet(tb testing.TB, thr float64, lc config.LeakCheck) *windowSet {
 	tb.Helper()
-	main, err := NewDetector("sim", simConfig(thr))
+	mainConf, winConf, err := lc.Confidences()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mc := simConfig(thr)
+	mc.Window, mc.Confidence = lc.Window.Std(), mainConf
+	main, err := NewDetector("sim", mc)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ws := &windowSet{main: main}
-	for _, w := range windows {
-		x, err := newExtraWindow("sim", w, thr, 0.99, tInterval, tFor)
+	for i, w := range lc.Windows {
+		x, err := newExtraWindow("sim", w, thr, winConf[i], tInterval, tFor)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -53,7 +61,12 @@ func replayWindows(ws *windowSet, s []Sample, ref time.Time) (fired []time.Durat
 	return fired, by
 }
 
-var defaultWindows = config.Default().LeakCheck.Windows
+// defaultLeakCheck is the embedded default's detector; mainAlone its main
+// window alone at 0.99, the detector before leakcheck.windows.
+var (
+	defaultLeakCheck = config.Default().LeakCheck
+	mainAlone        = config.LeakCheck{Window: config.Duration(tWindow), Confidence: 0.99}
+)
 
 // The default windows stay quiet over 72 hours of the clean soak noise
 // (GC sawtooth, wander, spikes, 200 MiB fault bumps) of each signal.
@@ -68,7 +81,7 @@ func TestWindowsQuietOnClean72h(t *testing.T) {
 		base  float64
 	}{{"heap", heapThr, heapClean, 50 * mib}, {"goroutines", gorThr, gorClean, 200}, {"fds", fdThr, fdClean, 40}} {
 		for seed := range uint64(1) { // BenchmarkFalseAlarms runs 100 seeds
-			ws := newWindowSet(t, c.thr, defaultWindows)
+			ws := newWindowSet(t, c.thr, defaultLeakCheck)
 			s := synthSignal{base: c.base, noise: c.noise, integer: c.name != "heap", end: 72 * time.Hour}.samples(seed + 1)
 			if fired, by := replayWindows(ws, s, tEpoch); len(fired) > 0 {
 				t.Errorf("%s seed %d: %d false alarms, first at %v on the %v window", c.name, seed+1, len(fired), fired[0], by[0])
@@ -81,8 +94,8 @@ func TestWindowsQuietOnClean72h(t *testing.T) {
 // a slow leak just above a low threshold fires on the long one.
 func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
 	fast := synthSignal{base: 50 * mib, noise: heapNoise, leakAt: preLeak, shape: linearGrowth(16 * heapThr), end: preLeak + 30*time.Minute}
-	single, _ := replayWindows(newWindowSet(t, heapThr, nil), fast.samples(1), tEpoch.Add(preLeak))
-	multi, by := replayWindows(newWindowSet(t, heapThr, defaultWindows), fast.samples(1), tEpoch.Add(preLeak))
+	single, _ := replayWindows(newWindowSet(t, heapThr, mainAlone), fast.samples(1), tEpoch.Add(preLeak))
+	multi, by := replayWindows(newWindowSet(t, heapThr, defaultLeakCheck), fast.samples(1), tEpoch.Add(preLeak))
 	if len(single) == 0 || len(multi) == 0 {
 		t.Fatalf("16× leak: fired %v (main window only), %v (with windows)", single, multi)
 	}
@@ -94,7 +107,7 @@ func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
 	slowThr := 0.1 * mib / 60
 	slow := synthSignal{base: 50 * mib, noise: noiseModel{sd: 64 << 10}, leakAt: 2*time.Hour + 5*time.Minute,
 		shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 90*time.Minute}
-	multi, by = replayWindows(newWindowSet(t, slowThr, defaultWindows), slow.samples(1), tEpoch.Add(slow.leakAt))
+	multi, by = replayWindows(newWindowSet(t, slowThr, defaultLeakCheck), slow.samples(1), tEpoch.Add(slow.leakAt))
 	if len(multi) == 0 {
 		t.Fatal("0.2 MiB/min at a 0.1 MiB/min threshold never fired")
 	}

@@ -2,14 +2,18 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
@@ -61,8 +65,12 @@ func runLevel(b *testing.B, clients, ops int, apply func(i int) error) benchFigu
 	return benchFigures{p50: lat[ops/2], p99: lat[ops*99/100], throughput: float64(ops) / elapsed.Seconds()}
 }
 
-// bareCluster is the baseline: 3 hashicorp/raft nodes with in-memory log,
-// stable and snapshot stores and the in-memory transport, same timing.
+// bareCluster is the baseline: 3 bare hashicorp/raft nodes with the same
+// timing as soakd's. With durable set they use soakd's store and transport
+// (raft-boltdb with fsync behind the same log cache, the file snapshot
+// store, hashicorp/raft's TCP transport on loopback), so soakd/bare
+// isolates what soakd adds; without it, in-memory stores and transport, the
+// library's ceiling on this machine.
 type bareCluster struct{ rafts []*hraft.Raft }
 
 type bareFSM struct {
@@ -83,35 +91,74 @@ func (f *bareFSM) Apply(l *hraft.Log) interface{} {
 func (f *bareFSM) Snapshot() (hraft.FSMSnapshot, error) { return nil, fmt.Errorf("no snapshots") }
 func (f *bareFSM) Restore(rc io.ReadCloser) error       { return rc.Close() }
 
-func newBareCluster(b *testing.B) *bareCluster {
+type bareNode struct {
+	trans  hraft.Transport
+	logs   hraft.LogStore
+	stable hraft.StableStore
+	snaps  hraft.SnapshotStore
+	close  func() error
+}
+
+func newBareNode(b *testing.B, i int, durable bool) bareNode {
 	b.Helper()
-	var trans []*hraft.InmemTransport
+	if !durable {
+		_, t := hraft.NewInmemTransport(hraft.ServerAddress(fmt.Sprint("bare-", i)))
+		s := hraft.NewInmemStore()
+		return bareNode{trans: t, logs: s, stable: s, snaps: hraft.NewInmemSnapshotStore(), close: t.Close}
+	}
+	dir := b.TempDir()
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, logStoreFile)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	logs, err := hraft.NewLogCache(logCacheSize, store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(dir, snapshotRetain, hclog.NewNullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := hraft.NewTCPTransportWithLogger("127.0.0.1:0", nil, transportMaxPool, transportTimeout, hclog.NewNullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bareNode{trans: t, logs: logs, stable: store, snaps: snaps, close: func() error {
+		t.CloseStreams() // the pooled connections: their peers' handlers end on EOF
+		return errors.Join(t.Close(), store.Close())
+	}}
+}
+
+func newBareCluster(b *testing.B, durable bool) *bareCluster {
+	b.Helper()
+	var nodes []bareNode
 	var servers []hraft.Server
 	for i := range 3 {
-		addr, t := hraft.NewInmemTransport(hraft.ServerAddress(fmt.Sprint("bare-", i)))
-		trans = append(trans, t)
+		n := newBareNode(b, i, durable)
+		nodes = append(nodes, n)
+		addr := n.trans.LocalAddr()
 		servers = append(servers, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(addr), Address: addr})
 	}
-	for _, a := range trans {
-		for _, o := range trans {
-			if a != o {
-				a.Connect(o.LocalAddr(), o)
+	if !durable {
+		for _, a := range nodes {
+			for _, o := range nodes {
+				if a.trans != o.trans {
+					a.trans.(*hraft.InmemTransport).Connect(o.trans.LocalAddr(), o.trans)
+				}
 			}
 		}
 	}
 	bc := &bareCluster{}
-	for i, t := range trans {
+	for i, n := range nodes {
 		conf := hraft.DefaultConfig()
 		conf.LocalID = servers[i].ID
 		conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = heartbeatTimeout, electionTimeout, leaderLeaseTimeout
 		conf.SnapshotThreshold = 1 << 40 // no snapshots: the bare FSM has none
 		conf.Logger = hclog.NewNullLogger()
-		logs, stable := hraft.NewInmemStore(), hraft.NewInmemStore()
-		snaps := hraft.NewInmemSnapshotStore()
-		if err := hraft.BootstrapCluster(conf, logs, stable, snaps, t, hraft.Configuration{Servers: servers}); err != nil {
+		if err := hraft.BootstrapCluster(conf, n.logs, n.stable, n.snaps, n.trans, hraft.Configuration{Servers: servers}); err != nil {
 			b.Fatal(err)
 		}
-		r, err := hraft.NewRaft(conf, &bareFSM{kv: map[string][]byte{}}, logs, stable, snaps, t)
+		r, err := hraft.NewRaft(conf, &bareFSM{kv: map[string][]byte{}}, n.logs, n.stable, n.snaps, n.trans)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -121,8 +168,8 @@ func newBareCluster(b *testing.B) *bareCluster {
 		for _, r := range bc.rafts {
 			_ = r.Shutdown().Error()
 		}
-		for _, t := range trans {
-			_ = t.Close()
+		for _, n := range nodes {
+			_ = n.close()
 		}
 	})
 	return bc
@@ -145,14 +192,15 @@ func (bc *bareCluster) leader(b *testing.B) *hraft.Raft {
 // BenchmarkRaft measures commit latency and throughput of puts at 1, 16 and
 // 256 concurrent clients through soakd's component (TCP on loopback, bbolt
 // with fsync, the Dialer hook, the client's classification and recording)
-// and through bare hashicorp/raft with in-memory stores and transport, and
-// reports both and their ratios (soakd/bare) from the same run.
+// and through bare hashicorp/raft on the same store and transport (bare_*,
+// ratios soakd/bare: what soakd adds) and in memory (inmem_*: the library's
+// ceiling here), all from the same run.
 func BenchmarkRaft(b *testing.B) {
 	for range b.N {
 		c, _ := testCluster(b, 3, nil, defaultOptions())
 		rec := &countRecorder{}
 		c.SetRecorder(rec)
-		bc := newBareCluster(b)
+		same, inmem := newBareCluster(b, true), newBareCluster(b, false)
 		val := make([]byte, 64)
 		for _, lv := range benchLevels {
 			soakd := runLevel(b, lv.clients, lv.ops, func(i int) error {
@@ -161,12 +209,17 @@ func BenchmarkRaft(b *testing.B) {
 				r := c.Do(ctx, components.Op{Name: "put", Key: fmt.Sprint("k", i%1000), Value: val})
 				return r.Err
 			})
-			ld := bc.leader(b)
-			bare := runLevel(b, lv.clients, lv.ops, func(i int) error {
-				cmd := encodeCommand(command{op: opPut, key: fmt.Sprint("k", i%1000), value: val})
-				return ld.Apply(cmd, 10*time.Second).Error()
-			})
+			put := func(bc *bareCluster) benchFigures {
+				ld := bc.leader(b)
+				return runLevel(b, lv.clients, lv.ops, func(i int) error {
+					cmd := encodeCommand(command{op: opPut, key: fmt.Sprint("k", i%1000), value: val})
+					return ld.Apply(cmd, 10*time.Second).Error()
+				})
+			}
+			bare, mem := put(same), put(inmem)
 			p := fmt.Sprintf("c%d_", lv.clients)
+			b.ReportMetric(mem.throughput, p+"inmem_ops/s")
+			b.ReportMetric(soakd.throughput/mem.throughput, p+"tput_ratio_inmem")
 			b.ReportMetric(float64(soakd.p50.Microseconds()), p+"soakd_p50_us")
 			b.ReportMetric(float64(soakd.p99.Microseconds()), p+"soakd_p99_us")
 			b.ReportMetric(soakd.throughput, p+"soakd_ops/s")
@@ -176,9 +229,10 @@ func BenchmarkRaft(b *testing.B) {
 			b.ReportMetric(float64(soakd.p50)/float64(bare.p50), p+"p50_ratio")
 			b.ReportMetric(float64(soakd.p99)/float64(bare.p99), p+"p99_ratio")
 			b.ReportMetric(soakd.throughput/bare.throughput, p+"tput_ratio")
-			b.Logf("clients=%-3d ops=%-5d soakd p50=%-9v p99=%-9v %7.0f ops/s | bare p50=%-9v p99=%-9v %7.0f ops/s | ratio p50 %.1fx p99 %.1fx tput %.2fx",
+			b.Logf("clients=%-3d ops=%-5d soakd p50=%-9v p99=%-9v %7.0f ops/s | bare (same store, TCP) p50=%-9v p99=%-9v %7.0f ops/s | ratio p50 %.1fx p99 %.1fx tput %.2fx | bare in memory %7.0f ops/s (soakd %.2fx)",
 				lv.clients, lv.ops, soakd.p50, soakd.p99, soakd.throughput, bare.p50, bare.p99, bare.throughput,
-				float64(soakd.p50)/float64(bare.p50), float64(soakd.p99)/float64(bare.p99), soakd.throughput/bare.throughput)
+				float64(soakd.p50)/float64(bare.p50), float64(soakd.p99)/float64(bare.p99), soakd.throughput/bare.throughput,
+				mem.throughput, soakd.throughput/mem.throughput)
 		}
 		fs := fsyncP50(b)
 		b.ReportMetric(float64(fs.Microseconds()), "fsync_p50_us")

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// recorder keeps the leak signals' series of a real soak as the raw
+// material of the detector's noise models and regression tests: one file
+// per signal, a line per scrape: seconds since the soak's start, the
+// signal's last sampled value, and 1 where a fault disturbed the signal
+// (the detector leaves those samples out of its windows).
+type recorder struct {
+	dir   string
+	start time.Time
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	files map[string]*bufio.Writer
+	osf   []*os.File
+}
+
+func newRecorder(dir string, start time.Time) (*recorder, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return &recorder{dir: dir, start: start, stop: make(chan struct{}), done: make(chan struct{}),
+		files: map[string]*bufio.Writer{}}, nil
+}
+
+func (r *recorder) loop(addr string, every time.Duration) {
+	defer close(r.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		m, err := scrape(addr)
+		if err != nil {
+			continue // the run may be stopping; a gap is honest
+		}
+		for _, s := range m.series("soakd_leak_signal_value") {
+			sig := strings.TrimSuffix(strings.TrimPrefix(s, `{signal="`), `"}`)
+			if err := r.write(sig, m.at.Sub(r.start), m.v["soakd_leak_signal_value"+s],
+				m.v["soakd_leak_signal_disturbed"+s]); err != nil {
+				fmt.Fprintln(os.Stderr, "soak: record:", err)
+				return
+			}
+		}
+		if v, ok := m.v["process_resident_memory_bytes"]; ok {
+			_ = r.write("process_rss_bytes", m.at.Sub(r.start), v, 0)
+		}
+	}
+}
+
+func (r *recorder) write(sig string, at time.Duration, v, disturbed float64) error {
+	w, ok := r.files[sig]
+	if !ok {
+		f, err := os.Create(filepath.Join(r.dir, sig+".tsv"))
+		if err != nil {
+			return err
+		}
+		r.osf = append(r.osf, f)
+		w = bufio.NewWriter(f)
+		fmt.Fprintf(w, "# seconds\t%s\tdisturbed\n", sig)
+		r.files[sig] = w
+	}
+	_, err := fmt.Fprintf(w, "%.0f\t%.0f\t%.0f\n", at.Seconds(), v, disturbed)
+	return err
+}
+
+// close stops the loop and flushes every file.
+func (r *recorder) close() {
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+	for _, w := range r.files {
+		_ = w.Flush()
+	}
+	for _, f := range r.osf {
+		_ = f.Close()
+	}
+}

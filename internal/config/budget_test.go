@@ -2,8 +2,8 @@ package config
 
 import (
 	"math"
-	"time"
 	"testing"
+	"time"
 )
 
 // The derived confidences spend exactly the budget (Σ E_w), the

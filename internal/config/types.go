@@ -231,9 +231,9 @@ type LeakCheck struct {
 	// FalseAlarmBudget is how many false alarms per signal the user
 	// accepts over a period; see Confidences.
 	FalseAlarmBudget FalseAlarmBudget `yaml:"false_alarm_budget"`
-	For        int             `yaml:"for"`
-	Thresholds map[string]Rate `yaml:"thresholds"`
-	Evidence   Evidence        `yaml:"evidence"`
+	For              int              `yaml:"for"`
+	Thresholds       map[string]Rate  `yaml:"thresholds"`
+	Evidence         Evidence         `yaml:"evidence"`
 }
 
 // LeakWindow is one extra window of the leak detector.

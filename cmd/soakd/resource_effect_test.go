@@ -137,6 +137,7 @@ leakcheck:
   # residue check below compares both before and after each fault. The
   # signals the kinds do move keep their default thresholds.
   thresholds: {heap_live_bytes: 64MiB/min, rss_bytes: 64MiB/min, goroutines: 10/min, open_fds: 5/min, threads: 5/min}
+profiling: {stage_cpu: {interval: 15s, duration: 5s}}   # status says what the harness costs
 faults:
   pause_when_unhealthy: false
   timeline:
@@ -287,8 +288,12 @@ faults:
 		t.Errorf("soakd status shows no residue of the connections fault:\n%s", out)
 	}
 	t.Logf("soakd status:\n%s", out[strings.Index(out, "leak "):])
-	if !regexp.MustCompile(`(?m)^leak +goroutines +threshold 10.0/min, slope -?[0-9.]+/min, detectable from [0-9.]+/min \(1m window, confidence [0-9.]+\)`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^leak +goroutines +threshold 10.0/min, slope -?[0-9.]+/min, detectable from [0-9.]+/min \(1m window, confidence [0-9.e+-]+\)`).MatchString(out) {
 		t.Errorf("soakd status shows no detectable slope for goroutines:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^cpu +harness [0-9.]+% of a core, components [0-9.]+%, runtime [0-9.]+% \(a 5 s profile`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^ +component/raft +[0-9.]+%$`).MatchString(out) {
+		t.Errorf("soakd status shows no CPU by stage with Raft's share:\n%s", out)
 	}
 
 	m := d.scrape("soakd_")

@@ -3,7 +3,6 @@ package main
 import (
 	"maps"
 	"slices"
-	"strconv"
 
 	"context"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/profiling"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/status"
 	"github.com/soakd/soakd/internal/telemetry"
@@ -118,6 +118,29 @@ func printStatus(w io.Writer, st status.Status) {
 	}
 	printLeakSignals(w, st.LeakSignals)
 	printResidue(w, st.FaultResidue)
+	printCPU(w, st.CPUByStage)
+}
+
+// printCPU says what the harness costs next to the components, from the
+// last stage CPU sample.
+func printCPU(w io.Writer, c *profiling.StageCPU) {
+	if c == nil {
+		fmt.Fprintln(w, "cpu        not sampled yet (profiling.stage_cpu)")
+		return
+	}
+	if c.At.IsZero() {
+		fmt.Fprintf(w, "cpu        not sampled: %s\n", c.Error)
+		return
+	}
+	fmt.Fprintf(w, "cpu        harness %.1f%% of a core, components %.1f%%, runtime %.1f%% (a %.0f s profile at %s)\n",
+		100*c.HarnessCores, 100*c.ComponentCores, 100*c.RuntimeCores, c.Seconds, c.At.Format(time.RFC3339))
+	for _, s := range c.Stages {
+		name := s.Stage
+		if name == "" {
+			name = "(runtime)"
+		}
+		fmt.Fprintf(w, "           %-20s %5.1f%%\n", name, 100*s.Cores)
+	}
 }
 
 // printLeakSignals says, per judged signal, its slope, the smallest leak
@@ -157,8 +180,8 @@ func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
 	}
 }
 
-// conf prints a confidence with the digits that tell 0.99999 from 0.9999.
-func conf(c float64) string { return strconv.FormatFloat(c, 'g', 6, 64) }
+// conf prints a confidence so that 0.99999 and 0.9999999 stay apart.
+func conf(c float64) string { return leakcheck.FormatConfidence(c) }
 
 // printResidue says, per fault kind, how often its injections left
 // something behind (the levels after the revert and settle, minus before).

@@ -26,8 +26,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/google/pprof/profile"
 )
 
 // overlay is laid over the embedded default config (soakd merges a user
@@ -111,20 +109,8 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string)
 	if err != nil {
 		return err
 	}
-	// CPU by stage, from a one-minute CPU profile near the end.
-	byStage := make(chan map[string]float64, 1)
-	if at := duration - 2*time.Minute - time.Minute; at > 3*time.Minute {
-		go func() {
-			time.Sleep(at - 2*time.Minute - 10*time.Second)
-			m, err := cpuByStage(addr, time.Minute)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "soak: CPU profile:", err)
-			}
-			byStage <- m
-		}()
-	} else {
-		byStage <- nil
-	}
+	// CPU by stage: soakd's own samples (profiling.stage_cpu), averaged.
+	var stages stageAverage
 	if record != "" {
 		rec, err := newRecorder(record, time.Now())
 		if err != nil {
@@ -145,12 +131,13 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string)
 				return fmt.Errorf("soakd: %v (log: %s)", err, logPath)
 			}
 			report(start, last, duration)
-			reportStages(<-byStage)
+			stages.report()
 			return nil
 		case <-tick.C:
 			if m, err := scrape(addr); err == nil {
 				last = m // the run stops its server at the end: keep the last full scrape
 			}
+			stages.poll(addr)
 		}
 	}
 }
@@ -267,69 +254,4 @@ func report(start, end metrics, duration time.Duration) {
 	violations := end.sum("soakd_invariant_violations_total")
 	fmt.Printf("  invariant violations: %.0f\n", violations)
 	fmt.Printf("faults injected: %.0f\n", end.sum("soakd_faults_injected_total")-start.sum("soakd_faults_injected_total"))
-}
-
-// cpuByStage takes a CPU profile of soakd for d and returns the cores used
-// by each value of the pprof label "stage" ("" for goroutines without one:
-// the runtime's own, such as the garbage collector's workers).
-func cpuByStage(addr string, d time.Duration) (map[string]float64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s", resp.Status)
-	}
-	p, err := profile.Parse(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	idx := -1
-	for i, st := range p.SampleType {
-		if st.Type == "cpu" && st.Unit == "nanoseconds" {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		return nil, fmt.Errorf("no cpu nanoseconds in the profile")
-	}
-	out := map[string]float64{}
-	for _, smp := range p.Sample {
-		stage := ""
-		if v := smp.Label["stage"]; len(v) > 0 {
-			stage = v[0]
-		}
-		out[stage] += float64(smp.Value[idx]) / 1e9 / d.Seconds()
-	}
-	return out, nil
-}
-
-func reportStages(m map[string]float64) {
-	if m == nil {
-		fmt.Println("\nCPU by stage: not measured (the soak is too short for a profile near its end)")
-		return
-	}
-	var stages []string
-	var harness, comps, total float64
-	for st, v := range m {
-		stages = append(stages, st)
-		total += v
-		switch {
-		case strings.HasPrefix(st, "component/"):
-			comps += v
-		case st != "":
-			harness += v
-		}
-	}
-	sort.Slice(stages, func(i, j int) bool { return m[stages[i]] > m[stages[j]] })
-	fmt.Printf("\nCPU by stage (a one-minute profile near the end): %.1f%% of a core in all\n", 100*total)
-	for _, st := range stages {
-		name := st
-		if name == "" {
-			name = "(runtime: GC, scheduler)"
-		}
-		fmt.Printf("  %-28s %5.1f%% of a core\n", name, 100*m[st])
-	}
-	fmt.Printf("harness (everything but components and the runtime): %.1f%% of a core; components: %.1f%%\n", 100*harness, 100*comps)
 }

@@ -261,6 +261,14 @@ type Evidence struct {
 type Profiling struct {
 	Pyroscope Pyroscope `yaml:"pyroscope"`
 	Snapshots Snapshots `yaml:"snapshots"`
+	StageCPU  StageCPU  `yaml:"stage_cpu"`
+}
+
+// StageCPU is the periodic CPU profile that says what the harness costs:
+// every Interval (0: never), a profile of Duration summed by stage.
+type StageCPU struct {
+	Interval Duration `yaml:"interval"`
+	Duration Duration `yaml:"duration"`
 }
 
 type Pyroscope struct {

@@ -501,6 +501,9 @@ func (c *Config) validateProfiling(v *validator) {
 		v.add("profiling.pyroscope.application_name", "must not be empty")
 	}
 	v.positive("profiling.snapshots.interval", p.Snapshots.Interval)
+	if sc := p.StageCPU; sc.Interval > 0 && !(sc.Duration > 0 && sc.Duration < sc.Interval) {
+		v.add("profiling.stage_cpu.duration", "must be > 0 and < profiling.stage_cpu.interval (%s)", sc.Interval)
+	}
 	if p.Snapshots.MaxBytes < MinSnapshotBytes {
 		v.add("profiling.snapshots.max_bytes", "must be >= %s", MinSnapshotBytes)
 	}

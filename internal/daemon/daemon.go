@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options) error {
 	if w.comps, err = w.buildComponents(); err == nil {
 		var eng *engines
 		if eng, err = buildEngines(w, tracing.Provider); err == nil {
-			board.Attach(status.Parts{Components: w.comps, Faults: eng.faults, Leaks: eng.monitor})
+			board.Attach(status.Parts{Components: w.comps, Faults: eng.faults, Leaks: eng.monitor, Profiler: eng.profiler})
 			serveErr := r.Serve(ctx, w.comps, eng.services...)
 			shutdownTelemetry(log, tracing, srv)
 			return serveErr

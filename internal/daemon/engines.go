@@ -46,6 +46,7 @@ type engines struct {
 	services []run.Service
 	faults   *faults.Runner
 	monitor  *leakcheck.Monitor
+	profiler *profiling.Profiler
 }
 
 func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
@@ -54,7 +55,8 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 		return nil, err
 	}
 	prof, err := profiling.New(profiling.Options{Config: w.cfg.Profiling, Dir: filepath.Join(w.r.Dir(), "profiles"),
-		RunID: w.r.State().RunID, Clock: w.clock, Logger: w.log.With("stage", "profiling")})
+		RunID: w.r.State().RunID, Clock: w.clock, Logger: w.log.With("stage", "profiling"),
+		StageLabel: run.StageLabel, Metrics: w.reg})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +93,7 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	services = append(services, checkers...)
 	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: runner.Stop})
 	services = append(services, loads...)
-	return &engines{services: services, faults: runner, monitor: mon}, nil
+	return &engines{services: services, faults: runner, monitor: mon, profiler: prof}, nil
 }
 
 // disturbObserver tells the leak monitor which signals a fault in force

@@ -351,9 +351,9 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	if f := m.factorOf(st, ev.Window); f != 1 {
 		bar = fmt.Sprintf("%s, where the bar is %g× the threshold", ev.Window, f)
 	}
-	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at %s%% confidence, threshold %s/min) over the last %s (window %s), %d samples.",
+	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at confidence %s, threshold %s/min) over the last %s (window %s), %d samples.",
 		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60),
-		strconv.FormatFloat(100*m.configOf(st, ev.Window).Confidence, 'g', 6, 64), m.fmt(st.name, th*60), ev.Window, bar, ev.N)
+		FormatConfidence(m.configOf(st, ev.Window).Confidence), m.fmt(st.name, th*60), ev.Window, bar, ev.N)
 	desc += " Slope per window: " + m.windowSlopes(st) + "."
 	if top := topCulprit(st.name, sum); top != "" {
 		desc += " Top growth: " + top + "."
@@ -383,6 +383,15 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 // factorOf is the bar factor of st's window w (1 for the main window).
 func (m *Monitor) factorOf(st *signalState, w time.Duration) float64 {
 	return m.configOf(st, w).Factor
+}
+
+// FormatConfidence prints a confidence so that close ones stay apart:
+// 0.99, 0.9999, and past four nines 1-2.3e-07.
+func FormatConfidence(c float64) string {
+	if c > 0.9999 && c < 1 {
+		return fmt.Sprintf("1-%.2g", 1-c)
+	}
+	return strconv.FormatFloat(c, 'g', 6, 64)
 }
 
 // configOf returns the detector config of st's window of length w.

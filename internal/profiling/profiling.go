@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/tick"
@@ -23,6 +24,11 @@ type Options struct {
 	Tags   map[string]string // extra static tags for the push
 	Clock  clockwork.Clock   // drives the snapshot ticker, snapshot names and the warning rate limit
 	Logger *slog.Logger
+	// StageLabel is the pprof label whose values the stage CPU sample
+	// (profiling.stage_cpu) sums by; empty turns the sample off.
+	StageLabel string
+	// Metrics registers soakd_cpu_cores{stage}; nil registers nothing.
+	Metrics prometheus.Registerer
 
 	// uploadRate overrides pyroscope-go's upload period (15 s) in tests.
 	uploadRate time.Duration
@@ -50,6 +56,9 @@ type Profiler struct {
 	stopped bool
 	cancel  context.CancelFunc
 	push    *pusher
+	stage   StageCPU // the last stage CPU sample
+
+	stageCores *prometheus.GaugeVec
 
 	wg sync.WaitGroup
 
@@ -92,6 +101,14 @@ func New(o Options) (*Profiler, error) {
 		interval: iv,
 		maxBytes: mb,
 		kinds:    snapshotKinds(),
+	}
+	if o.Metrics != nil && p.stageInterval() > 0 {
+		p.stageCores = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "soakd", Name: "cpu_cores",
+			Help: "CPU of soakd by pprof stage label over the last stage CPU sample (profiling.stage_cpu), in cores; stage=\"\" is the runtime's own."},
+			[]string{"stage"})
+		if err := o.Metrics.Register(p.stageCores); err != nil {
+			return nil, fmt.Errorf("profiling: %w", err)
+		}
 	}
 	files, err := scanDir(o.Dir, p.log)
 	if err != nil {
@@ -140,6 +157,13 @@ func (p *Profiler) Start(ctx context.Context) error {
 	p.push = push
 	p.mu.Unlock()
 	p.wg.Go(func() { p.loop(loopCtx, t) })
+	if iv := p.stageInterval(); iv > 0 {
+		st := p.clock.NewTicker(iv)
+		p.wg.Go(func() {
+			defer st.Stop()
+			p.stageLoop(loopCtx, st, p.opts.Config.StageCPU.Duration.Std(), p.stageCores)
+		})
+	}
 	p.log.Info("profiling started", "snapshot_dir", p.dir, "snapshot_interval", p.interval,
 		"snapshot_max_bytes", p.maxBytes, "snapshot_kinds", p.kinds,
 		"pyroscope", p.opts.Config.Pyroscope.ServerAddress != "")
@@ -172,6 +196,14 @@ func (p *Profiler) Stop(ctx context.Context) error {
 		return fmt.Errorf("profiling: %w", err)
 	}
 	return nil
+}
+
+// stageInterval is how often the stage CPU sample runs (0: never).
+func (p *Profiler) stageInterval() time.Duration {
+	if p.opts.StageLabel == "" || p.opts.Config.StageCPU.Duration <= 0 {
+		return 0
+	}
+	return p.opts.Config.StageCPU.Interval.Std()
 }
 
 func (p *Profiler) loop(ctx context.Context, t clockwork.Ticker) {

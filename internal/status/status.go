@@ -1,7 +1,8 @@
 // Package status assembles the run's status document, served at
 // /api/v1/status and rendered by `soakd status`, from the owners of each
 // part: the run (progress), the components (health), the fault runner
-// (faults in force) and the leak monitor (firing alerts, fault residue).
+// (faults in force), the leak monitor (firing alerts, fault residue) and
+// the profiler (CPU by stage).
 // It sits above them all, so each part keeps its owner's type and nothing
 // mirrors another package's types; data flows one way, up.
 package status
@@ -13,6 +14,7 @@ import (
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/faults"
 	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/profiling"
 	"github.com/soakd/soakd/internal/run"
 )
 
@@ -28,6 +30,9 @@ type Status struct {
 	// LeakSignals is each judged leak signal's threshold, last slope and
 	// the smallest leak its noise lets soakd detect.
 	LeakSignals []leakcheck.SignalView `json:"leak_signals"`
+	// CPUByStage is the last stage CPU sample: what the harness costs next
+	// to the components. Absent before the first sample.
+	CPUByStage *profiling.StageCPU `json:"cpu_by_stage,omitempty"`
 }
 
 // Component is one component's health.
@@ -44,6 +49,7 @@ type Parts struct {
 	Components []components.Component
 	Faults     *faults.Runner
 	Leaks      *leakcheck.Monitor
+	Profiler   *profiling.Profiler
 }
 
 // Assembler builds the document on demand. The HTTP server starts before
@@ -89,6 +95,11 @@ func (a *Assembler) Status() Status {
 		st.FiringAlerts = append(st.FiringAlerts, p.Leaks.Firing()...)
 		st.FaultResidue = append(st.FaultResidue, p.Leaks.Residue().Residues()...)
 		st.LeakSignals = append(st.LeakSignals, p.Leaks.Signals()...)
+	}
+	if p.Profiler != nil {
+		if c := p.Profiler.StageCPU(); !c.At.IsZero() || c.Error != "" {
+			st.CPUByStage = &c
+		}
 	}
 	return st
 }

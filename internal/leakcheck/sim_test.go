@@ -53,6 +53,16 @@ type noiseModel struct {
 	spikeSize        float64
 	bumpEvery        time.Duration
 	bumpSize         float64
+	// recorded, when set, is a real soak's signal (recorded_test.go),
+	// replayed by a block bootstrap with blocks of mean recordedBlock.
+	recorded      *recorded
+	recordedBlock time.Duration
+	// daily is the amplitude of a 24-hour sine (a day's load cycle);
+	// phaseEvery/phaseStep a load phase: every ~phaseEvery the level
+	// moves to a new one uniform in ±phaseStep.
+	daily      float64
+	phaseEvery time.Duration
+	phaseStep  float64
 }
 
 var (
@@ -80,6 +90,9 @@ type noiseGen struct {
 	amp, ou             float64
 	nextBump, bumpUntil float64
 	bump                float64
+	rec                 *recordedGen
+	nextPhase, phase    float64
+	dayPhase            float64
 }
 
 func newNoise(m noiseModel, seed uint64) *noiseGen {
@@ -93,6 +106,14 @@ func newNoise(m noiseModel, seed uint64) *noiseGen {
 	if m.bumpEvery > 0 {
 		g.nextBump = g.rng.ExpFloat64() * m.bumpEvery.Seconds()
 	}
+	if m.recorded != nil {
+		g.rec = newRecordedGen(m.recorded, seed, cmp.Or(m.recordedBlock, 20*time.Minute))
+	}
+	g.nextPhase = math.Inf(1)
+	if m.phaseEvery > 0 {
+		g.nextPhase = g.rng.ExpFloat64() * m.phaseEvery.Seconds()
+	}
+	g.dayPhase = 2 * math.Pi * g.rng.Float64()
 	return g
 }
 
@@ -131,6 +152,17 @@ func (g *noiseGen) at(t, dt float64) float64 {
 	if g.m.spikeP > 0 && g.rng.Float64() < g.m.spikeP {
 		v += g.m.spikeSize * (0.5 + g.rng.Float64())
 	}
+	if g.rec != nil {
+		v += g.rec.next()
+	}
+	if g.m.daily > 0 {
+		v += g.m.daily * math.Sin(2*math.Pi*t/86400+g.dayPhase)
+	}
+	if t >= g.nextPhase {
+		g.phase = g.m.phaseStep * (2*g.rng.Float64() - 1)
+		g.nextPhase = t + g.rng.ExpFloat64()*g.m.phaseEvery.Seconds()
+	}
+	v += g.phase
 	return v
 }
 

@@ -45,15 +45,16 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Hour, "how long to soak")
 	seed := flag.Uint64("seed", 1, "the run's seed")
 	keep := flag.String("state-dir", "", "state dir to use and keep (default: a temporary one, removed)")
-	record := flag.String("record", "", "write each leak signal's series, every 15 s, to <signal>.tsv in this directory")
+	accelerate := flag.Bool("accelerate", true, "a fault a minute, a 2-minute warm-up and the canary at 30m; false runs the embedded default as it is")
+	record := flag.String("record", "", "write each leak signal's samples to <signal>.tsv in this directory")
 	flag.Parse()
-	if err := soak(*bin, *duration, *seed, *keep, *record); err != nil {
+	if err := soak(*bin, *duration, *seed, *keep, *record, *accelerate); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func soak(bin string, duration time.Duration, seed uint64, state, record string) error {
+func soak(bin string, duration time.Duration, seed uint64, state, record string, accelerate bool) error {
 	dir, err := os.MkdirTemp("", "soakd-soak-")
 	if err != nil {
 		return err
@@ -63,7 +64,11 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string)
 		state = filepath.Join(dir, "state")
 	}
 	cfg := filepath.Join(dir, "soak.yaml")
-	if err := os.WriteFile(cfg, []byte(overlay), 0o600); err != nil {
+	ov := overlay
+	if !accelerate {
+		ov = "listen: 127.0.0.1:0\n"
+	}
+	if err := os.WriteFile(cfg, []byte(ov), 0o600); err != nil {
 		return err
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg, "--state-dir", state, "--duration", duration.String(),
@@ -104,7 +109,11 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string)
 	fmt.Printf("soaking for %s (seed %d), soakd at %s, state in %s\n", duration, seed, addr, state)
 
 	// The start is taken after the warm-up, as the detectors see it.
-	time.Sleep(min(2*time.Minute+10*time.Second, duration/2))
+	warmup := 10 * time.Minute // the embedded default's run.warmup
+	if accelerate {
+		warmup = 2 * time.Minute
+	}
+	time.Sleep(min(warmup+10*time.Second, duration/2))
 	start, err := scrape(addr)
 	if err != nil {
 		return err
@@ -117,7 +126,7 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string)
 			return err
 		}
 		defer rec.close()
-		go rec.loop(addr, 15*time.Second)
+		go rec.loop(addr, time.Second)
 	}
 	var last metrics
 	done := make(chan error, 1)

@@ -12,9 +12,10 @@ import (
 
 // recorder keeps the leak signals' series of a real soak as the raw
 // material of the detector's noise models and regression tests: one file
-// per signal, a line per scrape: seconds since the soak's start, the
-// signal's last sampled value, and 1 where a fault disturbed the signal
-// (the detector leaves those samples out of its windows).
+// per signal, a line per sample soakd took (a scrape every second catches
+// each one by soakd_leak_samples_total): seconds since the recording
+// began, the sampled value, and 1 where a fault disturbed the signal (the
+// detector leaves those samples out of its windows).
 type recorder struct {
 	dir   string
 	start time.Time
@@ -23,6 +24,7 @@ type recorder struct {
 	once  sync.Once
 	files map[string]*bufio.Writer
 	osf   []*os.File
+	seen  map[string]float64 // soakd_leak_samples_total last written, per signal
 }
 
 func newRecorder(dir string, start time.Time) (*recorder, error) {
@@ -30,7 +32,7 @@ func newRecorder(dir string, start time.Time) (*recorder, error) {
 		return nil, err
 	}
 	return &recorder{dir: dir, start: start, stop: make(chan struct{}), done: make(chan struct{}),
-		files: map[string]*bufio.Writer{}}, nil
+		files: map[string]*bufio.Writer{}, seen: map[string]float64{}}, nil
 }
 
 func (r *recorder) loop(addr string, every time.Duration) {
@@ -49,14 +51,19 @@ func (r *recorder) loop(addr string, every time.Duration) {
 		}
 		for _, s := range m.series("soakd_leak_signal_value") {
 			sig := strings.TrimSuffix(strings.TrimPrefix(s, `{signal="`), `"}`)
+			n := m.v["soakd_leak_samples_total"+s]
+			if n == r.seen[sig] {
+				continue // no new sample since the last scrape
+			}
+			r.seen[sig] = n
 			if err := r.write(sig, m.at.Sub(r.start), m.v["soakd_leak_signal_value"+s],
 				m.v["soakd_leak_signal_disturbed"+s]); err != nil {
 				fmt.Fprintln(os.Stderr, "soak: record:", err)
 				return
 			}
 		}
-		if v, ok := m.v["process_resident_memory_bytes"]; ok {
-			_ = r.write("process_rss_bytes", m.at.Sub(r.start), v, 0)
+		for _, w := range r.files {
+			_ = w.Flush() // a recording can be read while the soak runs
 		}
 	}
 }

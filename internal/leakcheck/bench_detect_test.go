@@ -51,16 +51,17 @@ func BenchmarkEvaluate(b *testing.B) {
 
 // BenchmarkDetectionLatency measures, by simulation, how long after a leak
 // starts the alert fires: with the main window alone (30m, 15s, 0.99, for
-// 3: the detector before leakcheck.windows) as s_to_fire_<ratio>x, and
-// with the default leakcheck.windows beside it as windows_s_to_fire_<ratio>x;
-// heap leaks of 1.5–16× the 1 MiB/min threshold on the tests' GC-sawtooth
-// noise, a goroutine leak of 20/min (threshold 10/min), and 0.2 MiB/min
-// with the threshold at 0.1 MiB/min; the mean over 5 seeds, next to the
-// noiseless prediction of the main window (s_predicted_<ratio>x). Nothing
-// here is a constant: change the detector and these move.
+// 3: the detector before leakcheck.windows) as s_to_fire_<case>, and with
+// the defaults (leakcheck.windows, confidences from the false-alarm
+// budget) as windows_s_to_fire_<case>; the mean over 5 seeds. The noise is
+// real: a recorded soak's signal (testdata/recorded), block-bootstrapped.
+// Cases: heap leaks of 1.5–16× the 1 MiB/min threshold, a goroutine leak
+// of 20/min (threshold 10/min), and 0.2 MiB/min with the threshold at 0.1
+// MiB/min. Nothing here is a constant: change the detector and these move.
 func BenchmarkDetectionLatency(b *testing.B) {
-	cfg := simConfig(heapThr)
+	heap, gor := realNoise(b, SignalHeap), realNoise(b, SignalGoroutines)
 	mean := func(lc config.LeakCheck, thr float64, sg synthSignal) time.Duration {
+		sg.interval = lc.Interval.Std() // sampled as that detector samples
 		var sum time.Duration
 		const seeds = 5
 		for seed := range uint64(seeds) {
@@ -72,22 +73,40 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		}
 		return sum / seeds
 	}
+	report := func(name string, thr float64, sg synthSignal) {
+		b.ReportMetric(mean(mainAlone, thr, sg).Seconds(), "s_to_fire_"+name)
+		b.ReportMetric(mean(defaultLeakCheck, thr, sg).Seconds(), "windows_s_to_fire_"+name)
+	}
 	for b.Loop() {
 		for _, r := range []float64{1.5, 2, 4, 8, 16} {
-			sg := synthSignal{base: 50 * mib, noise: heapNoise, leakAt: preLeak, shape: linearGrowth(r * heapThr), end: preLeak + 2*tWindow}
-			b.ReportMetric(mean(mainAlone, heapThr, sg).Seconds(), fmt.Sprintf("s_to_fire_%gx", r))
-			b.ReportMetric(mean(defaultLeakCheck, heapThr, sg).Seconds(), fmt.Sprintf("windows_s_to_fire_%gx", r))
-			b.ReportMetric(PredictedDetection(cfg, tInterval, r*heapThr, tFor).Seconds(), fmt.Sprintf("s_predicted_%gx", r))
+			report(fmt.Sprintf("%gx", r), heapThr, synthSignal{base: 50 * mib, noise: heap, leakAt: preLeak,
+				shape: linearGrowth(r * heapThr), end: preLeak + 2*tWindow})
 		}
-		gor := synthSignal{base: 200, noise: gorNoise, integer: true, leakAt: preLeak, shape: linearGrowth(2 * gorThr), end: preLeak + 2*tWindow}
-		b.ReportMetric(mean(mainAlone, gorThr, gor).Seconds(), "s_to_fire_goroutines_2x")
-		b.ReportMetric(mean(defaultLeakCheck, gorThr, gor).Seconds(), "windows_s_to_fire_goroutines_2x")
+		report("goroutines_2x", gorThr, synthSignal{base: 2200, noise: gor, integer: true, leakAt: preLeak,
+			shape: linearGrowth(2 * gorThr), end: preLeak + 2*tWindow})
 		slowThr := 0.1 * mib / 60
-		slow := synthSignal{base: 50 * mib, noise: noiseModel{sd: 64 << 10}, leakAt: 2*time.Hour + 5*time.Minute,
-			shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 2*time.Hour}
-		b.ReportMetric(mean(mainAlone, slowThr, slow).Seconds(), "s_to_fire_slow_0.2_at_0.1")
-		b.ReportMetric(mean(defaultLeakCheck, slowThr, slow).Seconds(), "windows_s_to_fire_slow_0.2_at_0.1")
+		report("slow_0.2_at_0.1", slowThr, synthSignal{base: 50 * mib, noise: heap, leakAt: 2*time.Hour + 5*time.Minute,
+			shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 2*time.Hour})
 	}
+}
+
+// inParallel calls run for the seeds first … first+runs-1, spread over the
+// machine's cores.
+func inParallel(runs int, first uint64, run func(seed uint64)) {
+	var wg sync.WaitGroup
+	seeds := make(chan uint64)
+	for range runtime.NumCPU() {
+		wg.Go(func() {
+			for seed := range seeds {
+				run(seed)
+			}
+		})
+	}
+	for seed := range uint64(runs) {
+		seeds <- first + seed
+	}
+	close(seeds)
+	wg.Wait()
 }
 
 // farRuns is how many simulated runs the false-alarm benchmarks replay:
@@ -101,10 +120,11 @@ func farRuns() int {
 
 // BenchmarkFalseAlarms counts, by simulation, the alerts the default
 // detector (main window and leakcheck.windows) raises over clean 72-hour
-// runs (SOAKD_FAR_RUNS, default 100) per signal with the soak noise of
-// each (GC sawtooth, wander, spikes, fault bumps), by the window that
-// fired them: false_alarms_<signal>_<window> should be 0. The runs are
-// spread over the machine's cores.
+// runs (SOAKD_FAR_RUNS, default 100) per signal, by the window that fired
+// them: false_alarms_<signal>_<window> should be 0. The noise is each
+// signal's recorded soak, block-bootstrapped, with a day's load cycle,
+// load phases and fault transients on top (realClean). The runs are spread
+// over the machine's cores.
 func BenchmarkFalseAlarms(b *testing.B) {
 	runs := farRuns()
 	for b.Loop() {
@@ -114,36 +134,27 @@ func BenchmarkFalseAlarms(b *testing.B) {
 			noise   noiseModel
 			base    float64
 			integer bool
-		}{{"heap", heapThr, heapClean, 50 * mib, false}, {"goroutines", gorThr, gorClean, 200, true}, {"fds", fdThr, fdClean, 40, true}} {
+		}{{"heap", heapThr, realClean(b, SignalHeap), 50 * mib, false}, {"goroutines", gorThr, realClean(b, SignalGoroutines), 2200, true},
+			{"fds", fdThr, realClean(b, SignalFDs), 120, true}} {
 			var mu sync.Mutex
 			byWindow := map[time.Duration]int{tWindow: 0}
 			for _, w := range defaultLeakCheck.Windows {
 				byWindow[w.Window.Std()] = 0
 			}
 			runsWith := 0
-			var wg sync.WaitGroup
-			seeds := make(chan uint64)
-			for range runtime.NumCPU() {
-				wg.Go(func() {
-					for seed := range seeds {
-						s := synthSignal{base: c.base, noise: c.noise, integer: c.integer, end: 72 * time.Hour}.samples(seed)
-						_, by := replayWindows(newWindowSet(b, c.thr, defaultLeakCheck), s, tEpoch)
-						mu.Lock()
-						for _, w := range by {
-							byWindow[w]++
-						}
-						if len(by) > 0 {
-							runsWith++
-						}
-						mu.Unlock()
-					}
-				})
-			}
-			for seed := range uint64(runs) {
-				seeds <- 1000 + seed
-			}
-			close(seeds)
-			wg.Wait()
+			inParallel(runs, 1000, func(seed uint64) {
+				s := synthSignal{base: c.base, noise: c.noise, integer: c.integer, end: 72 * time.Hour,
+					interval: defaultLeakCheck.Interval.Std()}.samples(seed)
+				_, by := replayWindows(newWindowSet(b, c.thr, defaultLeakCheck), s, tEpoch)
+				mu.Lock()
+				defer mu.Unlock()
+				for _, w := range by {
+					byWindow[w]++
+				}
+				if len(by) > 0 {
+					runsWith++
+				}
+			})
 			for w, n := range byWindow {
 				b.ReportMetric(float64(n), fmt.Sprintf("false_alarms_%s_%v", c.name, w))
 			}

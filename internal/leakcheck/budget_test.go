@@ -2,7 +2,6 @@ package leakcheck
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -21,27 +20,17 @@ func budgetRuns(tb testing.TB, alarms float64, per time.Duration, runs int) (per
 	lc.FalseAlarmBudget = config.FalseAlarmBudget{Alarms: alarms, Per: config.Duration(per)}
 	var mu sync.Mutex
 	var total, with int
-	var wg sync.WaitGroup
-	seeds := make(chan uint64)
-	for range runtime.NumCPU() {
-		wg.Go(func() {
-			for seed := range seeds {
-				s := synthSignal{base: 50 * mib, noise: noiseModel{sd: mib}, shape: linearGrowth(heapThr), end: per}.samples(seed)
-				fired, _ := replayWindows(newWindowSet(tb, heapThr, lc), s, tEpoch)
-				mu.Lock()
-				total += len(fired)
-				if len(fired) > 0 {
-					with++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for seed := range uint64(runs) {
-		seeds <- 5000 + seed
-	}
-	close(seeds)
-	wg.Wait()
+	inParallel(runs, 5000, func(seed uint64) {
+		s := synthSignal{base: 50 * mib, noise: noiseModel{sd: mib}, shape: linearGrowth(heapThr), end: per,
+			interval: lc.Interval.Std()}.samples(seed)
+		fired, _ := replayWindows(newWindowSet(tb, heapThr, lc), s, tEpoch)
+		mu.Lock()
+		defer mu.Unlock()
+		total += len(fired)
+		if len(fired) > 0 {
+			with++
+		}
+	})
 	return float64(total) / float64(runs), float64(with) / float64(runs)
 }
 
@@ -52,11 +41,11 @@ func budgetRuns(tb testing.TB, alarms float64, per time.Duration, runs int) (per
 // nothing: TestWindowsQuietOnClean72h, BenchmarkFalseAlarms.)
 func TestFalseAlarmBudgetHolds(t *testing.T) {
 	if testing.Short() {
-		t.Skip("simulates 20 runs of 12 hours")
+		t.Skip("simulates 12 runs of 6 hours")
 	}
-	const budget = 1.0 // false alarms per 12 h: large, so that a few runs can see it
-	perRun, with := budgetRuns(t, budget, 12*time.Hour, 20)
-	t.Logf("budget %g false alarms per 12h at exactly the threshold: %.2f per run, %.0f%% of runs with any", budget, perRun, 100*with)
+	const budget = 1.0 // false alarms per 6 h: large, so that a few runs can see it
+	perRun, with := budgetRuns(t, budget, 6*time.Hour, 12)
+	t.Logf("budget %g false alarms per 6h at exactly the threshold: %.2f per run, %.0f%% of runs with any", budget, perRun, 100*with)
 	if perRun > budget {
 		t.Errorf("%.2f false alarms per run, over the budget of %g", perRun, budget)
 	}

@@ -109,6 +109,7 @@ type Monitor struct {
 	firing         *prometheus.GaugeVec
 	alerts         *prometheus.CounterVec
 	value          *prometheus.GaugeVec
+	samples        *prometheus.CounterVec
 	disturbedGauge *prometheus.GaugeVec
 	detectable     *prometheus.GaugeVec
 	windowSlope    *prometheus.GaugeVec
@@ -193,6 +194,9 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 		Help: "Leak alerts fired, by signal."}, []string{"signal"})
 	m.value = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_signal_value",
 		Help: "Last sampled value of the leak signal (bytes or count)."}, []string{"signal"})
+	m.samples = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "leak_samples_total",
+		Help: "Samples taken of the leak signal, counted once soakd_leak_signal_value and soakd_leak_signal_disturbed hold it: a recorder polling faster than leakcheck.interval sees each sample once."},
+		[]string{"signal"})
 	m.thresh = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_threshold_per_second",
 		Help: "Configured leak threshold of the signal, in its unit per second."}, []string{"signal"})
 	m.evalErrs = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "leak_sample_errors_total",
@@ -206,7 +210,7 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 	m.windowSlope = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_window_slope_per_second",
 		Help: "Theil-Sen slope of the signal over each of its windows (leakcheck.window and leakcheck.windows), in its unit per second."},
 		[]string{"signal", "window"})
-	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope} {
+	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.samples, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("leakcheck: register metrics: %w", err)
 		}
@@ -280,10 +284,12 @@ func (m *Monitor) Tick(now time.Time) {
 		}
 		m.value.WithLabelValues(st.name).Set(v)
 		if !warm {
+			m.samples.WithLabelValues(st.name).Inc()
 			continue // warm-up growth is not data for the detectors
 		}
 		disturbed := m.disturbed.isDisturbed(st.name, now)
 		m.disturbedGauge.WithLabelValues(st.name).Set(boolFloat(disturbed))
+		m.samples.WithLabelValues(st.name).Inc()
 		if disturbed {
 			continue // see disturbances
 		}

@@ -113,7 +113,9 @@ func newNoise(m noiseModel, seed uint64) *noiseGen {
 	if m.phaseEvery > 0 {
 		g.nextPhase = g.rng.ExpFloat64() * m.phaseEvery.Seconds()
 	}
-	g.dayPhase = 2 * math.Pi * g.rng.Float64()
+	if m.daily > 0 { // drawn only when used: the other models' series stay as they were
+		g.dayPhase = 2 * math.Pi * g.rng.Float64()
+	}
 	return g
 }
 
@@ -153,7 +155,7 @@ func (g *noiseGen) at(t, dt float64) float64 {
 		v += g.m.spikeSize * (0.5 + g.rng.Float64())
 	}
 	if g.rec != nil {
-		v += g.rec.next()
+		v += g.rec.next(dt)
 	}
 	if g.m.daily > 0 {
 		v += g.m.daily * math.Sin(2*math.Pi*t/86400+g.dayPhase)

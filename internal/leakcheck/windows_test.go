@@ -1,6 +1,7 @@
 package leakcheck
 
 import (
+	"cmp"
 	"math"
 	"testing"
 	"time"
@@ -15,23 +16,24 @@ type windowSet struct {
 	extra []*extraWindow
 }
 
-// newWindowSet builds lc's windows (its interval and for are the tests'
-// tInterval and tFor) with their confidences resolved as soakd does.
+// newWindowSet builds lc's windows at its interval (tInterval if unset;
+// for is the tests' tFor) with their confidences resolved as soakd does.
 func newWindowSet(tb testing.TB, thr float64, lc config.LeakCheck) *windowSet {
 	tb.Helper()
 	mainConf, winConf, err := lc.Confidences()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	interval := cmp.Or(lc.Interval.Std(), tInterval)
 	mc := simConfig(thr)
-	mc.Window, mc.Confidence = lc.Window.Std(), mainConf
+	mc.Window, mc.Confidence, mc.Interval = lc.Window.Std(), mainConf, interval
 	main, err := NewDetector("sim", mc)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ws := &windowSet{main: main}
 	for i, w := range lc.Windows {
-		x, err := newExtraWindow("sim", w, thr, winConf[i], tInterval, tFor)
+		x, err := newExtraWindow("sim", w, thr, winConf[i], interval, tFor)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -65,48 +67,54 @@ func replayWindows(ws *windowSet, s []Sample, ref time.Time) (fired []time.Durat
 // window alone at 0.99, the detector before leakcheck.windows.
 var (
 	defaultLeakCheck = config.Default().LeakCheck
-	mainAlone        = config.LeakCheck{Window: config.Duration(tWindow), Confidence: 0.99}
+	mainAlone        = config.LeakCheck{Interval: config.Duration(tInterval), Window: config.Duration(tWindow), Confidence: 0.99}
 )
 
-// The default windows stay quiet over 72 hours of the clean soak noise
-// (GC sawtooth, wander, spikes, 200 MiB fault bumps) of each signal.
+// The default windows stay quiet over 72 hours of each signal's realistic
+// clean noise (a recorded soak, block-bootstrapped, with a day's load
+// cycle, load phases and fault transients: realClean), sampled at the
+// default interval.
 func TestWindowsQuietOnClean72h(t *testing.T) {
 	if testing.Short() {
 		t.Skip("72 simulated hours per signal")
 	}
 	for _, c := range []struct {
-		name  string
-		thr   float64
-		noise noiseModel
-		base  float64
-	}{{"heap", heapThr, heapClean, 50 * mib}, {"goroutines", gorThr, gorClean, 200}, {"fds", fdThr, fdClean, 40}} {
+		signal string
+		thr    float64
+		base   float64
+	}{{SignalHeap, heapThr, 50 * mib}, {SignalGoroutines, gorThr, 2200}, {SignalFDs, fdThr, 120}} {
 		for seed := range uint64(1) { // BenchmarkFalseAlarms runs 100 seeds
 			ws := newWindowSet(t, c.thr, defaultLeakCheck)
-			s := synthSignal{base: c.base, noise: c.noise, integer: c.name != "heap", end: 72 * time.Hour}.samples(seed + 1)
+			s := synthSignal{base: c.base, noise: realClean(t, c.signal), integer: c.signal != SignalHeap, end: 72 * time.Hour,
+				interval: defaultLeakCheck.Interval.Std()}.samples(seed + 1)
 			if fired, by := replayWindows(ws, s, tEpoch); len(fired) > 0 {
-				t.Errorf("%s seed %d: %d false alarms, first at %v on the %v window", c.name, seed+1, len(fired), fired[0], by[0])
+				t.Errorf("%s seed %d: %d false alarms, first at %v on the %v window", c.signal, seed+1, len(fired), fired[0], by[0])
 			}
 		}
 	}
 }
 
-// A fast leak fires on the short window long before the main window could;
-// a slow leak just above a low threshold fires on the long one.
+// On the recorded heap noise, a fast leak fires on the shortest window
+// long before the main window alone could; a slow leak just above a low
+// threshold fires within the hour.
 func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
-	fast := synthSignal{base: 50 * mib, noise: heapNoise, leakAt: preLeak, shape: linearGrowth(16 * heapThr), end: preLeak + 30*time.Minute}
+	heap := realNoise(t, SignalHeap)
+	fast := synthSignal{base: 50 * mib, noise: heap, leakAt: preLeak, shape: linearGrowth(16 * heapThr), end: preLeak + 30*time.Minute}
 	single, _ := replayWindows(newWindowSet(t, heapThr, mainAlone), fast.samples(1), tEpoch.Add(preLeak))
+	fast.interval = defaultLeakCheck.Interval.Std()
 	multi, by := replayWindows(newWindowSet(t, heapThr, defaultLeakCheck), fast.samples(1), tEpoch.Add(preLeak))
 	if len(single) == 0 || len(multi) == 0 {
 		t.Fatalf("16× leak: fired %v (main window only), %v (with windows)", single, multi)
 	}
 	t.Logf("16× threshold: fired after %v on the main window alone, after %v on the %v window with the defaults", single[0], multi[0], by[0])
-	if 2*multi[0] > single[0] || by[0] != 4*time.Minute {
-		t.Errorf("16× leak fired after %v on the %v window, want on the 4m window in under half the main window's %v", multi[0], by[0], single[0])
+	shortest := defaultLeakCheck.Windows[0].Window.Std()
+	if multi[0] > 3*time.Minute || by[0] != shortest {
+		t.Errorf("16× leak fired after %v on the %v window, want on the %v window within 3m", multi[0], by[0], shortest)
 	}
 
 	slowThr := 0.1 * mib / 60
-	slow := synthSignal{base: 50 * mib, noise: noiseModel{sd: 64 << 10}, leakAt: 2*time.Hour + 5*time.Minute,
-		shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 90*time.Minute}
+	slow := synthSignal{base: 50 * mib, noise: heap, leakAt: 2*time.Hour + 5*time.Minute,
+		shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 90*time.Minute, interval: defaultLeakCheck.Interval.Std()}
 	multi, by = replayWindows(newWindowSet(t, slowThr, defaultLeakCheck), slow.samples(1), tEpoch.Add(slow.leakAt))
 	if len(multi) == 0 {
 		t.Fatal("0.2 MiB/min at a 0.1 MiB/min threshold never fired")

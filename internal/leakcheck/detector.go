@@ -135,6 +135,10 @@ type Evaluation struct {
 	Insufficient bool   `json:"insufficient"`
 	Suspect      bool   `json:"suspect"`
 	Reason       string `json:"reason"`
+	// Hold: not suspect, but an extra window's slope is still above its
+	// bar (see decide). It neither fires nor resolves: AlertFSM.Observe
+	// leaves a firing alert as it is and cancels a pending one.
+	Hold bool `json:"hold,omitempty"`
 }
 
 // Evaluation reasons, one per outcome (constants, so an evaluation allocates
@@ -146,6 +150,7 @@ const (
 	ReasonPlateau      = "growth stopped (plateau)"
 	ReasonLeak         = "leak suspected"
 	ReasonHeld         = "suspect, not yet for as long as the window's plateau span"
+	ReasonStillGrowing = "not suspect, but a window's slope is still above its bar"
 )
 
 // Detector decides, from a window of samples, whether one signal is leaking.

@@ -99,10 +99,11 @@ type Monitor struct {
 	base      *Baselines
 	started   time.Time
 
-	mu       sync.Mutex
-	signals  []*signalState
-	scratch  []Sample
-	extraEvs []Evaluation
+	mu           sync.Mutex
+	signals      []*signalState
+	scratch      []Sample
+	extraEvs     []Evaluation
+	extraGrowing []bool
 
 	slope          *prometheus.GaugeVec
 	lower          *prometheus.GaugeVec
@@ -305,17 +306,17 @@ func (m *Monitor) Tick(now time.Time) {
 			m.windowSlope.WithLabelValues(st.name, m.cfg.Window.String()).Set(main.Slope)
 			m.detectable.WithLabelValues(st.name, m.cfg.Window.String()).Set(main.Detectable)
 		}
-		m.extraEvs = m.extraEvs[:0]
+		m.extraEvs, m.extraGrowing = m.extraEvs[:0], m.extraGrowing[:0]
 		for _, x := range st.extra {
 			var xe Evaluation
 			m.scratch, xe = x.observe(Sample{T: now, V: v}, m.scratch)
-			m.extraEvs = append(m.extraEvs, xe)
+			m.extraEvs, m.extraGrowing = append(m.extraEvs, xe), append(m.extraGrowing, x.growing)
 			if !xe.Insufficient {
 				m.windowSlope.WithLabelValues(st.name, x.label).Set(xe.Slope)
 				m.detectable.WithLabelValues(st.name, x.label).Set(xe.Detectable)
 			}
 		}
-		ev := decide(main, m.extraEvs)
+		ev := decide(main, m.extraEvs, m.extraGrowing)
 		st.last = main
 		switch st.fsm.Observe(ev) {
 		case Fired:

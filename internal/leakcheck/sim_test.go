@@ -70,6 +70,9 @@ var (
 	// ±5 goroutines, ±2 fds.
 	heapNoise = noiseModel{sawMin: 5 * mib, sawMax: 10 * mib, sawPMin: 20 * time.Second, sawPMax: 2 * time.Minute, sd: mib}
 	gorNoise  = noiseModel{uniform: 5}
+	// quietHeap: a heap with 64 KiB of gaussian noise, for thresholds
+	// below what soakd's own heap lets anyone see.
+	quietHeap = noiseModel{sd: 64 << 10}
 	fdNoise   = noiseModel{uniform: 2}
 
 	// 72-hour clean runs: the above plus wander, spikes and fault bumps.

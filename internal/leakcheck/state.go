@@ -153,9 +153,9 @@ func (f *AlertFSM) StepNoData(time.Time) Transition {
 }
 
 // Observe steps with a detector evaluation: Step with e.Suspect, or
-// StepNoData when e.Insufficient.
+// StepNoData when e.Insufficient or e.Hold.
 func (f *AlertFSM) Observe(e Evaluation) Transition {
-	if e.Insufficient {
+	if e.Insufficient || e.Hold {
 		return f.StepNoData(e.At)
 	}
 	return f.Step(e.At, e.Suspect)

@@ -29,6 +29,9 @@ type extraWindow struct {
 	// (a fault's transient) has left that sub-window before the window
 	// could call it growth; streak counts them.
 	hold, streak int
+	// growing: the last slope (not its bound) the window judged is above
+	// its bar; kept while the window refills after a gap.
+	growing bool
 }
 
 // newExtraWindow builds window w of signal; confidence is the window's
@@ -58,6 +61,9 @@ func (x *extraWindow) observe(s Sample, scratch []Sample) ([]Sample, Evaluation)
 	scratch = x.ring.Samples(scratch[:0])
 	x.last = x.det.Evaluate(s.T, scratch)
 	ev := x.last
+	if cfg := x.det.Config(); !ev.Insufficient { // a gap (a disturbance, a restart) changes nothing
+		x.growing = ev.Slope > cfg.Factor*cfg.Threshold
+	}
 	if ev.Suspect {
 		x.streak++
 	} else {
@@ -70,17 +76,28 @@ func (x *extraWindow) observe(s Sample, scratch []Sample) ([]Sample, Evaluation)
 }
 
 // decide combines a signal's verdicts: main is the main window's, extra
-// the others'. Any window's suspect verdict counts (the first, in config
-// order, is the one reported); a clear verdict comes only from the main
+// the others', growing whether each extra window's slope is still above
+// its bar. Any window's suspect verdict counts (the first, in config
+// order, is the one reported). A clear verdict comes only from the main
 // window, so a short window that has refilled after a restart cannot
-// resolve an alert the main window has not judged again.
-func decide(main Evaluation, extra []Evaluation) Evaluation {
+// resolve an alert the main window has not judged again; and only while no
+// extra window still grows above its bar, so an alert a short window fired
+// is not resolved by a main window that has not caught up with the leak,
+// nor fired again minutes later (the short window's bound flaps around its
+// bar while the leak goes on).
+func decide(main Evaluation, extra []Evaluation, growing []bool) Evaluation {
 	if main.Suspect {
 		return main
 	}
 	for _, e := range extra {
 		if e.Suspect {
 			return e
+		}
+	}
+	for _, g := range growing {
+		if g {
+			main.Hold, main.Reason = true, ReasonStillGrowing
+			return main
 		}
 	}
 	return main

@@ -49,12 +49,14 @@ func replayWindows(ws *windowSet, s []Sample, ref time.Time) (fired []time.Durat
 	fsm := AlertFSM{For: tFor}
 	var scratch []Sample
 	evs := make([]Evaluation, len(ws.extra))
+	growing := make([]bool, len(ws.extra))
 	for i, p := range s {
 		main := ws.main.Evaluate(p.T, s[:i+1])
 		for j, x := range ws.extra {
 			scratch, evs[j] = x.observe(p, scratch)
+			growing[j] = x.growing
 		}
-		ev := decide(main, evs)
+		ev := decide(main, evs, growing)
 		if fsm.Observe(ev) == Fired {
 			fired = append(fired, p.T.Sub(ref))
 			by = append(by, ev.Window)
@@ -73,10 +75,14 @@ var (
 // The default windows stay quiet over 72 hours of each signal's realistic
 // clean noise (a recorded soak, block-bootstrapped, with a day's load
 // cycle, load phases and fault transients: realClean), sampled at the
-// default interval.
+// default interval; 24 hours under the race detector.
 func TestWindowsQuietOnClean72h(t *testing.T) {
 	if testing.Short() {
 		t.Skip("72 simulated hours per signal")
+	}
+	hours := 72 * time.Hour
+	if raceEnabled {
+		hours = 24 * time.Hour
 	}
 	for _, c := range []struct {
 		signal string
@@ -85,7 +91,7 @@ func TestWindowsQuietOnClean72h(t *testing.T) {
 	}{{SignalHeap, heapThr, 50 * mib}, {SignalGoroutines, gorThr, 2200}, {SignalFDs, fdThr, 120}} {
 		for seed := range uint64(1) { // BenchmarkFalseAlarms runs 100 seeds
 			ws := newWindowSet(t, c.thr, defaultLeakCheck)
-			s := synthSignal{base: c.base, noise: realClean(t, c.signal), integer: c.signal != SignalHeap, end: 72 * time.Hour,
+			s := synthSignal{base: c.base, noise: realClean(t, c.signal), integer: c.signal != SignalHeap, end: hours,
 				interval: defaultLeakCheck.Interval.Std()}.samples(seed + 1)
 			if fired, by := replayWindows(ws, s, tEpoch); len(fired) > 0 {
 				t.Errorf("%s seed %d: %d false alarms, first at %v on the %v window", c.signal, seed+1, len(fired), fired[0], by[0])
@@ -96,7 +102,9 @@ func TestWindowsQuietOnClean72h(t *testing.T) {
 
 // On the recorded heap noise, a fast leak fires on the shortest window
 // long before the main window alone could; a slow leak just above a low
-// threshold fires within the hour.
+// threshold fires within the hour on a quiet signal (soakd's own heap
+// under load cannot see 0.1 MiB/min: its detectable slope is about 1
+// MiB/min, which is what status says).
 func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
 	heap := realNoise(t, SignalHeap)
 	fast := synthSignal{base: 50 * mib, noise: heap, leakAt: preLeak, shape: linearGrowth(16 * heapThr), end: preLeak + 30*time.Minute}
@@ -113,15 +121,15 @@ func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
 	}
 
 	slowThr := 0.1 * mib / 60
-	slow := synthSignal{base: 50 * mib, noise: heap, leakAt: 2*time.Hour + 5*time.Minute,
+	slow := synthSignal{base: 50 * mib, noise: quietHeap, leakAt: 2*time.Hour + 5*time.Minute,
 		shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 90*time.Minute, interval: defaultLeakCheck.Interval.Std()}
 	multi, by = replayWindows(newWindowSet(t, slowThr, defaultLeakCheck), slow.samples(1), tEpoch.Add(slow.leakAt))
 	if len(multi) == 0 {
 		t.Fatal("0.2 MiB/min at a 0.1 MiB/min threshold never fired")
 	}
 	t.Logf("0.2 MiB/min at a 0.1 MiB/min threshold: fired after %v on the %v window", multi[0], by[0])
-	if multi[0] > time.Hour {
-		t.Errorf("slow leak fired after %v, want ≤ 1h", multi[0])
+	if multi[0] > time.Hour || multi[0] < 0 {
+		t.Errorf("slow leak fired after %v, want within its first hour", multi[0])
 	}
 }
 

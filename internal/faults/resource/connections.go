@@ -43,8 +43,8 @@ func Connections() faults.Spec {
 			}
 			return err
 		},
-		Self:     true,
-		Roles:    []components.Role{components.RoleLeader, components.RoleFollower},
+		Self:  true,
+		Roles: []components.Role{components.RoleLeader, components.RoleFollower},
 		// Each held connection costs both ends a descriptor and the
 		// node's side a goroutine and its read buffers, all in soakd's own
 		// process: a real soak saw the heap step up 50 MiB for 300 of them.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/soakd/soakd/internal/netutil"
 )
 
 // proxy is one link's TCP proxy: it accepts the dialing node's connections
@@ -34,12 +36,8 @@ func newProxy(f *Fabric, k linkKey, ln net.Listener) *proxy {
 func (p *proxy) serve() {
 	defer p.f.wg.Done()
 	for {
-		c, err := p.ln.Accept()
+		c, err := netutil.Accept(p.ln, nil)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
 			return // listener closed
 		}
 		if p.f.rules.Load().effect(p.key.from, p.key.to).cut {

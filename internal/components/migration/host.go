@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/netutil"
 )
 
 // Bounds on what a hello may ask a host to allocate.
@@ -159,9 +161,9 @@ func (h *Host) deadline(c net.Conn) {
 
 func (h *Host) accept(ln net.Listener) {
 	for {
-		c, err := ln.Accept()
+		c, err := netutil.Accept(ln, func(err error) { h.log.Warn("migration host accept failed, retrying", "host", h.ID, "err", err) })
 		if err != nil {
-			return
+			return // the listener is closed
 		}
 		h.wg.Go(func() { h.serve(c) })
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/soakd/soakd/internal/components/pbft/kv"
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
 	"github.com/soakd/soakd/internal/components/pbft/wire"
+	"github.com/soakd/soakd/internal/netutil"
 )
 
 const (
@@ -216,9 +217,9 @@ func (n *node) halt() {
 
 func (n *node) accept(ln net.Listener) {
 	for {
-		c, err := ln.Accept()
+		c, err := netutil.Accept(ln, nil)
 		if err != nil {
-			return
+			return // the listener is closed
 		}
 		n.mu.Lock()
 		if !n.running {

@@ -223,7 +223,7 @@ func report(start, end metrics, duration time.Duration) {
 		fmt.Printf("  %-40s %.0f\n", s, end.v["soakd_leak_alerts_total"+s])
 	}
 
-	fmt.Println("\nleak signals (per minute; detectable: the smallest leak the noise lets soakd see):")
+	fmt.Println("\nleak signals (per minute; detectable, per window: the smallest leak the noise lets that window see):")
 	for _, s := range end.series("soakd_leak_threshold_per_second") {
 		sig := strings.TrimSuffix(strings.TrimPrefix(s, `{signal="`), `"}`)
 		unit, scale := "/min", 60.0
@@ -236,9 +236,15 @@ func report(start, end metrics, duration time.Duration) {
 				end.v["soakd_leak_threshold_per_second"+s]*scale, unit)
 			continue
 		}
-		det := end.sum("soakd_leak_detectable_slope_per_second", `signal="`+sig+`"`)
-		fmt.Printf("  %-16s threshold %8.2f%s  slope %8.2f%s  detectable %8.2f%s\n", sig,
-			end.v["soakd_leak_threshold_per_second"+s]*scale, unit, slope*scale, unit, det*scale, unit)
+		fmt.Printf("  %-16s threshold %8.2f%s  slope %8.2f%s  detectable", sig,
+			end.v["soakd_leak_threshold_per_second"+s]*scale, unit, slope*scale, unit)
+		for _, w := range end.series("soakd_leak_detectable_slope_per_second") {
+			if strings.Contains(w, `signal="`+sig+`"`) { // one per window
+				win := w[strings.Index(w, `window="`)+len(`window="`):]
+				fmt.Printf("  %s %.2f", win[:strings.IndexByte(win, '"')], end.v["soakd_leak_detectable_slope_per_second"+w]*scale)
+			}
+		}
+		fmt.Println()
 	}
 
 	heap := `{signal="heap_live_bytes"}`

@@ -261,11 +261,22 @@ func TestFastPathFaultsMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// In-flight bytes land first: wait until nothing has arrived for
+	// 300 ms (a loaded machine takes longer than an idle one), then
+	// nothing may arrive for another 500 ms.
 	r1 = s.received()
+	for quiet, deadline := time.Now(), time.Now().Add(5*time.Second); time.Since(quiet) < 300*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatal("blackhole: blocks still arriving 5 s after injection")
+		}
+		time.Sleep(50 * time.Millisecond)
+		if r := s.received(); r != r1 {
+			r1, quiet = r, time.Now()
+		}
+	}
 	time.Sleep(500 * time.Millisecond)
 	if r2 := s.received(); r2 != r1 {
-		t.Fatalf("blackhole delivered %d blocks between 300ms and 800ms after injection", r2-r1)
+		t.Fatalf("blackhole delivered %d blocks 500ms after the in-flight ones had landed", r2-r1)
 	}
 	if n := fabric.FastPaths(f); n != 0 {
 		t.Fatalf("in a blackhole %d directions on the fast path", n)

@@ -59,7 +59,14 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	keepDir := false // a soak that found something keeps its state, log and evidence
+	defer func() {
+		if keepDir {
+			fmt.Printf("\nkept for investigation: %s (the state dir, soakd.log, the config)\n", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
 	if state == "" {
 		state = filepath.Join(dir, "state")
 	}
@@ -139,7 +146,7 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 			if err != nil {
 				return fmt.Errorf("soakd: %v (log: %s)", err, logPath)
 			}
-			report(start, last, duration)
+			keepDir = report(start, last, duration)
 			stages.report()
 			return nil
 		case <-tick.C:
@@ -209,11 +216,19 @@ func (m metrics) series(name string) []string {
 	return out
 }
 
-func report(start, end metrics, duration time.Duration) {
+// report prints the figures and says whether the soak found something
+// worth keeping its state for: an invariant violation, an illegal history,
+// or more alerts than the canary's one.
+func report(start, end metrics, duration time.Duration) (found bool) {
 	if end.v == nil {
 		fmt.Println("no scrape after the start: nothing to report")
-		return
+		return true
 	}
+	defer func() {
+		found = end.sum("soakd_invariant_violations_total") > 0 ||
+			end.sum("soakd_checks_total", `result="illegal"`) > 0 ||
+			end.sum("soakd_leak_alerts_total") > 1
+	}()
 	const mib = 1 << 20
 	secs := end.at.Sub(start.at).Seconds()
 	fmt.Printf("\n== soak report: %s measured (after warm-up) of %s ==\n", end.at.Sub(start.at).Round(time.Second), duration)
@@ -268,5 +283,11 @@ func report(start, end metrics, duration time.Duration) {
 	}
 	violations := end.sum("soakd_invariant_violations_total")
 	fmt.Printf("  invariant violations: %.0f\n", violations)
+	for _, s := range end.series("soakd_invariant_violations_total") {
+		if v := end.v["soakd_invariant_violations_total"+s]; v > 0 {
+			fmt.Printf("    %s %.0f\n", s, v)
+		}
+	}
 	fmt.Printf("faults injected: %.0f\n", end.sum("soakd_faults_injected_total")-start.sum("soakd_faults_injected_total"))
+	return found // set by the deferred check
 }

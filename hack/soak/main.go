@@ -219,16 +219,11 @@ func (m metrics) series(name string) []string {
 // report prints the figures and says whether the soak found something
 // worth keeping its state for: an invariant violation, an illegal history,
 // or more alerts than the canary's one.
-func report(start, end metrics, duration time.Duration) (found bool) {
+func report(start, end metrics, duration time.Duration) bool {
 	if end.v == nil {
 		fmt.Println("no scrape after the start: nothing to report")
 		return true
 	}
-	defer func() {
-		found = end.sum("soakd_invariant_violations_total") > 0 ||
-			end.sum("soakd_checks_total", `result="illegal"`) > 0 ||
-			end.sum("soakd_leak_alerts_total") > 1
-	}()
 	const mib = 1 << 20
 	secs := end.at.Sub(start.at).Seconds()
 	fmt.Printf("\n== soak report: %s measured (after warm-up) of %s ==\n", end.at.Sub(start.at).Round(time.Second), duration)
@@ -289,5 +284,6 @@ func report(start, end metrics, duration time.Duration) (found bool) {
 		}
 	}
 	fmt.Printf("faults injected: %.0f\n", end.sum("soakd_faults_injected_total")-start.sum("soakd_faults_injected_total"))
-	return found // set by the deferred check
+	return violations > 0 || end.sum("soakd_checks_total", `result="illegal"`) > 0 ||
+		end.sum("soakd_leak_alerts_total") > 1
 }

@@ -159,10 +159,7 @@ func (p *Profiler) Start(ctx context.Context) error {
 	p.wg.Go(func() { p.loop(loopCtx, t) })
 	if iv := p.stageInterval(); iv > 0 {
 		st := p.clock.NewTicker(iv)
-		p.wg.Go(func() {
-			defer st.Stop()
-			p.stageLoop(loopCtx, st, p.opts.Config.StageCPU.Duration.Std(), p.stageCores)
-		})
+		p.wg.Go(func() { p.stageLoop(loopCtx, st, p.opts.Config.StageCPU.Duration.Std()) })
 	}
 	p.log.Info("profiling started", "snapshot_dir", p.dir, "snapshot_interval", p.interval,
 		"snapshot_max_bytes", p.maxBytes, "snapshot_kinds", p.kinds,

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/tick"
 )
 
 // StageCPU is where soakd's CPU went during one sampled stretch, by the
@@ -107,14 +109,9 @@ func (p *Profiler) sampleStageCPU(ctx context.Context, d time.Duration) (StageCP
 	return out, err
 }
 
-// stageLoop samples every interval and keeps the last result.
-func (p *Profiler) stageLoop(ctx context.Context, t interface{ Chan() <-chan time.Time }, d time.Duration, cores *prometheus.GaugeVec) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-		}
+// stageLoop samples on every tick of t and keeps the last result.
+func (p *Profiler) stageLoop(ctx context.Context, t clockwork.Ticker, d time.Duration) {
+	tick.Loop(ctx.Done(), t, func(time.Time) {
 		s, err := p.sampleStageCPU(ctx, d)
 		if ctx.Err() != nil {
 			return
@@ -128,15 +125,15 @@ func (p *Profiler) stageLoop(ctx context.Context, t interface{ Chan() <-chan tim
 		p.mu.Unlock()
 		if err != nil {
 			p.log.Debug("stage CPU sample skipped", "err", err)
-			continue
+			return
 		}
-		if cores != nil {
-			cores.Reset()
+		if p.stageCores != nil {
+			p.stageCores.Reset()
 			for _, st := range s.Stages {
-				cores.WithLabelValues(st.Stage).Set(st.Cores)
+				p.stageCores.WithLabelValues(st.Stage).Set(st.Cores)
 			}
 		}
-	}
+	})
 }
 
 // StageCPU returns the last stage CPU sample (zero before the first).

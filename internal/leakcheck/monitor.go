@@ -230,6 +230,12 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 // Residue is the fault observer that measures what faults leave behind.
 func (m *Monitor) Residue() *ResidueTracker { return m.residue }
 
+// floorPoll is how often goroutines and descriptors are polled between two
+// samples (see Sampler): a second is cheap (a runtime/metrics read and a
+// readdir of /proc/self/fd) and fine enough that an op's goroutines are
+// gone from most polls.
+const floorPoll = time.Second
+
 // Start takes over the alerts an earlier incarnation left firing (see
 // restore), then samples in the background every leakcheck.interval.
 func (m *Monitor) Start(ctx context.Context) error {
@@ -238,6 +244,16 @@ func (m *Monitor) Start(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	t := m.o.Clock.NewTicker(m.interval)
 	m.wg.Go(func() { tick.Loop(ctx.Done(), t, func(time.Time) { m.Tick(m.o.Clock.Now()) }) })
+	if m.interval > floorPoll {
+		p := m.o.Clock.NewTicker(floorPoll)
+		m.wg.Go(func() {
+			tick.Loop(ctx.Done(), p, func(time.Time) {
+				if err := m.sampler.Poll(); err != nil {
+					m.log.Debug("floor poll failed", "err", err)
+				}
+			})
+		})
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"sync"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -85,10 +86,23 @@ func (r Reading) Value(signal string) (v float64, ok bool) {
 
 // Sampler reads the process's own signals from runtime/metrics and procfs.
 // It reuses its buffers, so sampling allocates almost nothing over days.
+//
+// Goroutines and descriptors are read as the floor of the interval: Poll
+// reads them between two Reads, and Read reports the least count it or a
+// Poll saw. A leaked goroutine or descriptor stays and is in every poll; one
+// serving an op in flight comes and goes and is not. So the floor keeps a
+// leak whole and drops most of the load's jitter, as the post-GC heap drops
+// the garbage between two GCs.
 type Sampler struct {
 	samples    []metrics.Sample
 	proc       procfs.Proc
 	lastCycles uint64
+
+	mu         sync.Mutex // Poll runs beside Read
+	pollSample []metrics.Sample
+	polled     bool
+	floorG     float64
+	floorFDs   float64
 	// DiskDir is a directory on the filesystem whose used space is read as
 	// LevelDiskUsed ("": not read).
 	DiskDir string
@@ -111,7 +125,39 @@ func NewSampler() (*Sampler, error) {
 		samples: []metrics.Sample{
 			{Name: mHeapLive}, {Name: mGCCycles}, {Name: mGoroutines}, {Name: mObjects}, {Name: mProfiling},
 		},
+		pollSample: []metrics.Sample{{Name: mGoroutines}},
 	}, nil
+}
+
+// Poll reads the goroutine and descriptor counts into the floor the next
+// Read reports.
+func (s *Sampler) Poll() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	metrics.Read(s.pollSample)
+	if s.pollSample[0].Value.Kind() != metrics.KindUint64 {
+		return nil // unsupported by this runtime: Read's own count stands
+	}
+	g := float64(s.pollSample[0].Value.Uint64())
+	fds, err := s.openFDs()
+	if err != nil {
+		return err
+	}
+	if !s.polled {
+		s.floorG, s.floorFDs, s.polled = g, fds, true
+		return nil
+	}
+	s.floorG, s.floorFDs = min(s.floorG, g), min(s.floorFDs, fds)
+	return nil
+}
+
+// openFDs is open descriptors less those a fault holds on purpose.
+func (s *Sampler) openFDs() (float64, error) {
+	fds, err := s.proc.FileDescriptorsLen()
+	if err != nil {
+		return 0, fmt.Errorf("leakcheck: /proc/self/fd: %w", err)
+	}
+	return float64(fds - offheap.HeldFDs()), nil
 }
 
 func (s *Sampler) readRuntime() {
@@ -125,8 +171,11 @@ func (s *Sampler) u64(i int) uint64 {
 	return s.samples[i].Value.Uint64()
 }
 
-// Read samples every signal at now.
+// Read samples every signal at now, goroutines and descriptors as the
+// floor since the last Read.
 func (s *Sampler) Read(now time.Time) (Reading, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.readRuntime()
 	if s.ForceGCWhenIdle && s.u64(1) == s.lastCycles {
 		runtime.GC()
@@ -148,11 +197,13 @@ func (s *Sampler) Read(now time.Time) (Reading, error) {
 	}
 	r.RSS = float64(st.ResidentMemory()) - float64(s.u64(4)) - float64(offheap.Resident())
 	r.Threads = float64(st.NumThreads)
-	fds, err := s.proc.FileDescriptorsLen()
-	if err != nil {
-		return r, fmt.Errorf("leakcheck: /proc/self/fd: %w", err)
+	if r.FDs, err = s.openFDs(); err != nil {
+		return r, err
 	}
-	r.FDs = float64(fds - offheap.HeldFDs())
+	if s.polled {
+		r.Goroutines, r.FDs = min(r.Goroutines, s.floorG), min(r.FDs, s.floorFDs)
+		s.polled = false
+	}
 	if s.DiskDir != "" {
 		var st unix.Statfs_t
 		if err := unix.Statfs(s.DiskDir, &st); err == nil {

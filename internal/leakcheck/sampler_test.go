@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,66 @@ func TestSamplerSeesGrowth(t *testing.T) {
 	}
 	runtime.KeepAlive(sink)
 	sink = nil
+}
+
+// Goroutines and descriptors read as the floor of the interval: those that
+// stay through every poll (a leak) count, those that came and went between
+// two Reads (an op in flight) do not.
+func TestSamplerFloorKeepsLeaksDropsTransients(t *testing.T) {
+	s, err := NewSampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := func(goroutines int) (release func()) {
+		stop, started := make(chan struct{}), make(chan struct{}, goroutines)
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Go(func() { started <- struct{}{}; <-stop })
+		}
+		for range goroutines {
+			<-started
+		}
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() { close(stop); wg.Wait(); f.Close() }
+	}
+
+	releaseTransient := hold(40)
+	if err := s.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	releaseTransient()
+	if err := s.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Goroutines-r0.Goroutines >= 40 || r1.FDs > r0.FDs {
+		t.Fatalf("transients counted: goroutines %v → %v, fds %v → %v", r0.Goroutines, r1.Goroutines, r0.FDs, r1.FDs)
+	}
+
+	releaseLeak := hold(40)
+	defer releaseLeak()
+	for range 3 {
+		if err := s.Poll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2, err := s.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Goroutines-r1.Goroutines < 40 || r2.FDs-r1.FDs < 1 {
+		t.Fatalf("leak not counted: goroutines %v → %v, fds %v → %v", r1.Goroutines, r2.Goroutines, r1.FDs, r2.FDs)
+	}
 }
 
 func TestSamplerWithoutForcedGCReportsStaleHeap(t *testing.T) {

@@ -227,7 +227,7 @@ func (w wiring) loads(tp trace.TracerProvider) ([]run.Service, error) {
 		if spec, _ := w.o.Components.Spec(c.Name()); spec.OpTimeout != nil {
 			timeout = spec.OpTimeout(w.cfg)
 		}
-		g, err := load.New(load.Options{Component: c, Load: lc, Seed: w.r.State().Seed, Clock: w.clock,
+		g, err := load.New(load.Options{Component: run.Staged(c), Load: lc, Seed: w.r.State().Seed, Clock: w.clock,
 			Elapsed: w.r.Elapsed, Metrics: lm, Tracer: tracer, Logger: w.log.With("stage", "load", "component", c.Name()),
 			OpTimeout: timeout})
 		if err != nil {

@@ -606,3 +606,35 @@ func TestServicesStartUnderTheirStageLabel(t *testing.T) {
 		t.Fatalf("stage label %q, want load/raft", got)
 	}
 }
+
+// labelProbe is a component whose Do reports the stage label it ran under.
+type labelProbe struct {
+	fakeComponent
+	seen *string
+}
+
+func (p labelProbe) Do(ctx context.Context, _ components.Op) components.Result {
+	*p.seen, _ = pprof.Label(ctx, StageLabel)
+	return components.Result{Outcome: components.OutcomeOK}
+}
+
+// A component's Do called from the load stage runs as the component's
+// stage, and the caller's context keeps its own label.
+func TestStagedDoRunsUnderTheComponentStage(t *testing.T) {
+	var seen string
+	c := Staged(labelProbe{fakeComponent{name: "raft"}, &seen})
+	pprof.Do(context.Background(), pprof.Labels(StageLabel, "load/raft"), func(ctx context.Context) {
+		if res := c.Do(ctx, components.Op{Name: "get"}); res.Outcome != components.OutcomeOK {
+			t.Fatalf("Do = %+v, want the component's result", res)
+		}
+		if after, _ := pprof.Label(ctx, StageLabel); after != "load/raft" {
+			t.Fatalf("caller's label %q after Do, want load/raft", after)
+		}
+	})
+	if seen != "component/raft" {
+		t.Fatalf("Do ran under stage %q, want component/raft", seen)
+	}
+	if c.Name() != "raft" {
+		t.Fatalf("Name = %q", c.Name())
+	}
+}

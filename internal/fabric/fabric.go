@@ -166,6 +166,8 @@ type Fabric struct {
 	probes  map[*proxy]struct{} // probes in progress
 	nextID  uint64
 	rng     *rand.Rand
+	// halfCloseLinger bounds a half-closed connection (see pipe.halfDone).
+	halfCloseLinger time.Duration
 }
 
 // Option configures New.
@@ -174,6 +176,18 @@ type Option func(*Fabric)
 // WithSeed seeds the fabric's random choices (jitter, loss draws).
 func WithSeed(seed uint64) Option {
 	return func(f *Fabric) { f.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+}
+
+// DefaultHalfCloseLinger is how long a connection one side has closed may
+// wait for the other side to finish: soakd's components close whole
+// connections, so a side still silent a minute after its peer's FIN is
+// gone (a stuck or partitioned node) and only holds two sockets.
+const DefaultHalfCloseLinger = time.Minute
+
+// WithHalfCloseLinger sets how long a half-closed connection may wait for
+// its other direction to end before both sides are reset.
+func WithHalfCloseLinger(d time.Duration) Option {
+	return func(f *Fabric) { f.halfCloseLinger = d }
 }
 
 // New returns an empty fabric; proxies are created on first dial.
@@ -185,6 +199,8 @@ func New(log *slog.Logger, opts ...Option) *Fabric {
 		log:     log.With("room", "network"),
 		done:    make(chan struct{}),
 		proxies: make(map[linkKey]*proxy),
+
+		halfCloseLinger: DefaultHalfCloseLinger,
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	WithSeed(1)(f)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -609,5 +611,84 @@ func TestClientCloseDuringFloodLeavesNothing(t *testing.T) {
 			t.Fatalf("%d proxied connections still open 2s after their clients closed", n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A connection whose client has half-closed waits at most the half-close
+// linger for a silent upstream (one that neither answers nor closes), then
+// both sides are reset and the proxy holds nothing.
+func TestHalfClosedConnectionToSilentUpstreamIsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	// The upstream reads the request to its EOF and then stays silent
+	// until probed; the probe writes until the reset makes a write fail.
+	probe, upstreamReset := make(chan struct{}), make(chan error, 1)
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c)
+		<-probe
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for {
+			if _, err := c.Write([]byte("late")); err != nil {
+				upstreamReset <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	const linger = 300 * time.Millisecond
+	f := fabric.New(slog.New(slog.DiscardHandler), fabric.WithHalfCloseLinger(linger))
+	defer f.Close()
+	c := fabrictest.Dial(t, f, "a", "b", ln.Addr().String())
+	if _, err := c.Write([]byte("request")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client read %d, %v; want the connection ended by the linger", n, err)
+	}
+	if waited := time.Since(start); waited < linger {
+		t.Fatalf("ended after %v, before the %v linger", waited, linger)
+	}
+	close(probe)
+	if err := <-upstreamReset; errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the upstream side was not reset")
+	}
+	if n := fabric.ProxiedConns(f); n != 0 {
+		t.Fatalf("%d proxied connections left", n)
+	}
+}
+
+// A half-closed connection whose other side answers within the linger
+// ends cleanly: the answer arrives whole, then EOF.
+func TestHalfClosedConnectionAnsweredInTimeEndsCleanly(t *testing.T) {
+	e := fabrictest.NewEcho(t)
+	f := fabric.New(slog.New(slog.DiscardHandler), fabric.WithHalfCloseLinger(5*time.Second))
+	defer f.Close()
+	c := fabrictest.Dial(t, f, "a", "b", e.Addr())
+	if _, err := c.Write([]byte("request")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "request" {
+		t.Fatalf("read %q, %v; want the echo then EOF", got, err)
 	}
 }

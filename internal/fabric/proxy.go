@@ -169,9 +169,10 @@ type pipe struct {
 	halves     atomic.Int32
 	fastDirs   atomic.Int32 // directions on the fast path now (for tests)
 
-	mu   sync.Mutex
-	rng  *rand.Rand
-	lost map[uint64]bool // loss rule id -> this connection drawn silent
+	mu     sync.Mutex
+	rng    *rand.Rand
+	lost   map[uint64]bool // loss rule id -> this connection drawn silent
+	linger *time.Timer     // set once one direction has ended
 }
 
 // kill closes both sides (with RST when rst) and stops the pipe.
@@ -185,6 +186,11 @@ func (pc *pipe) kill(rst bool) {
 			_ = pc.up.Close()
 		}
 		close(pc.done)
+		pc.mu.Lock()
+		if pc.linger != nil {
+			pc.linger.Stop()
+		}
+		pc.mu.Unlock()
 		pc.p.mu.Lock()
 		delete(pc.p.conns, pc)
 		pc.p.mu.Unlock()
@@ -192,10 +198,25 @@ func (pc *pipe) kill(rst bool) {
 }
 
 // halfDone is called when one direction has ended cleanly; the second
-// closes the connection.
+// closes the connection. The first gives the other direction the fabric's
+// half-close linger to end, then resets both sides: a peer that neither
+// answers nor closes would otherwise hold the connection (two sockets and
+// a goroutine) for the rest of the run.
 func (pc *pipe) halfDone() {
 	if pc.halves.Add(1) == 2 {
 		pc.kill(false)
+		return
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	select {
+	case <-pc.done:
+	default:
+		pc.linger = time.AfterFunc(pc.p.f.halfCloseLinger, func() {
+			pc.p.f.log.Debug("half-closed connection reset: the other side neither finished nor closed",
+				"from", pc.p.key.from, "to", pc.p.key.to, "linger", pc.p.f.halfCloseLinger)
+			pc.kill(true)
+		})
 	}
 }
 

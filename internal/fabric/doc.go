@@ -56,7 +56,10 @@
 // its own small proxy with toxiproxy's toxic semantics (latency/jitter,
 // bandwidth, timeout-0 blackhole, reset_peer, toxicity as loss), where every
 // goroutine selects on the connection's and the fabric's end, and adds no
-// dependency.
+// dependency. For the same reason a connection that one side has closed
+// waits at most DefaultHalfCloseLinger (a minute) for the other side to
+// finish before both are reset: a stuck peer that never closes would
+// otherwise hold its two sockets for the rest of the run.
 //
 // Fast path. While no rule shapes a direction of a connection, that
 // direction is not queued at all: it is io.Copy between the proxy's two

@@ -3,11 +3,14 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,7 +90,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	reg := telemetry.NewRegistry(o.Version, o.Revision)
 	var runMetrics *telemetry.RunMetrics
+	effective, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	r, err := run.Open(run.Options{
+		Version:            o.Version,
+		Config:             effective,
 		StateDir:           o.StateDir,
 		Seed:               cfg.Run.Seed,
 		Target:             cfg.Run.Duration.Std(),

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,6 +47,13 @@ type Options struct {
 	// the journal could not keep (full, or a write error).
 	OnEvent func(Event)
 	OnDrop  func()
+	// Version is soakd's build, journaled with each start and resume so a
+	// report can say what ran in every incarnation.
+	Version string
+	// Config is the effective configuration as YAML, written to
+	// config.yaml in the state dir at each start and resume (a report
+	// reproduces the run from it) and its digest journaled with the start.
+	Config []byte
 }
 
 // Service is an engine the run starts after its components and stops
@@ -213,13 +221,22 @@ func (r *Run) open() error {
 		_ = r.journal.Close()
 		return err
 	}
+	start := map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed, "target_seconds": r.state.TargetSeconds,
+		"version": r.opts.Version}
+	if r.opts.Config != nil {
+		if err := fsutil.WriteBytes(filepath.Join(r.dir, ConfigFile), 0o600, r.opts.Config); err != nil {
+			_ = r.journal.Close()
+			return fmt.Errorf("write %s: %w", ConfigFile, err)
+		}
+		start["config_sha256"] = fmt.Sprintf("%x", sha256.Sum256(r.opts.Config))
+	}
 	if r.resumed {
-		r.Event(EventRunResumed, map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed,
-			"elapsed_seconds": r.baseElapsed.Seconds(), "target_seconds": r.state.TargetSeconds})
+		start["elapsed_seconds"] = r.baseElapsed.Seconds()
+		r.Event(EventRunResumed, start)
 		r.log.Info("resuming run", "run_id", r.state.RunID, "incarnation", r.state.Incarnation,
 			"elapsed", r.baseElapsed.Round(time.Second), "target", r.opts.Target)
 	} else {
-		r.Event(EventRunStarted, map[string]any{"run_id": r.state.RunID, "seed": r.state.Seed, "target_seconds": r.state.TargetSeconds})
+		r.Event(EventRunStarted, start)
 		r.log.Info("starting run", "run_id", r.state.RunID, "seed", r.state.Seed, "target", r.opts.Target, "state_dir", r.dir)
 	}
 	if err := r.journal.Sync(); err != nil {

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -636,5 +637,30 @@ func TestStagedDoRunsUnderTheComponentStage(t *testing.T) {
 	}
 	if c.Name() != "raft" {
 		t.Fatalf("Name = %q", c.Name())
+	}
+}
+
+// Each incarnation writes the effective config to config.yaml and journals
+// soakd's version and the config's digest with its start, so a report can
+// say what ran and reproduce it.
+func TestStartAndResumeRecordVersionAndConfig(t *testing.T) {
+	dir := t.TempDir()
+	clock := clockwork.NewFakeClock()
+	for i, c := range []struct{ version, config string }{{"v1.0.0", "run: {seed: 7}\n"}, {"v1.0.1", "run: {seed: 8}\n"}} {
+		r := openRun(t, dir, clock, time.Hour, func(o *Options) { o.Version, o.Config = c.version, []byte(c.config) })
+		<-serve(r, cancelledCtx(), nil)
+		got, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+		if err != nil || string(got) != c.config {
+			t.Fatalf("incarnation %d: %s = %q, %v; want %q", i+1, ConfigFile, got, err, c.config)
+		}
+		typ := map[int]string{0: EventRunStarted, 1: EventRunResumed}[i]
+		evs, err := ReadEvents(filepath.Join(dir, journalFile), 0, 100, typ)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("incarnation %d: %d %s events, %v", i+1, len(evs), typ, err)
+		}
+		f := evs[0].Fields
+		if f["version"] != c.version || f["config_sha256"] != fmt.Sprintf("%x", sha256.Sum256([]byte(c.config))) {
+			t.Fatalf("incarnation %d: %s fields %v, want version %s and the config's digest", i+1, typ, f, c.version)
+		}
 	}
 }

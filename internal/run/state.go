@@ -20,6 +20,8 @@ const (
 	tokenFile   = "token"
 	lockFile    = "lock"
 	archiveDir  = "previous"
+	// ConfigFile is the effective config of the run's latest incarnation.
+	ConfigFile = "config.yaml"
 )
 
 // stateVersion is bumped when State changes incompatibly.

@@ -352,7 +352,8 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 			return
 		}
 	}
-	revert, err := k.Inject(ctx, target, tf.Params)
+	ictx, verified := withVerified(ctx)
+	revert, err := k.Inject(ictx, target, tf.Params)
 	if err != nil {
 		r.metrics.errors.WithLabelValues(tf.Kind).Inc()
 		r.log.Error("fault injection failed", "id", id, "kind", tf.Kind, "err", err)
@@ -369,7 +370,7 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 	r.log.Info("fault injected", "id", id, "kind", tf.Kind, "target", target, "selector", tf.Target, "for", remaining.Round(time.Second), "resumed", resumed)
 	r.o.Event(EventFaultInjected, map[string]any{"id": id, "kind": tf.Kind, "target": target, "selector": tf.Target, "params": tf.Params,
 		"at_seconds": tf.At.Seconds(), "duration_seconds": remaining.Seconds(), "planned_duration_seconds": tf.Duration.Seconds(),
-		"source": tf.Source, "resumed": resumed})
+		"source": tf.Source, "resumed": resumed, "verified": verified.String()})
 	for _, ob := range r.o.Observers {
 		ob.FaultInjected(id, tf.Kind)
 	}

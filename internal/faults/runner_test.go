@@ -52,8 +52,9 @@ func kindsOf(t *testing.T, specs ...Spec) Kinds {
 	}
 	return ks
 }
-func (k *fakeKind) Inject(_ context.Context, target string, _ map[string]string) (Revert, error) {
+func (k *fakeKind) Inject(ctx context.Context, target string, _ map[string]string) (Revert, error) {
 	k.add("inject " + target)
+	Verified(ctx, "in force on "+target)
 	return func(context.Context) error {
 		if k.failRevert.Add(-1) >= 0 {
 			k.add("revert-fail " + target)
@@ -71,8 +72,9 @@ func (k *fakeKind) calls() string {
 }
 
 type events struct {
-	mu  sync.Mutex
-	evs []string
+	mu       sync.Mutex
+	evs      []string
+	verified []any // fault_injected's "verified" field
 }
 
 func (e *events) add(typ string, f map[string]any) {
@@ -83,6 +85,9 @@ func (e *events) add(typ string, f map[string]any) {
 		s += "(resumed)"
 	}
 	e.evs = append(e.evs, s)
+	if typ == EventFaultInjected {
+		e.verified = append(e.verified, f["verified"])
+	}
 }
 func (e *events) String() string { e.mu.Lock(); defer e.mu.Unlock(); return strings.Join(e.evs, ",") }
 
@@ -147,6 +152,10 @@ func TestTimelineInjectsAndReverts(t *testing.T) {
 	}
 	if got := h.ev.String(); got != "fault_injected,fault_reverted,fault_skipped" {
 		t.Fatalf("events = %s", got)
+	}
+	// What the injector verified is journaled with the injection.
+	if got := fmt.Sprint(h.ev.verified); got != "[in force on raft/leader]" {
+		t.Fatalf("verified = %s", got)
 	}
 	if v := testutil.ToFloat64(h.r.metrics.injected.WithLabelValues("fake")); v != 1 {
 		t.Fatalf("injected_total = %v", v)

@@ -185,11 +185,13 @@ func (in *injector) verify(ctx context.Context, target, name string, cs []*count
 			total += c.seen.Load()
 		}
 		if total > 0 {
+			faults.Verified(ctx, fmt.Sprintf("%s acted on %d outgoing messages", name, total))
 			in.log.Info("byzantine fault verified", "target", target, "behavior", name, "messages", total)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	faults.Verified(ctx, fmt.Sprintf("not verified: no message sent within %v", verifyWithin))
 	in.log.Warn("byzantine fault not verified: the replica sent nothing yet", "target", target, "behavior", name)
 }
 

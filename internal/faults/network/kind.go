@@ -167,6 +167,7 @@ func (in *injector) Inject(ctx context.Context, target string, params map[string
 		rerr := revert(ctx)
 		return nil, errors.Join(fmt.Errorf("%s on %s: injected but not in effect: %w", lk.name, sel, verr), rerr)
 	}
+	faults.Verified(ctx, measured)
 	in.log.Info("network fault verified", "kind", lk.name, "target", target, "nodes", nodes,
 		"links", sel.String(), "probe", probe.String(), "verified", measured)
 	return revert, nil

@@ -35,7 +35,7 @@ type crash struct {
 
 // Inject crashes every node of a resolved target "component/node-a,node-b";
 // revert restarts them from disk.
-func (c *crash) Inject(_ context.Context, target string, _ map[string]string) (faults.Revert, error) {
+func (c *crash) Inject(ctx context.Context, target string, _ map[string]string) (faults.Revert, error) {
 	comp, list, ok := strings.Cut(target, "/")
 	n, known := c.nodes[comp]
 	if !ok || !known || list == "" {
@@ -60,6 +60,7 @@ func (c *crash) Inject(_ context.Context, target string, _ map[string]string) (f
 		}
 		crashed = append(crashed, id)
 	}
+	faults.Verified(ctx, fmt.Sprintf("%s crashed (stopped, state left on disk)", strings.Join(crashed, ",")))
 	var mu sync.Mutex
 	pending := crashed
 	return func(context.Context) error {

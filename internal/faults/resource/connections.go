@@ -109,6 +109,7 @@ func (in *connInjector) Inject(ctx context.Context, target string, params map[st
 		offheap.AddHeldFDs(1)
 		conns = append(conns, c)
 	}
+	faults.Verified(ctx, fmt.Sprintf("%d connections held open to %s", len(conns), target))
 	in.log.Info("connections fault verified", "target", target, "addrs", addrs, "held", len(conns))
 	var once sync.Once
 	return func(context.Context) error {

@@ -118,6 +118,7 @@ func (in *cpuInjector) Inject(ctx context.Context, target string, params map[str
 		break
 	}
 	in.pid = c.cmd.Process.Pid
+	faults.Verified(ctx, fmt.Sprintf("burner used %v of CPU in %v", used, time.Since(start).Round(time.Millisecond)))
 	in.log.Info("cpu fault verified", "pid", c.cmd.Process.Pid, "cores", cores, "load", load, "cpu_used", used, "in", time.Since(start).Round(time.Millisecond))
 	return func(context.Context) error { return c.stop() }, nil
 }

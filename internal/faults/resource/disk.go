@@ -156,7 +156,7 @@ func (in *diskInjector) Inject(ctx context.Context, target string, params map[st
 		if d.mode == diskModeIO {
 			r, err = in.churn(ctx, dir, d)
 		} else {
-			r, err = in.balloon(dir, d)
+			r, err = in.balloon(ctx, dir, d)
 		}
 		if err != nil {
 			undo()
@@ -208,7 +208,7 @@ func (in *diskInjector) dirs(target string) ([]string, error) {
 }
 
 // balloon fills dir's filesystem; the revert removes the file.
-func (in *diskInjector) balloon(dir string, d diskParams) (faults.Revert, error) {
+func (in *diskInjector) balloon(ctx context.Context, dir string, d diskParams) (faults.Revert, error) {
 	floor := in.bounds.DiskFloor.Bytes()
 	leave := max(d.free, floor)
 	maxFill := in.bounds.MaxFill.Bytes()
@@ -239,6 +239,7 @@ func (in *diskInjector) balloon(dir string, d diskParams) (faults.Revert, error)
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("disk: balloon %s: %w", path, err)
 	}
+	faults.Verified(ctx, fmt.Sprintf("free space %s → %s", config.ByteSize(before), config.ByteSize(after)))
 	in.log.Info("disk fault verified", "balloon", path, "size", config.ByteSize(size), "free_before", config.ByteSize(before),
 		"free_after", config.ByteSize(after))
 	return removeOnce(path), nil
@@ -321,6 +322,7 @@ func (in *diskInjector) churn(ctx context.Context, dir string, d diskParams) (fa
 			break
 		}
 	}
+	faults.Verified(ctx, "io child writing: "+c.lastLine())
 	in.log.Info("disk fault verified", "mode", diskModeIO, "pid", c.cmd.Process.Pid, "file", path, "report", c.lastLine())
 	rm := removeOnce(path)
 	return func(ctx context.Context) error {

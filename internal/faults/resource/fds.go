@@ -67,7 +67,7 @@ type fdsInjector struct {
 	mu     sync.Mutex // one fds fault at a time: each sizes itself on what is open
 }
 
-func (in *fdsInjector) Inject(_ context.Context, target string, params map[string]string) (faults.Revert, error) {
+func (in *fdsInjector) Inject(ctx context.Context, target string, params map[string]string) (faults.Revert, error) {
 	if target != "self" {
 		return nil, fmt.Errorf("fds: target %q: want self (soakd's process)", target)
 	}
@@ -79,7 +79,7 @@ func (in *fdsInjector) Inject(_ context.Context, target string, params map[strin
 	if !in.mu.TryLock() {
 		return nil, errors.New("fds: an fds fault is already in force")
 	}
-	release, err := in.hold(leave)
+	release, err := in.hold(ctx, leave)
 	if err != nil {
 		in.mu.Unlock()
 		return nil, err
@@ -96,7 +96,7 @@ func (in *fdsInjector) Inject(_ context.Context, target string, params map[strin
 
 // hold opens descriptors until leave remain under the soft limit, lowering
 // the limit first when that would take more than max_fds.
-func (in *fdsInjector) hold(leave int) (release func(), err error) {
+func (in *fdsInjector) hold(ctx context.Context, leave int) (release func(), err error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return nil, fmt.Errorf("fds: getrlimit: %w", err)
@@ -170,6 +170,7 @@ func (in *fdsInjector) hold(leave int) (release func(), err error) {
 		return nil, fmt.Errorf("fds: holding %d descriptors moved the open count %d → %d (limit %d, %d left), want about %d left",
 			len(held), open, now, lim.Cur, left, leave)
 	}
+	faults.Verified(ctx, fmt.Sprintf("%d descriptors held, %d of %d left", len(held), int(lim.Cur)-now, lim.Cur))
 	in.log.Info("fds fault verified", "held", len(held), "open_before", open, "open_after", now, "limit", lim.Cur,
 		"left", int(lim.Cur)-now)
 	return release, nil

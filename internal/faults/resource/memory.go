@@ -150,7 +150,7 @@ func (in *memoryInjector) Inject(ctx context.Context, target string, params map[
 		return nil, err
 	}
 	if m.mode == memoryModeGoMemLimit {
-		return in.squeeze(m)
+		return in.squeeze(ctx, m)
 	}
 	avail, err := memAvailable()
 	if err != nil {
@@ -189,6 +189,7 @@ func (in *memoryInjector) Inject(ctx context.Context, target string, params map[
 		return nil, err
 	}
 	in.pid = c.cmd.Process.Pid
+	faults.Verified(ctx, fmt.Sprintf("child %d holds %s resident (target %s, floor %s)", in.pid, config.ByteSize(held), config.ByteSize(size), config.ByteSize(floor)))
 	in.log.Info("memory fault verified", "pid", in.pid, "held", config.ByteSize(held), "target", config.ByteSize(size),
 		"floor", config.ByteSize(floor))
 	return func(context.Context) error { return c.stop() }, nil
@@ -224,7 +225,7 @@ func waitHeld(ctx context.Context, c *child, growing bool) (int64, error) {
 }
 
 // squeeze sets soakd's Go memory limit; the revert restores the old one.
-func (in *memoryInjector) squeeze(m memoryParams) (faults.Revert, error) {
+func (in *memoryInjector) squeeze(ctx context.Context, m memoryParams) (faults.Revert, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.squeezed {
@@ -242,6 +243,7 @@ func (in *memoryInjector) squeeze(m memoryParams) (faults.Revert, error) {
 		return nil, fmt.Errorf("memory: Go memory limit reads %d after setting %d", got, limit)
 	}
 	in.squeezed = true
+	faults.Verified(ctx, fmt.Sprintf("Go memory limit %s (was %s)", config.ByteSize(limit), config.ByteSize(prev)))
 	in.log.Info("memory fault verified", "mode", memoryModeGoMemLimit, "limit", config.ByteSize(limit), "previous", prev)
 	var once sync.Once
 	return func(context.Context) error {

@@ -281,7 +281,13 @@ func (m *Monitor) Tick(now time.Time) {
 		// Warm-up growth would read as the residue of a fault injected
 		// during it; such a fault finds no level before it and is not
 		// measured.
-		m.residue.Observe(r)
+		for _, fr := range m.residue.Observe(r) {
+			f := map[string]any{"id": fr.ID, "kind": fr.Kind, "left_residue": fr.Left, "unmeasured": fr.Unmeasured}
+			if fr.Residue != nil {
+				f["residue"] = fr.Residue
+			}
+			m.o.Event(EventFaultResidue, f)
+		}
 	}
 	if warm && m.base.Due(now) {
 		if snap, err := CaptureSnapshot(now); err != nil {

@@ -23,6 +23,17 @@ type Residue struct {
 	TotalResidue map[string]float64 `json:"total_residue"`
 }
 
+// FaultResidue is one injection's residue: each level after the revert
+// (and settle) minus before the injection. Left says some level grew by
+// more than its tolerance; Unmeasured that other faults kept acting and
+// the injection was never judged.
+type FaultResidue struct {
+	ID, Kind   string
+	Residue    map[string]float64
+	Left       bool
+	Unmeasured bool
+}
+
 // residueTolerance is the growth across one fault that counts as residue:
 // above run-to-run noise of an idle soakd, well below one leaked object
 // per request.
@@ -136,8 +147,9 @@ func (t *ResidueTracker) FaultReverted(id, kind string) {
 	}
 }
 
-// Observe feeds one reading and settles the checks that are due.
-func (t *ResidueTracker) Observe(r Reading) {
+// Observe feeds one reading and settles the checks that are due; it
+// returns the injections judged (or given up) by this reading.
+func (t *ResidueTracker) Observe(r Reading) (settled []FaultResidue) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.recent = append(t.recent, r)
@@ -160,16 +172,18 @@ func (t *ResidueTracker) Observe(r Reading) {
 			kept = append(kept, c)
 		case !quiet && oldest.Sub(c.due) > quietWait*t.settle:
 			t.kindLocked(c.kind).Unmeasured++
+			settled = append(settled, FaultResidue{ID: c.id, Kind: c.kind, Unmeasured: true})
 		case !quiet:
 			kept = append(kept, c)
 		default:
 			if now == nil {
 				now = t.levelsLocked()
 			}
-			t.settleLocked(c, now)
+			settled = append(settled, t.settleLocked(c, now))
 		}
 	}
 	t.checks = kept
+	return settled
 }
 
 func (t *ResidueTracker) kindLocked(kind string) *Residue {
@@ -181,9 +195,10 @@ func (t *ResidueTracker) kindLocked(kind string) *Residue {
 	return res
 }
 
-func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) {
+func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) FaultResidue {
 	res := t.kindLocked(c.kind)
 	res.Injections++
+	fr := FaultResidue{ID: c.id, Kind: c.kind, Residue: make(map[string]float64, len(c.levels))}
 	left := false
 	for sig, before := range c.levels {
 		after, ok := now[sig]
@@ -191,6 +206,7 @@ func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) {
 			continue
 		}
 		d := after - before
+		fr.Residue[sig] = d
 		res.LastResidue[sig] = d
 		res.TotalResidue[sig] += d
 		if d > residueTolerance[sig] {
@@ -200,6 +216,8 @@ func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) {
 	if left {
 		res.WithResidue++
 	}
+	fr.Left = left
+	return fr
 }
 
 // Residues returns every kind's tally, worst first.

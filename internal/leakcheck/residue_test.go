@@ -10,10 +10,11 @@ func TestResidueCountsWhatFaultsLeaveBehind(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	goroutines := 100.0
 	now := t0
+	var settled []FaultResidue // each injection's own residue, as journaled
 	feed := func(n int) {
 		for range n {
 			now = now.Add(5 * time.Second)
-			tr.Observe(Reading{T: now, Goroutines: goroutines, HeapLive: 50 << 20, GCCycles: 1, FDs: 10, RSS: 100 << 20, Threads: 8})
+			settled = append(settled, tr.Observe(Reading{T: now, Goroutines: goroutines, HeapLive: 50 << 20, GCCycles: 1, FDs: 10, RSS: 100 << 20, Threads: 8})...)
 		}
 	}
 	feed(10)
@@ -47,6 +48,16 @@ func TestResidueCountsWhatFaultsLeaveBehind(t *testing.T) {
 	}
 	if l := tr.Leaky(); len(l) != 1 || l[0].Kind != "crash" {
 		t.Fatalf("leaky = %+v", l)
+	}
+	if len(settled) != 6 {
+		t.Fatalf("%d injections judged one by one, want 6: %+v", len(settled), settled)
+	}
+	for i, fr := range settled {
+		crash := i%2 == 0
+		if fr.Kind != map[bool]string{true: "crash", false: "delay"}[crash] || fr.Left != crash || fr.Unmeasured ||
+			fr.Residue[SignalGoroutines] != map[bool]float64{true: 20, false: 0}[crash] {
+			t.Fatalf("injection %d judged %+v", i, fr)
+		}
 	}
 }
 

@@ -382,6 +382,36 @@ func ReadEvents(path string, after int64, limit int, typ string) ([]Event, error
 	return out, sc.Err()
 }
 
+// EachEvent calls fn with every event of the journal at path, in order,
+// in one pass and one event in memory at a time (a report reads a whole
+// 72-hour journal this way). It skips a corrupt line like ReadEvents and
+// stops early when fn returns false. A missing journal has no events.
+func EachEvent(path string, fn func(Event) bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
+	for sc.Scan() {
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	return sc.Err()
+}
+
+// JournalFile is the journal's name in the state dir.
+const JournalFile = journalFile
+
 // leadingSeq reads the seq of a journal line written by Append, which
 // always begins with {"seq":.
 func leadingSeq(line []byte) (int64, bool) {

@@ -92,6 +92,23 @@ func TestJournalPagingAndFilter(t *testing.T) {
 	if len(bs) != 5 {
 		t.Fatalf("%d events of type b, want 5", len(bs))
 	}
+	// EachEvent streams them all in order, skipping a corrupt line, and
+	// stops when told.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("not json\n")
+	_ = f.Close()
+	var seqs []int64
+	if err := EachEvent(path, func(e Event) bool { seqs = append(seqs, e.Seq); return true }); err != nil || len(seqs) != 10 || seqs[9] != 10 {
+		t.Fatalf("EachEvent saw %v, %v; want seqs 1..10", seqs, err)
+	}
+	n := 0
+	_ = EachEvent(path, func(Event) bool { n++; return n < 3 })
+	if n != 3 {
+		t.Fatalf("EachEvent went on after false: %d calls", n)
+	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/soakd/soakd/internal/report"
 	"github.com/soakd/soakd/internal/run"
 )
 
@@ -84,6 +86,24 @@ func TestFaultRevertedBeforeKill9IsNotReapplied(t *testing.T) {
 	if inj, _ := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_injected"); len(inj) != 1 {
 		_, types := journalTypes(t, state)
 		t.Fatalf("fault injected %d times, want once: %s", len(inj), types)
+	}
+
+	// The report covers both incarnations: the killed one and the one
+	// stopped cleanly, with the canary counted once.
+	out := t.TempDir()
+	if stdout, stderr, code := soakd(t, "report", "--state-dir", state, "--out", out, "--format", "json"); code != 0 {
+		t.Fatalf("soakd report: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var r report.Report
+	if err := json.Unmarshal(mustRead(t, filepath.Join(out, "report.json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	inc := r.Run.Incarnations
+	if len(inc) != 2 || inc[0].Ended != "killed" || inc[1].Ended != "stopped" || inc[1].At < 3 {
+		t.Fatalf("report incarnations %+v, want a killed one and a stopped one resumed past 3s", inc)
+	}
+	if r.Faults.Total != 1 || len(r.Faults.Rows) != 1 || r.Faults.Rows[0].EndedBy != "duration" {
+		t.Fatalf("report faults %+v, want the canary once, reverted at the end of its duration", r.Faults)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/fabric"
 	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/report"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/status"
 	"github.com/soakd/soakd/internal/telemetry"
@@ -56,7 +57,7 @@ func ResolveStateDir(flag string, cfg *config.Config) string {
 	switch {
 	case flag != "":
 		return flag
-	case cfg.StateDir != "":
+	case cfg != nil && cfg.StateDir != "":
 		return cfg.StateDir
 	}
 	if sd := os.Getenv("STATE_DIRECTORY"); sd != "" {
@@ -163,6 +164,9 @@ func Run(ctx context.Context, o Options) error {
 		if eng, err = buildEngines(w, tracing.Provider); err == nil {
 			board.Attach(status.Parts{Components: w.comps, Faults: eng.faults, Leaks: eng.monitor, Profiler: eng.profiler})
 			serveErr := r.Serve(ctx, w.comps, eng.services...)
+			if r.State().Completed {
+				writeReport(log, r.Dir())
+			}
 			shutdownTelemetry(log, tracing, srv)
 			return serveErr
 		}
@@ -173,6 +177,16 @@ func Run(ctx context.Context, o Options) error {
 	_ = r.Serve(cancelled(), nil)
 	shutdownTelemetry(log, tracing, srv)
 	return err
+}
+
+// writeReport writes the report of a completed run into its state dir.
+func writeReport(log *slog.Logger, dir string) {
+	r, files, err := report.WriteFiles(dir, "", report.Formats)
+	if err != nil {
+		log.Error("run report failed", "err", err)
+		return
+	}
+	log.Info("run report written", "verdict", r.Verdict, "files", files)
 }
 
 // newServer is the HTTP server of the contract: /metrics, the status,
@@ -198,6 +212,7 @@ func newServer(cfg *config.Config, r *run.Run, reg *prometheus.Registry, log *sl
 		Ready:      r.Ready,
 		Token:      r.Token(),
 		Checkpoint: r.Checkpoint,
+		Report:     report.Handler(r.Dir()),
 	})
 }
 

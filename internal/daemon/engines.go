@@ -20,6 +20,8 @@ import (
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/load"
 	"github.com/soakd/soakd/internal/profiling"
+	"github.com/soakd/soakd/internal/report"
+	"github.com/soakd/soakd/internal/report/history"
 	"github.com/soakd/soakd/internal/run"
 )
 
@@ -44,6 +46,7 @@ type wiring struct {
 // the last window, and the monitor sees every revert.
 type engines struct {
 	services []run.Service
+	history  *history.Recorder
 	faults   *faults.Runner
 	monitor  *leakcheck.Monitor
 	profiler *profiling.Profiler
@@ -79,7 +82,14 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The history starts first and stops last, so it holds the whole run.
+	hist, err := history.NewRecorder(history.RecorderOptions{Gatherer: w.reg, Path: filepath.Join(w.r.Dir(), report.HistoryFile),
+		Clock: w.clock, Elapsed: w.r.Elapsed, Logger: w.log.With("stage", "history")})
+	if err != nil {
+		return nil, fmt.Errorf("run history: %w (move the file aside to start a new history)", err)
+	}
 	services := []run.Service{
+		{Name: "history", Start: hist.Start, Stop: hist.Stop},
 		{Name: "alerts", Start: func(context.Context) error { disp.Start(); return nil }, Stop: disp.Stop},
 		{Name: "profiling", Start: prof.Start, Stop: prof.Stop},
 		{Name: "leakcheck", Start: mon.Start, Stop: func(ctx context.Context) error {
@@ -93,7 +103,7 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	services = append(services, checkers...)
 	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: runner.Stop})
 	services = append(services, loads...)
-	return &engines{services: services, faults: runner, monitor: mon, profiler: prof}, nil
+	return &engines{services: services, history: hist, faults: runner, monitor: mon, profiler: prof}, nil
 }
 
 // disturbObserver tells the leak monitor which signals a fault in force

@@ -284,7 +284,7 @@ func (m *Monitor) Tick(now time.Time) {
 		for _, fr := range m.residue.Observe(r) {
 			f := map[string]any{"id": fr.ID, "kind": fr.Kind, "left_residue": fr.Left, "unmeasured": fr.Unmeasured}
 			if fr.Residue != nil {
-				f["residue"] = fr.Residue
+				f["residue"], f["over_tolerance"] = fr.Residue, fr.Over
 			}
 			m.o.Event(EventFaultResidue, f)
 		}

@@ -28,9 +28,11 @@ type Residue struct {
 // more than its tolerance; Unmeasured that other faults kept acting and
 // the injection was never judged.
 type FaultResidue struct {
-	ID, Kind   string
-	Residue    map[string]float64
+	ID, Kind string
+	Residue  map[string]float64
+	// Left is true when some level grew past its tolerance: those in Over.
 	Left       bool
+	Over       []string
 	Unmeasured bool
 }
 
@@ -211,12 +213,14 @@ func (t *ResidueTracker) settleLocked(c pending, now map[string]float64) FaultRe
 		res.TotalResidue[sig] += d
 		if d > residueTolerance[sig] {
 			left = true
+			fr.Over = append(fr.Over, sig)
 		}
 	}
 	if left {
 		res.WithResidue++
 	}
 	fr.Left = left
+	sort.Strings(fr.Over)
 	return fr
 }
 

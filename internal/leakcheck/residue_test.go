@@ -1,6 +1,7 @@
 package leakcheck
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -55,6 +56,7 @@ func TestResidueCountsWhatFaultsLeaveBehind(t *testing.T) {
 	for i, fr := range settled {
 		crash := i%2 == 0
 		if fr.Kind != map[bool]string{true: "crash", false: "delay"}[crash] || fr.Left != crash || fr.Unmeasured ||
+			(crash && fmt.Sprint(fr.Over) != "[goroutines]") ||
 			fr.Residue[SignalGoroutines] != map[bool]float64{true: 20, false: 0}[crash] {
 			t.Fatalf("injection %d judged %+v", i, fr)
 		}

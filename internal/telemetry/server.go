@@ -47,6 +47,9 @@ type ServerOptions struct {
 	Token string
 	// Checkpoint forces a checkpoint (POST /api/v1/checkpoint).
 	Checkpoint func() error
+	// Report, when set, serves the run report at GET /report (HTML;
+	// ?format=md or json for the others).
+	Report http.Handler
 }
 
 // Server is the HTTP face of the daemon.
@@ -110,6 +113,9 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"alerts": call(s.o.Alerts)})
 	})
 	mux.HandleFunc("GET /api/v1/events", s.events)
+	if s.o.Report != nil {
+		mux.Handle("GET /report", s.o.Report)
+	}
 	mux.Handle("POST /api/v1/checkpoint", s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if s.o.Checkpoint == nil {
 			http.Error(w, "no run", http.StatusServiceUnavailable)

@@ -1,0 +1,450 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/soakd/soakd/internal/config"
+	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/report/history"
+	"github.com/soakd/soakd/internal/run"
+)
+
+// Inputs are what a report is computed from; ReadStateDir gathers them.
+type Inputs struct {
+	State run.State
+	// Config is the run's effective config (config.yaml); nil when the
+	// state dir has none (a run from before soakd wrote it).
+	Config *config.Config
+	// Events calls fn with the journal's events in order (run.EachEvent).
+	Events func(fn func(run.Event) bool) error
+	// History is the run's downsampled metrics; nil when there is none.
+	History *history.History
+	// Evidence lists the evidence files, relative to the state dir.
+	Evidence []string
+	// Notes are problems met while reading (a torn history file).
+	Notes []string
+	// StateDir, when set, makes evidence paths under it relative to it.
+	StateDir string
+}
+
+// minLoadShare is the share of scheduled arrivals a load must start to
+// hold its target: the SoakdLoadBelowTarget condition (95%).
+const minLoadShare = 0.95
+
+// Build computes the report. It is pure: everything comes from in.
+func Build(in Inputs) Report {
+	j := newJournal()
+	var eventsErr error
+	if in.Events != nil {
+		eventsErr = in.Events(func(e run.Event) bool { j.add(e); return true })
+	}
+	if n := len(j.incarnations); n > 0 && j.incarnations[n-1].Ended == "" {
+		j.incarnations[n-1].Ended = map[bool]string{true: "completed", false: "running or killed"}[in.State.Completed]
+	}
+	st := in.State
+	r := Report{
+		Run: RunInfo{ID: st.RunID, Seed: st.Seed, StartedAt: st.StartedAt, Elapsed: Seconds(st.ElapsedSeconds),
+			Target: Seconds(st.TargetSeconds), Completed: st.Completed, Incarnations: j.incarnations},
+		Faults:          Faults{Rows: j.faults, Total: j.faultsTotal, Skipped: j.skipped, Failed: j.failed},
+		Alerts:          j.alerts,
+		Violations:      j.violations,
+		ViolationsTotal: j.violTotal,
+		Evidence:        in.Evidence,
+		Notes:           in.Notes,
+	}
+	for i := range r.Alerts {
+		r.Alerts[i].Evidence = relative(in.StateDir, r.Alerts[i].Evidence)
+	}
+	for i := range r.Violations {
+		r.Violations[i].Evidence = relative(in.StateDir, r.Violations[i].Evidence)
+	}
+	if r.Run.Incarnations == nil {
+		r.Run.Incarnations = []Incarnation{}
+	}
+	if r.Faults.Rows == nil {
+		r.Faults.Rows = []Fault{}
+	}
+	if r.Alerts == nil {
+		r.Alerts = []Alert{}
+	}
+	if r.Violations == nil {
+		r.Violations = []Violation{}
+	}
+	if r.Evidence == nil {
+		r.Evidence = []string{}
+	}
+	if eventsErr != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("reading the journal: %v (the tables stop there)", eventsErr))
+	}
+	if j.journalFull {
+		r.Notes = append(r.Notes, "the journal reached its size cap: events after that point are missing from every table")
+	}
+	if in.History == nil {
+		r.Notes = append(r.Notes, "no history: leak slopes, load rates and latencies are not shown")
+	}
+	var series []history.Series
+	if in.History != nil {
+		series = in.History.Series()
+	}
+	cfg := in.Config
+	if cfg == nil {
+		r.Notes = append(r.Notes, "no config.yaml in the state dir: targets that come from the config are not judged")
+	}
+	r.Leaks = leaks(cfg, series, j)
+	r.Load = loads(cfg, series)
+	if len(j.migOutcomes) > 0 {
+		m := &Migrations{ByOutcome: j.migOutcomes}
+		if j.downtime.TotalCount() > 0 {
+			m.DowntimeP50 = float64(j.downtime.ValueAtQuantile(50)) / 1e6
+			m.DowntimeP99 = float64(j.downtime.ValueAtQuantile(99)) / 1e6
+			m.DowntimeMax = float64(j.downtime.Max()) / 1e6
+		}
+		if cfg != nil {
+			m.Limit = cfg.Components.Migration.DowntimeLimit.Std().Seconds()
+		}
+		r.Migrations = m
+	}
+	r.Verdicts = verdicts(cfg, series, r, j)
+	r.Verdict = overall(r.Verdicts)
+	r.Reproduce = Reproduce{Command: fmt.Sprintf("soakd run --config config.yaml --seed %d --duration %s --state-dir NEW_DIR",
+		st.Seed, st.Target()),
+		Replay: "soakd run --config config.yaml with faults.replay: <this state dir>/journal.jsonl (the same faults at the same times)"}
+	if cfg != nil {
+		r.Reproduce.Config = run.ConfigFile
+	}
+	return r
+}
+
+// relative makes path relative to dir when it lies under it.
+func relative(dir, path string) string {
+	if dir == "" || !filepath.IsAbs(path) {
+		return path
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(absDir, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	return filepath.ToSlash(rel)
+}
+
+func overall(vs []Verdict) string {
+	if len(vs) == 0 {
+		return "incomplete" // nothing judged is not a pass
+	}
+	out := Pass
+	for _, v := range vs {
+		switch v.Outcome {
+		case Fail:
+			return Fail
+		case NoData:
+			out = "incomplete"
+		}
+	}
+	return out
+}
+
+// find returns the series of name whose labels include want.
+func find(series []history.Series, name string, want map[string]string) []history.Series {
+	var out []history.Series
+	for _, s := range series {
+		if s.Key.Name != name {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if s.Labels[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// lastGauge is a gauge's latest sample over the run.
+func lastGauge(series []history.Series, name string, labels map[string]string) (float64, bool) {
+	ss := find(series, name, labels)
+	if len(ss) == 0 || len(ss[0].Points) == 0 {
+		return 0, false
+	}
+	return ss[0].Points[len(ss[0].Points)-1].Last, true
+}
+
+// meanGauge is a gauge's mean over every sample of the run.
+func meanGauge(series []history.Series, name string, labels map[string]string) (float64, bool) {
+	var sum, n float64
+	for _, s := range find(series, name, labels) {
+		for _, p := range s.Points {
+			sum, n = sum+p.Sum, n+p.Count
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / n, true
+}
+
+// total sums a counter's increases over the run.
+func total(series []history.Series, name string, labels map[string]string) (float64, bool) {
+	ss := find(series, name, labels)
+	var sum float64
+	for _, s := range ss {
+		for _, p := range s.Points {
+			sum += p.Increase
+		}
+	}
+	return sum, len(ss) > 0
+}
+
+// merged sums a histogram's points over the run into one.
+func merged(s history.Series) history.Point {
+	m := history.Point{Bounds: s.Bounds, Buckets: make([]float64, len(s.Bounds))}
+	for _, p := range s.Points {
+		m.Count += p.Count
+		m.Sum += p.Sum
+		for i := range min(len(p.Buckets), len(m.Buckets)) {
+			m.Buckets[i] += p.Buckets[i]
+		}
+	}
+	return m
+}
+
+var signalUnits = map[string]string{leakcheck.SignalHeap: "bytes", leakcheck.SignalRSS: "bytes",
+	leakcheck.SignalGoroutines: "goroutines", leakcheck.SignalFDs: "fds", leakcheck.SignalThreads: "threads"}
+
+// longest picks the entry of the longest window.
+func longest(m map[string]float64) (window string, v float64, ok bool) {
+	var best time.Duration
+	for w, x := range m {
+		if d, err := time.ParseDuration(w); err == nil && d > best {
+			best, window, v, ok = d, w, x, true
+		}
+	}
+	return window, v, ok
+}
+
+func leaks(cfg *config.Config, series []history.Series, j *journal) []Leak {
+	out := []Leak{}
+	for _, sig := range leakcheck.Signals {
+		l := Leak{Signal: sig, Unit: signalUnits[sig]}
+		thr, judged := config.Rate(0), false
+		if cfg != nil {
+			thr, judged = cfg.LeakCheck.Thresholds[sig]
+		}
+		l.Threshold = thr.PerSecond()
+		for _, s := range find(series, "soakd_leak_window_slope_per_second", map[string]string{"signal": sig}) {
+			if n := len(s.Points); n > 0 && !math.IsNaN(s.Points[n-1].Last) {
+				if l.WindowSlopes == nil {
+					l.WindowSlopes = map[string]float64{}
+				}
+				l.WindowSlopes[s.Labels["window"]] = s.Points[n-1].Last
+			}
+		}
+		if v, ok := lastGauge(series, "soakd_leak_slope_per_second", map[string]string{"signal": sig}); ok {
+			l.Slope = &v
+			if cfg != nil {
+				l.SlopeWindow = cfg.LeakCheck.Window.String()
+			}
+		} else if w, v, ok := longest(l.WindowSlopes); ok {
+			// The main window has not filled yet (a short run): the
+			// longest window that has is the best estimate there is.
+			l.Slope, l.SlopeWindow = &v, w
+		}
+		for _, s := range find(series, "soakd_leak_detectable_slope_per_second", map[string]string{"signal": sig}) {
+			if n := len(s.Points); n > 0 && !math.IsNaN(s.Points[n-1].Last) {
+				if l.Detectable == nil {
+					l.Detectable = map[string]float64{}
+				}
+				l.Detectable[s.Labels["window"]] = s.Points[n-1].Last
+			}
+		}
+		for _, a := range j.alerts {
+			if a.Signal != sig {
+				continue
+			}
+			if a.Canary != "" {
+				l.Canary++
+			} else {
+				l.Alerts++
+			}
+		}
+		if judged || l.Slope != nil || l.Alerts+l.Canary > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func loads(cfg *config.Config, series []history.Series) []Load {
+	out := []Load{}
+	if cfg == nil {
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		rl   config.RateLoad
+		on   bool
+	}{{"raft", cfg.Load.Raft, cfg.Components.Raft.Enabled}, {"pbft", cfg.Load.PBFT, cfg.Components.PBFT.Enabled}} {
+		if !c.on || c.rl.Rate <= 0 {
+			continue
+		}
+		l := Load{Component: c.name, Target: c.rl.Rate, Ops: map[string]int64{}}
+		lab := map[string]string{"component": c.name}
+		if v, ok := meanGauge(series, "soakd_load_scheduled_ops_per_second", lab); ok {
+			l.Scheduled = &v
+		}
+		if v, ok := meanGauge(series, "soakd_load_achieved_ops_per_second", lab); ok {
+			l.Achieved = &v
+		}
+		for _, s := range find(series, "soakd_ops_total", lab) {
+			for _, p := range s.Points {
+				l.Ops[s.Labels["outcome"]] += int64(p.Increase)
+			}
+		}
+		if v, ok := total(series, "soakd_ops_dropped_total", lab); ok {
+			l.Dropped = int64(v)
+		}
+		for _, s := range find(series, "soakd_op_duration_seconds", lab) {
+			m := merged(s)
+			if m.Count > 0 {
+				l.Latency = append(l.Latency, Latency{Op: s.Labels["op"], P50: m.Quantile(0.5), P99: m.Quantile(0.99), N: int64(m.Count)})
+			}
+		}
+		sort.Slice(l.Latency, func(a, b int) bool { return l.Latency[a].Op < l.Latency[b].Op })
+		out = append(out, l)
+	}
+	return out
+}
+
+func sum(m map[string]int) (n int) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal) []Verdict {
+	var out []Verdict
+	for _, l := range r.Leaks {
+		if l.Threshold <= 0 {
+			continue
+		}
+		v := Verdict{Target: fmt.Sprintf("%s grows under %s", l.Signal, perMinute(l.Threshold, l.Unit))}
+		switch {
+		case l.Alerts > 0:
+			v.Outcome, v.Measured = Fail, fmt.Sprintf("%d leak alert(s)", l.Alerts)
+		case l.Slope == nil:
+			v.Outcome, v.Measured = NoData, "no slope in the history"
+		default:
+			v.Outcome, v.Measured = Pass, "no alert; last slope "+perMinute(*l.Slope, l.Unit)
+			if l.SlopeWindow != "" {
+				v.Measured += " on " + l.SlopeWindow
+			}
+		}
+		if d := detectableNote(l); d != "" {
+			v.Measured += "; could see " + d
+		}
+		out = append(out, v)
+	}
+	for _, w := range j.leakFaults {
+		caught := slices.ContainsFunc(j.alerts, func(a Alert) bool { return a.Canary == w.id })
+		v := Verdict{Target: fmt.Sprintf("leak canary %s is detected", w.id)}
+		switch {
+		case caught:
+			v.Outcome, v.Measured = Pass, "alert fired"
+		case w.to < 0:
+			v.Outcome, v.Measured = NoData, "still running"
+		case !r.Run.Completed && j.elapsed < w.to+Seconds(canarySettle.Seconds()):
+			v.Outcome, v.Measured = NoData, "ended; its alert may still come"
+		default:
+			v.Outcome, v.Measured = Fail, "ended without its alert: the detection path is broken"
+		}
+		out = append(out, v)
+	}
+	if cfg != nil {
+		for _, comp := range cfg.Components.EnabledComponents() {
+			n, which := j.violationsOf(comp)
+			v := Verdict{Target: comp + ": no invariant violation"}
+			if n > 0 {
+				v.Outcome, v.Measured = Fail, fmt.Sprintf("%d violation(s): %s", n, strings.Join(which, ", "))
+			} else {
+				v.Outcome, v.Measured = Pass, "0 violations"
+			}
+			// What the checkers covered: their windows (KV histories) or
+			// the migrations verified byte for byte.
+			if checks, ok := total(series, "soakd_checks_total", map[string]string{"component": comp}); ok {
+				v.Measured += fmt.Sprintf(" in %.0f checks", checks)
+			} else if comp == "migration" && r.Migrations != nil {
+				v.Measured += fmt.Sprintf(" in %d migrations", sum(r.Migrations.ByOutcome))
+			}
+			out = append(out, v)
+		}
+	}
+	for _, l := range r.Load {
+		v := Verdict{Target: fmt.Sprintf("%s load holds its schedule (%g ops/s, ≥ %.0f%% started)", l.Component, l.Target, 100*minLoadShare)}
+		switch {
+		case l.Achieved == nil || l.Scheduled == nil || *l.Scheduled == 0:
+			v.Outcome, v.Measured = NoData, "no load rates in the history"
+		default:
+			share := *l.Achieved / *l.Scheduled
+			v.Measured = fmt.Sprintf("%.1f of %.1f ops/s scheduled (%.1f%%)", *l.Achieved, *l.Scheduled, 100*share)
+			v.Outcome = map[bool]string{true: Pass, false: Fail}[share >= minLoadShare]
+		}
+		out = append(out, v)
+	}
+	if m := r.Migrations; m != nil && m.Limit > 0 {
+		v := Verdict{Target: fmt.Sprintf("migration downtime p99 ≤ %s", seconds(m.Limit))}
+		if m.DowntimeMax == 0 && m.ByOutcome["ok"] == 0 {
+			v.Outcome, v.Measured = NoData, "no completed migration"
+		} else {
+			v.Measured = "p99 " + seconds(m.DowntimeP99)
+			v.Outcome = map[bool]string{true: Pass, false: Fail}[m.DowntimeP99 <= m.Limit]
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func detectableNote(l Leak) string {
+	if len(l.Detectable) == 0 {
+		return ""
+	}
+	ws := make([]string, 0, len(l.Detectable))
+	for w := range l.Detectable {
+		ws = append(ws, w)
+	}
+	sort.Strings(ws)
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s on %s", perMinute(l.Detectable[w], l.Unit), w)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// perMinute formats a per-second slope per minute in the signal's unit.
+func perMinute(perSecond float64, unit string) string {
+	v := perSecond * 60
+	if unit == "bytes" {
+		return fmt.Sprintf("%.2f MiB/min", v/(1<<20))
+	}
+	return fmt.Sprintf("%.2f %s/min", v, unit)
+}
+
+func seconds(s float64) string {
+	if s < 1 {
+		return fmt.Sprintf("%.0f ms", s*1000)
+	}
+	return fmt.Sprintf("%.2f s", s)
+}

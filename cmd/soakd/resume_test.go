@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -78,6 +79,17 @@ func TestFaultRevertedBeforeKill9IsNotReapplied(t *testing.T) {
 			t.Fatal("the resumed run did not reach 5s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// While it runs, the daemon serves the report so far at /report.
+	resp, err := http.Get("http://" + d2.addr + "/report?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live report.Report
+	err = json.NewDecoder(resp.Body).Decode(&live)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(live.Run.Incarnations) != 2 {
+		t.Fatalf("GET /report: %s, %v, %d incarnations; want 200 and both incarnations", resp.Status, err, len(live.Run.Incarnations))
 	}
 	_ = d2.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d2.wait(20 * time.Second); code != 0 {

@@ -110,6 +110,9 @@ func Build(in Inputs) Report {
 		}
 		r.Migrations = m
 	}
+	if cfg != nil && cfg.Components.PBFT.Enabled {
+		r.PBFT = pbftSummary(cfg, series, j)
+	}
 	r.Verdicts = verdicts(cfg, series, r, j)
 	r.Verdict = overall(r.Verdicts)
 	r.Reproduce = Reproduce{Command: fmt.Sprintf("soakd run --config config.yaml --seed %d --duration %s --state-dir NEW_DIR",
@@ -225,6 +228,39 @@ var signalUnits = map[string]string{leakcheck.SignalHeap: "bytes", leakcheck.Sig
 	leakcheck.SignalGoroutines: "goroutines", leakcheck.SignalFDs: "fds", leakcheck.SignalThreads: "threads"}
 
 // longest picks the entry of the longest window.
+// maxGauge is a gauge's largest sample over the run.
+func maxGauge(series []history.Series, name string, labels map[string]string) (float64, bool) {
+	m, ok := math.Inf(-1), false
+	for _, s := range find(series, name, labels) {
+		for _, p := range s.Points {
+			if p.Count > 0 {
+				m, ok = max(m, p.Max), true
+			}
+		}
+	}
+	return m, ok
+}
+
+func pbftSummary(cfg *config.Config, series []history.Series, j *journal) *PBFT {
+	p := &PBFT{CommitBound: cfg.Components.PBFT.Liveness.Commit.Std().Seconds(),
+		DrainBound:         cfg.Components.PBFT.Liveness.Drain.Std().Seconds(),
+		LivenessViolations: j.violByKey["pbft/"+livenessInvariant]}
+	if v, ok := total(series, "soakd_pbft_view_changes_total", nil); ok {
+		p.ViewChanges = int64(v)
+	}
+	if v, ok := maxGauge(series, "soakd_pbft_recovery_seconds", map[string]string{"phase": "commit"}); ok {
+		p.WorstCommit = &v
+	}
+	if v, ok := maxGauge(series, "soakd_pbft_recovery_seconds", map[string]string{"phase": "drain"}); ok {
+		p.WorstDrain = &v
+	}
+	return p
+}
+
+// livenessInvariant is the PBFT checker's name for a missed liveness
+// bound (pbftcheck.InvLiveness).
+const livenessInvariant = "pbft_liveness"
+
 func longest(m map[string]float64) (window string, v float64, ok bool) {
 	var best time.Duration
 	for w, x := range m {
@@ -401,6 +437,24 @@ func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal)
 			share := *l.Achieved / *l.Scheduled
 			v.Measured = fmt.Sprintf("%.1f of %.1f ops/s scheduled (%.1f%%)", *l.Achieved, *l.Scheduled, 100*share)
 			v.Outcome = map[bool]string{true: Pass, false: Fail}[share >= minLoadShare]
+		}
+		out = append(out, v)
+	}
+	if p := r.PBFT; p != nil {
+		v := Verdict{Target: fmt.Sprintf("pbft recovers after each fault window (a commit within %s, pending requests done within %s)",
+			seconds(p.CommitBound), seconds(p.DrainBound))}
+		switch {
+		case p.LivenessViolations > 0:
+			v.Outcome, v.Measured = Fail, fmt.Sprintf("%d liveness violation(s)", p.LivenessViolations)
+		case p.WorstCommit == nil && !slices.ContainsFunc(j.faults, func(f Fault) bool { return strings.HasPrefix(f.Target, "pbft/") }):
+			v.Outcome, v.Measured = Pass, "no fault window on pbft to recover from"
+		case p.WorstCommit == nil:
+			v.Outcome, v.Measured = NoData, "no recovery measured after pbft's fault windows"
+		default:
+			v.Outcome, v.Measured = Pass, "worst: commit "+seconds(*p.WorstCommit)
+			if p.WorstDrain != nil {
+				v.Measured += ", drain " + seconds(*p.WorstDrain)
+			}
 		}
 		out = append(out, v)
 	}

@@ -117,6 +117,7 @@ pre{padding:.6em;overflow-x:auto}.muted{color:#666}
 {{range .R.Load}}<tr><td>{{.Component}}</td><td>{{.Target}} ops/s</td><td>{{rate .Scheduled}}</td><td>{{rate .Achieved}}</td><td>{{outcomes .Ops}}</td><td>{{.Dropped}}</td>
 <td>{{range .Latency}}{{.Op}} {{secs .P50}} / {{secs .P99}}<br>{{else}}no data{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No open-loop load in the history.</p>{{end}}
+{{with .R.PBFT}}<p>PBFT: {{.ViewChanges}} view change(s); {{.LivenessViolations}} liveness violation(s).</p>{{end}}
 {{with .R.Migrations}}<p>Migrations: {{migs .ByOutcome}}; downtime p50 {{secs .DowntimeP50}}, p99 {{secs .DowntimeP99}}, max {{secs .DowntimeMax}}{{if gt .Limit 0.0}} (limit {{secs .Limit}}){{end}}.</p>{{end}}
 
 <h2 id="faults">Faults</h2>

@@ -91,6 +91,10 @@ func WriteMarkdown(w io.Writer, r Report) error {
 		p(".\n")
 	}
 
+	if pb := r.PBFT; pb != nil {
+		p("\nPBFT: %d view change(s); %d liveness violation(s).\n", pb.ViewChanges, pb.LivenessViolations)
+	}
+
 	p("\n## Faults\n\n%d injected, %d skipped, %d failed.\n\n", r.Faults.Total, r.Faults.Skipped, r.Faults.Failed)
 	if len(r.Faults.Rows) > 0 {
 		p("| start | kind | target | duration | verified | residue |\n|---|---|---|---|---|---|\n")

@@ -18,6 +18,7 @@ type Report struct {
 	Violations      []Violation `json:"violations"`
 	ViolationsTotal int         `json:"violations_total"`
 	Migrations      *Migrations `json:"migrations,omitempty"`
+	PBFT            *PBFT       `json:"pbft,omitempty"`
 	Evidence        []string    `json:"evidence"` // files under the state dir's evidence/, relative to the state dir
 	Reproduce       Reproduce   `json:"reproduce"`
 	// Notes say what the report could not see (a missing history, a
@@ -171,6 +172,20 @@ type Migrations struct {
 	DowntimeP99 float64 `json:"downtime_p99_seconds"`
 	DowntimeMax float64 `json:"downtime_max_seconds"`
 	Limit       float64 `json:"downtime_limit_seconds"`
+}
+
+// PBFT summarizes the PBFT cluster's view changes and its recovery after
+// fault windows (the bounded-liveness check).
+type PBFT struct {
+	ViewChanges int64 `json:"view_changes"`
+	// Worst recovery after a fault window closed, from the history's
+	// samples: to the first commit and to the last pending request done.
+	WorstCommit *float64 `json:"worst_commit_seconds,omitempty"`
+	WorstDrain  *float64 `json:"worst_drain_seconds,omitempty"`
+	CommitBound float64  `json:"commit_bound_seconds"`
+	DrainBound  float64  `json:"drain_bound_seconds"`
+	// LivenessViolations are the journaled pbft_liveness violations.
+	LivenessViolations int `json:"liveness_violations"`
 }
 
 // Reproduce is how to run the same soak again.

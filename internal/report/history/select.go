@@ -75,4 +75,5 @@ var DefaultSelect = []Select{
 	// Components (components/migration/metrics.go, components/pbft/metrics.go).
 	{Name: "soakd_migration_downtime_seconds", Kind: Histogram},
 	{Name: "soakd_pbft_view_changes_total", Kind: Counter},
+	{Name: "soakd_pbft_recovery_seconds", Kind: Gauge},
 }

@@ -148,6 +148,7 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 			}
 			keepDir = report(start, last, duration)
 			stages.report()
+			printVerdicts(filepath.Join(state, "report", "report.md"))
 			return nil
 		case <-tick.C:
 			if m, err := scrape(addr); err == nil {
@@ -156,6 +157,25 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 			stages.poll(addr)
 		}
 	}
+}
+
+// printVerdicts prints the verdict table of the report soakd wrote when
+// the run completed (the whole report stays in the state dir: pass
+// -state-dir to keep it).
+func printVerdicts(md string) {
+	b, err := os.ReadFile(md)
+	if err != nil {
+		fmt.Printf("\nno run report: %v\n", err)
+		return
+	}
+	text := string(b)
+	if i := strings.Index(text, "## Verdicts"); i >= 0 {
+		text = text[i:]
+		if j := strings.Index(text[1:], "\n## "); j >= 0 {
+			text = text[:j+1]
+		}
+	}
+	fmt.Printf("\nthe run report's verdicts (%s):\n\n%s\n", md, strings.TrimSpace(text))
 }
 
 // metrics is one /metrics scrape: series name with labels -> value.

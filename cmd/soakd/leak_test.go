@@ -180,11 +180,17 @@ func TestLeakCanariesEndToEnd(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		// Delivered to the real Alertmanager.
-		got, body := testutil.GetAlerts(t, http.DefaultClient, am+"/api/v2/alerts?active=true")
-		a := testutil.FindAlert(got, v.want, runIDs[i])
-		if a == nil {
-			t.Fatalf("%s: %s for run %s not in Alertmanager: %s", v.name, v.want, runIDs[i], body)
+		// Delivered to the real Alertmanager: the dispatcher sends in the
+		// background, so give it a moment on a busy machine.
+		var a *testutil.GettableAlert
+		for until := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			got, body := testutil.GetAlerts(t, http.DefaultClient, am+"/api/v2/alerts?active=true")
+			if a = testutil.FindAlert(got, v.want, runIDs[i]); a != nil {
+				break
+			}
+			if time.Now().After(until) {
+				t.Fatalf("%s: %s for run %s not in Alertmanager within 30s: %s", v.name, v.want, runIDs[i], body)
+			}
 		}
 		if a.Labels["severity"] == "" || a.Annotations["evidence"] == "" || a.Annotations["summary"] == "" {
 			t.Errorf("%s: alert in Alertmanager lacks labels or annotations: %+v", v.name, a)

@@ -33,9 +33,14 @@ type Inputs struct {
 	StateDir string
 }
 
-// minLoadShare is the share of scheduled arrivals a load must start to
-// hold its target: the SoakdLoadBelowTarget condition (95%).
-const minLoadShare = 0.95
+// A load holds its schedule when it started at least minLoadShare of the
+// scheduled arrivals over the run (the SoakdLoadBelowTarget condition,
+// 95%) and spent at most maxBelowShare of the run below that, so a few
+// bad hours cannot hide in a run-long mean.
+const (
+	minLoadShare  = 0.95
+	maxBelowShare = 0.05
+)
 
 // Build computes the report. It is pure: everything comes from in.
 func Build(in Inputs) Report {
@@ -79,6 +84,8 @@ func Build(in Inputs) Report {
 	if r.Evidence == nil {
 		r.Evidence = []string{}
 	}
+	j.readErr = eventsErr
+	r.AlertsTotal = j.alertsTotal
 	if eventsErr != nil {
 		r.Notes = append(r.Notes, fmt.Sprintf("reading the journal: %v (the tables stop there)", eventsErr))
 	}
@@ -99,11 +106,11 @@ func Build(in Inputs) Report {
 	r.Leaks = leaks(cfg, series, j)
 	r.Load = loads(cfg, series)
 	if len(j.migOutcomes) > 0 {
-		m := &Migrations{ByOutcome: j.migOutcomes}
+		m := &Migrations{ByOutcome: j.migOutcomes, Moved: j.moved}
 		if j.downtime.TotalCount() > 0 {
-			m.DowntimeP50 = float64(j.downtime.ValueAtQuantile(50)) / 1e6
-			m.DowntimeP99 = float64(j.downtime.ValueAtQuantile(99)) / 1e6
-			m.DowntimeMax = float64(j.downtime.Max()) / 1e6
+			q := func(v int64) *float64 { s := float64(v) / 1e6; return &s }
+			m.DowntimeP50, m.DowntimeP99 = q(j.downtime.ValueAtQuantile(50)), q(j.downtime.ValueAtQuantile(99))
+			m.DowntimeMax = q(j.downtime.Max())
 		}
 		if cfg != nil {
 			m.Limit = cfg.Components.Migration.DowntimeLimit.Std().Seconds()
@@ -113,7 +120,7 @@ func Build(in Inputs) Report {
 	if cfg != nil && cfg.Components.PBFT.Enabled {
 		r.PBFT = pbftSummary(cfg, series, j)
 	}
-	r.Verdicts = verdicts(cfg, series, r, j)
+	r.Verdicts = verdicts(cfg, series, r, j, in)
 	r.Verdict = overall(r.Verdicts)
 	r.Reproduce = Reproduce{Command: fmt.Sprintf("soakd run --config config.yaml --seed %d --duration %s --state-dir NEW_DIR",
 		st.Seed, st.Target()),
@@ -129,6 +136,11 @@ func relative(dir, path string) string {
 	if dir == "" || !filepath.IsAbs(path) {
 		return path
 	}
+	// A state dir copied elsewhere still holds its evidence under
+	// evidence/ (the journal keeps the path the run wrote).
+	if rel, ok := underEvidence(dir, path); ok {
+		return rel
+	}
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return path
@@ -138,6 +150,19 @@ func relative(dir, path string) string {
 		return path
 	}
 	return filepath.ToSlash(rel)
+}
+
+// underEvidence maps an absolute evidence path that is not under dir (a
+// copied state dir) to its evidence/... suffix.
+func underEvidence(dir, path string) (string, bool) {
+	absDir, err := filepath.Abs(dir)
+	if err == nil && strings.HasPrefix(path, absDir+string(filepath.Separator)) {
+		return "", false // under dir: the caller makes it relative
+	}
+	if i := strings.LastIndex(path, "/evidence/"); i >= 0 {
+		return path[i+1:], true
+	}
+	return "", false
 }
 
 func overall(vs []Verdict) string {
@@ -182,15 +207,22 @@ func lastGauge(series []history.Series, name string, labels map[string]string) (
 	if len(ss) == 0 || len(ss[0].Points) == 0 {
 		return 0, false
 	}
-	return ss[0].Points[len(ss[0].Points)-1].Last, true
+	v := ss[0].Points[len(ss[0].Points)-1].Last
+	return v, finiteNum(v)
 }
+
+// finiteNum guards every figure the report prints or encodes (JSON has no
+// NaN).
+func finiteNum(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // meanGauge is a gauge's mean over every sample of the run.
 func meanGauge(series []history.Series, name string, labels map[string]string) (float64, bool) {
 	var sum, n float64
 	for _, s := range find(series, name, labels) {
 		for _, p := range s.Points {
-			sum, n = sum+p.Sum, n+p.Count
+			if finiteNum(p.Sum) {
+				sum, n = sum+p.Sum, n+p.Count
+			}
 		}
 	}
 	if n == 0 {
@@ -233,7 +265,7 @@ func maxGauge(series []history.Series, name string, labels map[string]string) (f
 	m, ok := math.Inf(-1), false
 	for _, s := range find(series, name, labels) {
 		for _, p := range s.Points {
-			if p.Count > 0 {
+			if p.Count > 0 && finiteNum(p.Max) {
 				m, ok = max(m, p.Max), true
 			}
 		}
@@ -245,8 +277,14 @@ func pbftSummary(cfg *config.Config, series []history.Series, j *journal) *PBFT 
 	p := &PBFT{CommitBound: cfg.Components.PBFT.Liveness.Commit.Std().Seconds(),
 		DrainBound:         cfg.Components.PBFT.Liveness.Drain.Std().Seconds(),
 		LivenessViolations: j.violByKey["pbft/"+livenessInvariant]}
-	if v, ok := total(series, "soakd_pbft_view_changes_total", nil); ok {
-		p.ViewChanges = int64(v)
+	for _, vs := range find(series, "soakd_pbft_view_changes_total", nil) {
+		n := int64(0)
+		for _, pt := range vs.Points {
+			n += int64(pt.Increase)
+		}
+		if p.ViewChanges == nil || n > *p.ViewChanges {
+			p.ViewChanges = &n
+		}
 	}
 	if v, ok := maxGauge(series, "soakd_pbft_recovery_seconds", map[string]string{"phase": "commit"}); ok {
 		p.WorstCommit = &v
@@ -281,7 +319,7 @@ func leaks(cfg *config.Config, series []history.Series, j *journal) []Leak {
 		}
 		l.Threshold = thr.PerSecond()
 		for _, s := range find(series, "soakd_leak_window_slope_per_second", map[string]string{"signal": sig}) {
-			if n := len(s.Points); n > 0 && !math.IsNaN(s.Points[n-1].Last) {
+			if n := len(s.Points); n > 0 && finiteNum(s.Points[n-1].Last) {
 				if l.WindowSlopes == nil {
 					l.WindowSlopes = map[string]float64{}
 				}
@@ -299,7 +337,7 @@ func leaks(cfg *config.Config, series []history.Series, j *journal) []Leak {
 			l.Slope, l.SlopeWindow = &v, w
 		}
 		for _, s := range find(series, "soakd_leak_detectable_slope_per_second", map[string]string{"signal": sig}) {
-			if n := len(s.Points); n > 0 && !math.IsNaN(s.Points[n-1].Last) {
+			if n := len(s.Points); n > 0 && finiteNum(s.Points[n-1].Last) {
 				if l.Detectable == nil {
 					l.Detectable = map[string]float64{}
 				}
@@ -349,13 +387,16 @@ func loads(cfg *config.Config, series []history.Series) []Load {
 				l.Ops[s.Labels["outcome"]] += int64(p.Increase)
 			}
 		}
+		if v, ok := meanGauge(series, "soakd_load_below_target", lab); ok {
+			l.BelowShare = &v
+		}
 		if v, ok := total(series, "soakd_ops_dropped_total", lab); ok {
 			l.Dropped = int64(v)
 		}
 		for _, s := range find(series, "soakd_op_duration_seconds", lab) {
 			m := merged(s)
-			if m.Count > 0 {
-				l.Latency = append(l.Latency, Latency{Op: s.Labels["op"], P50: m.Quantile(0.5), P99: m.Quantile(0.99), N: int64(m.Count)})
+			if p50, p99 := m.Quantile(0.5), m.Quantile(0.99); m.Count > 0 && finiteNum(p50) && finiteNum(p99) {
+				l.Latency = append(l.Latency, Latency{Op: s.Labels["op"], P50: p50, P99: p99, N: int64(m.Count)})
 			}
 		}
 		sort.Slice(l.Latency, func(a, b int) bool { return l.Latency[a].Op < l.Latency[b].Op })
@@ -371,8 +412,16 @@ func sum(m map[string]int) (n int) {
 	return n
 }
 
-func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal) []Verdict {
+func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal, in Inputs) []Verdict {
 	var out []Verdict
+	// The journal is the record of everything else: without it whole, no
+	// table can be trusted to be complete.
+	switch {
+	case !j.started:
+		out = append(out, Verdict{Target: "the journal records the run", Measured: "no run_started or run_resumed in it", Outcome: NoData})
+	case j.readErr != nil || j.journalFull:
+		out = append(out, Verdict{Target: "the journal records the run", Measured: "it is cut short (see the notes)", Outcome: NoData})
+	}
 	for _, l := range r.Leaks {
 		if l.Threshold <= 0 {
 			continue
@@ -388,12 +437,16 @@ func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal)
 			if l.SlopeWindow != "" {
 				v.Measured += " on " + l.SlopeWindow
 			}
+			if *l.Slope > l.Threshold {
+				v.Measured += " (above the threshold, but not by more than the noise allows)"
+			}
 		}
 		if d := detectableNote(l); d != "" {
 			v.Measured += "; could see " + d
 		}
 		out = append(out, v)
 	}
+	runEnd := max(r.Run.Elapsed, j.elapsed)
 	for _, w := range j.leakFaults {
 		caught := slices.ContainsFunc(j.alerts, func(a Alert) bool { return a.Canary == w.id })
 		v := Verdict{Target: fmt.Sprintf("leak canary %s is detected", w.id)}
@@ -402,41 +455,59 @@ func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal)
 			v.Outcome, v.Measured = Pass, "alert fired"
 		case w.to < 0:
 			v.Outcome, v.Measured = NoData, "still running"
-		case !r.Run.Completed && j.elapsed < w.to+Seconds(canarySettle.Seconds()):
-			v.Outcome, v.Measured = NoData, "ended; its alert may still come"
+		case runEnd < w.to+Seconds(canarySettle.Seconds()):
+			v.Outcome, v.Measured = NoData, "ended; the run stopped before its alert was due"
 		default:
 			v.Outcome, v.Measured = Fail, "ended without its alert: the detection path is broken"
 		}
 		out = append(out, v)
 	}
+	// Every enabled component, and any other that journaled a violation.
+	var comps []string
 	if cfg != nil {
-		for _, comp := range cfg.Components.EnabledComponents() {
-			n, which := j.violationsOf(comp)
-			v := Verdict{Target: comp + ": no invariant violation"}
-			if n > 0 {
-				v.Outcome, v.Measured = Fail, fmt.Sprintf("%d violation(s): %s", n, strings.Join(which, ", "))
-			} else {
-				v.Outcome, v.Measured = Pass, "0 violations"
-			}
-			// What the checkers covered: their windows (KV histories) or
-			// the migrations verified byte for byte.
-			if checks, ok := total(series, "soakd_checks_total", map[string]string{"component": comp}); ok {
-				v.Measured += fmt.Sprintf(" in %.0f checks", checks)
-			} else if comp == "migration" && r.Migrations != nil {
-				v.Measured += fmt.Sprintf(" in %d migrations", sum(r.Migrations.ByOutcome))
-			}
-			out = append(out, v)
+		comps = cfg.Components.EnabledComponents()
+	}
+	for k := range j.violByKey {
+		if c, _, _ := strings.Cut(k, "/"); !slices.Contains(comps, c) {
+			comps = append(comps, c)
 		}
 	}
+	for _, comp := range comps {
+		n, which := j.violationsOf(comp)
+		v := Verdict{Target: comp + ": no invariant violation"}
+		// What the checkers covered: their windows (KV histories) or the
+		// migrations verified byte for byte.
+		covered := ""
+		if checks, ok := total(series, "soakd_checks_total", map[string]string{"component": comp}); ok && checks > 0 {
+			covered = fmt.Sprintf(" in %.0f checks", checks)
+		} else if comp == "migration" && r.Migrations != nil && r.Migrations.Moved > 0 {
+			covered = fmt.Sprintf(" in %d migrations verified", r.Migrations.Moved)
+		}
+		switch {
+		case n > 0:
+			v.Outcome, v.Measured = Fail, fmt.Sprintf("%d violation(s): %s", n, strings.Join(which, ", "))
+		case covered == "":
+			v.Outcome, v.Measured = NoData, "no violation journaled, and nothing shows a check ran"
+		default:
+			v.Outcome, v.Measured = Pass, "0 violations"+covered
+		}
+		out = append(out, v)
+	}
 	for _, l := range r.Load {
-		v := Verdict{Target: fmt.Sprintf("%s load holds its schedule (%g ops/s, ≥ %.0f%% started)", l.Component, l.Target, 100*minLoadShare)}
+		v := Verdict{Target: fmt.Sprintf("%s load holds its schedule (%g ops/s; ≥ %.0f%% started, below that ≤ %.0f%% of the time)",
+			l.Component, l.Target, 100*minLoadShare, 100*maxBelowShare)}
 		switch {
 		case l.Achieved == nil || l.Scheduled == nil || *l.Scheduled == 0:
 			v.Outcome, v.Measured = NoData, "no load rates in the history"
 		default:
 			share := *l.Achieved / *l.Scheduled
 			v.Measured = fmt.Sprintf("%.1f of %.1f ops/s scheduled (%.1f%%)", *l.Achieved, *l.Scheduled, 100*share)
-			v.Outcome = map[bool]string{true: Pass, false: Fail}[share >= minLoadShare]
+			ok := share >= minLoadShare
+			if l.BelowShare != nil {
+				v.Measured += fmt.Sprintf("; below it %.1f%% of the time", 100**l.BelowShare)
+				ok = ok && *l.BelowShare <= maxBelowShare
+			}
+			v.Outcome = map[bool]string{true: Pass, false: Fail}[ok]
 		}
 		out = append(out, v)
 	}
@@ -446,25 +517,29 @@ func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal)
 		switch {
 		case p.LivenessViolations > 0:
 			v.Outcome, v.Measured = Fail, fmt.Sprintf("%d liveness violation(s)", p.LivenessViolations)
-		case p.WorstCommit == nil && !slices.ContainsFunc(j.faults, func(f Fault) bool { return strings.HasPrefix(f.Target, "pbft/") }):
-			v.Outcome, v.Measured = Pass, "no fault window on pbft to recover from"
+		case p.WorstCommit == nil && j.faultsTotal == 0:
+			v.Outcome, v.Measured = Pass, "no fault window to recover from"
 		case p.WorstCommit == nil:
-			v.Outcome, v.Measured = NoData, "no recovery measured after pbft's fault windows"
+			v.Outcome, v.Measured = NoData, "no recovery measured after the fault windows"
 		default:
-			v.Outcome, v.Measured = Pass, "worst: commit "+seconds(*p.WorstCommit)
+			v.Measured = "worst: commit " + seconds(*p.WorstCommit)
+			ok := *p.WorstCommit <= p.CommitBound
 			if p.WorstDrain != nil {
 				v.Measured += ", drain " + seconds(*p.WorstDrain)
+				ok = ok && *p.WorstDrain <= p.DrainBound
 			}
+			v.Outcome = map[bool]string{true: Pass, false: Fail}[ok]
 		}
 		out = append(out, v)
 	}
-	if m := r.Migrations; m != nil && m.Limit > 0 {
-		v := Verdict{Target: fmt.Sprintf("migration downtime p99 ≤ %s", seconds(m.Limit))}
-		if m.DowntimeMax == 0 && m.ByOutcome["ok"] == 0 {
-			v.Outcome, v.Measured = NoData, "no completed migration"
+	if cfg != nil && cfg.Components.Migration.Enabled {
+		limit := cfg.Components.Migration.DowntimeLimit.Std().Seconds()
+		v := Verdict{Target: fmt.Sprintf("migration downtime p99 ≤ %s", seconds(limit))}
+		if m := r.Migrations; m == nil || m.DowntimeP99 == nil {
+			v.Outcome, v.Measured = NoData, "no migration moved a guest"
 		} else {
-			v.Measured = "p99 " + seconds(m.DowntimeP99)
-			v.Outcome = map[bool]string{true: Pass, false: Fail}[m.DowntimeP99 <= m.Limit]
+			v.Measured = fmt.Sprintf("p99 %s over %d migrations", seconds(*m.DowntimeP99), m.Moved)
+			v.Outcome = map[bool]string{true: Pass, false: Fail}[*m.DowntimeP99 <= limit]
 		}
 		out = append(out, v)
 	}
@@ -491,14 +566,22 @@ func detectableNote(l Leak) string {
 func perMinute(perSecond float64, unit string) string {
 	v := perSecond * 60
 	if unit == "bytes" {
-		return fmt.Sprintf("%.2f MiB/min", v/(1<<20))
+		if math.Abs(v) < 1<<20 {
+			return fmt.Sprintf("%.3g KiB/min", v/(1<<10))
+		}
+		return fmt.Sprintf("%.3g MiB/min", v/(1<<20))
 	}
-	return fmt.Sprintf("%.2f %s/min", v, unit)
+	return fmt.Sprintf("%.3g %s/min", v, unit)
 }
 
 func seconds(s float64) string {
-	if s < 1 {
-		return fmt.Sprintf("%.0f ms", s*1000)
+	switch {
+	case s == 0:
+		return "0 s"
+	case math.Abs(s) < 1e-3:
+		return fmt.Sprintf("%.3g µs", s*1e6)
+	case math.Abs(s) < 1:
+		return fmt.Sprintf("%.3g ms", s*1e3)
 	}
-	return fmt.Sprintf("%.2f s", s)
+	return fmt.Sprintf("%.3g s", s)
 }

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"fmt"
 	"html/template"
 	"io"
 	"path"
@@ -29,10 +28,7 @@ func WriteHTML(w io.Writer, r Report, h *history.History, o HTMLOptions) error {
 	if o.Window <= 0 {
 		o.Window = 30 * time.Minute
 	}
-	figs, err := figures(r, h, o.Window)
-	if err != nil {
-		return fmt.Errorf("report: plots: %w", err)
-	}
+	figs := figures(r, h, o.Window)
 	data := struct {
 		R       Report
 		Figures []Figure
@@ -50,6 +46,8 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"faultDur": faultDuration,
 	"outcomes": outcomes,
 	"migs":     outcomesInt,
+	"downtime": downtime,
+	"views":    viewChanges,
 	"detect":   detectableNote,
 	"none":     orNone,
 	"svg":      func(b []byte) template.HTML { return template.HTML(b) }, // our own renderer's output
@@ -109,7 +107,7 @@ pre{padding:.6em;overflow-x:auto}.muted{color:#666}
 
 <h2 id="plots">Plots</h2>
 <p class="muted">Shaded: fault windows, labelled by kind. Dashed vertical lines: leak alerts (purple: a canary's).</p>
-{{range .Figures}}<figure aria-label="{{.Title}}">{{svg .SVG}}</figure>
+{{range .Figures}}{{if .Err}}<p class="note">{{.Title}}: the plot could not be drawn: {{.Err}}</p>{{else}}<figure aria-label="{{.Title}}">{{svg .SVG}}</figure>{{end}}
 {{else}}<p class="muted">No history in the state dir: nothing to plot.</p>{{end}}
 
 <h2 id="load">Load</h2>
@@ -117,8 +115,8 @@ pre{padding:.6em;overflow-x:auto}.muted{color:#666}
 {{range .R.Load}}<tr><td>{{.Component}}</td><td>{{.Target}} ops/s</td><td>{{rate .Scheduled}}</td><td>{{rate .Achieved}}</td><td>{{outcomes .Ops}}</td><td>{{.Dropped}}</td>
 <td>{{range .Latency}}{{.Op}} {{secs .P50}} / {{secs .P99}}<br>{{else}}no data{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No open-loop load in the history.</p>{{end}}
-{{with .R.PBFT}}<p>PBFT: {{.ViewChanges}} view change(s); {{.LivenessViolations}} liveness violation(s).</p>{{end}}
-{{with .R.Migrations}}<p>Migrations: {{migs .ByOutcome}}; downtime p50 {{secs .DowntimeP50}}, p99 {{secs .DowntimeP99}}, max {{secs .DowntimeMax}}{{if gt .Limit 0.0}} (limit {{secs .Limit}}){{end}}.</p>{{end}}
+{{with .R.PBFT}}<p>PBFT: {{views .}}; {{.LivenessViolations}} liveness violation(s).</p>{{end}}
+{{with .R.Migrations}}<p>Migrations: {{migs .ByOutcome}}; {{downtime .}}.</p>{{end}}
 
 <h2 id="faults">Faults</h2>
 <p>{{.R.Faults.Total}} injected, {{.R.Faults.Skipped}} skipped, {{.R.Faults.Failed}} failed.</p>
@@ -127,7 +125,7 @@ pre{padding:.6em;overflow-x:auto}.muted{color:#666}
 {{end}}</table>{{end}}
 
 <h2 id="alerts">Alerts</h2>
-{{if .R.Alerts}}<table><tr><th>fired</th><th>alert</th><th>signal</th><th>window</th><th>slope</th><th>resolved</th><th>canary</th><th>evidence</th></tr>
+{{if .R.Alerts}}{{if gt .R.AlertsTotal (len .R.Alerts)}}<p>{{.R.AlertsTotal}} in all; the first {{len .R.Alerts}}:</p>{{end}}<table><tr><th>fired</th><th>alert</th><th>signal</th><th>window</th><th>slope</th><th>resolved</th><th>canary</th><th>evidence</th></tr>
 {{range .R.Alerts}}<tr><td>{{dur .Fired}}</td><td>{{.Name}}</td><td>{{.Signal}}</td><td>{{.Window}}</td><td>{{per .Slope (unit .Signal)}}</td>
 <td>{{if .Resolved}}{{dur (derefS .Resolved)}}{{else}}still firing{{end}}</td><td>{{none .Canary}}</td>
 <td>{{with .Evidence}}{{$h := href $.Href .}}{{if $h}}<a href="{{$h}}">{{.}}</a>{{else}}{{.}}{{end}}{{else}}—{{end}}</td></tr>

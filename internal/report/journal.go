@@ -41,9 +41,13 @@ type journal struct {
 	violTotal    int
 	violByKey    map[string]int // component/invariant -> count
 	migOutcomes  map[string]int
+	moved        int
 	downtime     *hdrhistogram.Histogram // microseconds
 	elapsed      Seconds                 // the latest event's
 	journalFull  bool
+	started      bool  // a run_started or run_resumed was seen
+	readErr      error // reading the journal failed part way
+	alertsTotal  int
 	leakFaults   []leakWindow
 }
 
@@ -95,8 +99,12 @@ func (j *journal) add(e run.Event) {
 		if n := len(j.incarnations); n > 0 && j.incarnations[n-1].Ended == "" {
 			j.incarnations[n-1].Ended = "killed"
 		}
+		j.started = true
+		inc := Incarnation{N: e.Incarnation, Started: e.Time, At: at, Version: str(f, "version")}
 		if len(j.incarnations) < maxIncarnations {
-			j.incarnations = append(j.incarnations, Incarnation{N: e.Incarnation, Started: e.Time, At: at, Version: str(f, "version")})
+			j.incarnations = append(j.incarnations, inc)
+		} else {
+			j.incarnations[len(j.incarnations)-1] = inc // past the cap the last row is the latest
 		}
 		// Faults and alerts a killed incarnation left open are resumed or
 		// restored by the next; their rows stay open until it ends them.
@@ -110,8 +118,16 @@ func (j *journal) add(e run.Event) {
 		id := str(f, "id")
 		if b, _ := f["resumed"].(bool); b {
 			if i, ok := j.faultAt[id]; ok {
+				// The same injection, re-applied by a resumed run: it is
+				// in force again until its own end.
 				j.faults[i].Incarnation = e.Incarnation
-				return // the same injection, re-applied by a resumed run
+				j.faults[i].Duration, j.faults[i].EndedBy = 0, ""
+				for k := range j.leakFaults {
+					if j.leakFaults[k].id == id {
+						j.leakFaults[k].to = -1
+					}
+				}
+				return
 			}
 		}
 		j.faultsTotal++
@@ -181,6 +197,7 @@ func (j *journal) add(e run.Event) {
 		}
 	case leakcheck.EventLeakAlertFired:
 		sig := str(f, "signal")
+		j.alertsTotal++
 		if len(j.alerts) >= maxRows {
 			return
 		}
@@ -204,6 +221,7 @@ func (j *journal) add(e run.Event) {
 	case migration.EventMigration:
 		j.migOutcomes[str(f, "outcome")]++
 		if b, _ := f["moved"].(bool); b {
+			j.moved++
 			_ = j.downtime.RecordValue(max(int64(num(f, "downtime_seconds")*1e6), 1))
 		}
 	}

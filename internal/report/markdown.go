@@ -83,16 +83,11 @@ func WriteMarkdown(w io.Writer, r Report) error {
 		}
 	}
 	if m := r.Migrations; m != nil {
-		p("\nMigrations: %s; downtime p50 %s, p99 %s, max %s", outcomesInt(m.ByOutcome), seconds(m.DowntimeP50),
-			seconds(m.DowntimeP99), seconds(m.DowntimeMax))
-		if m.Limit > 0 {
-			p(" (limit %s)", seconds(m.Limit))
-		}
-		p(".\n")
+		p("\nMigrations: %s; %s.\n", outcomesInt(m.ByOutcome), downtime(m))
 	}
 
 	if pb := r.PBFT; pb != nil {
-		p("\nPBFT: %d view change(s); %d liveness violation(s).\n", pb.ViewChanges, pb.LivenessViolations)
+		p("\nPBFT: %s; %d liveness violation(s).\n", viewChanges(pb), pb.LivenessViolations)
 	}
 
 	p("\n## Faults\n\n%d injected, %d skipped, %d failed.\n\n", r.Faults.Total, r.Faults.Skipped, r.Faults.Failed)
@@ -100,7 +95,7 @@ func WriteMarkdown(w io.Writer, r Report) error {
 		p("| start | kind | target | duration | verified | residue |\n|---|---|---|---|---|---|\n")
 		for i, f := range r.Faults.Rows {
 			if i == maxMarkdownRows {
-				p("| … %d more in the JSON and HTML report | | | | | |\n", len(r.Faults.Rows)-i)
+				p("| … %d more (the JSON and HTML keep the first %d) | | | | | |\n", r.Faults.Total-i, len(r.Faults.Rows))
 				break
 			}
 			p("| %s | %s | %s | %s | %s | %s |\n", dur(f.Start), f.Kind, cell(orNone(f.Target)), faultDuration(f), cell(orNone(f.Verified)), cell(residue(f)))
@@ -111,6 +106,9 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	if len(r.Alerts) == 0 {
 		p("No leak alert fired.\n")
 	} else {
+		if r.AlertsTotal > len(r.Alerts) {
+			p("%d in all; the first %d:\n\n", r.AlertsTotal, len(r.Alerts))
+		}
 		p("| fired | alert | signal | window | slope | resolved | canary | evidence |\n|---|---|---|---|---|---|---|---|\n")
 		for _, a := range r.Alerts {
 			res := "still firing"
@@ -151,6 +149,26 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// downtime describes the migrations' downtime, or says none moved a guest.
+func downtime(m *Migrations) string {
+	if m.DowntimeP99 == nil {
+		return "no migration moved a guest"
+	}
+	out := fmt.Sprintf("%d moved a guest, downtime p50 %s, p99 %s, max %s", m.Moved, seconds(*m.DowntimeP50),
+		seconds(*m.DowntimeP99), seconds(*m.DowntimeMax))
+	if m.Limit > 0 {
+		out += fmt.Sprintf(" (limit %s)", seconds(m.Limit))
+	}
+	return out
+}
+
+func viewChanges(p *PBFT) string {
+	if p.ViewChanges == nil {
+		return "view changes not in the history"
+	}
+	return fmt.Sprintf("%d view change(s) (the most any replica entered)", *p.ViewChanges)
 }
 
 func outcomeMark(o string) string {

@@ -19,10 +19,12 @@ import (
 	"github.com/soakd/soakd/internal/report/history"
 )
 
-// Figure is one plot of the HTML report, as inline SVG.
+// Figure is one plot of the HTML report, as inline SVG; Err says why a
+// plot could not be drawn (the page still renders).
 type Figure struct {
 	Title string
 	SVG   []byte
+	Err   string
 }
 
 // timeAxis picks the plots' time unit from the run's length.
@@ -190,6 +192,9 @@ func leakFigure(l Leak, s history.Series, window time.Duration, a timeAxis, o ov
 	if err := addLine(p, "mean", finite(mean), palette[0], false); err != nil {
 		return Figure{}, err
 	}
+	if w, err := time.ParseDuration(l.SlopeWindow); err == nil && w > 0 {
+		window = w // the window the slope came from
+	}
 	if n := len(s.Points); n > 0 && l.Slope != nil {
 		end := s.Points[n-1].Start + s.Step
 		start := max(end-window, 0)
@@ -288,9 +293,9 @@ func stepRates(m map[time.Duration]float64, step time.Duration, a timeAxis) plot
 
 // figures draws every plot the history allows, each with the fault
 // windows and alerts.
-func figures(r Report, h *history.History, window time.Duration) ([]Figure, error) {
+func figures(r Report, h *history.History, window time.Duration) []Figure {
 	if h == nil {
-		return nil, nil
+		return nil
 	}
 	series := h.Series()
 	a := axisFor(r.Run.Elapsed)
@@ -303,30 +308,28 @@ func figures(r Report, h *history.History, window time.Duration) ([]Figure, erro
 		}
 		so := o
 		so.signal = l.Signal
-		f, err := leakFigure(l, ss[0], window, a, so)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
+		out = append(out, orErr(l.Signal)(leakFigure(l, ss[0], window, a, so)))
 	}
 	for _, l := range r.Load {
 		lab := map[string]string{"component": l.Component}
 		if ops := find(series, "soakd_ops_total", lab); len(ops) > 0 {
-			f, err := rateFigure(l.Component, ops, a, o)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, f)
+			out = append(out, orErr(l.Component+" rate")(rateFigure(l.Component, ops, a, o)))
 		}
 		if hs := find(series, "soakd_op_duration_seconds", lab); len(hs) > 0 {
-			f, err := latencyFigure(l.Component, hs, a, o)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, f)
+			out = append(out, orErr(l.Component+" latency")(latencyFigure(l.Component, hs, a, o)))
 		}
 	}
-	return out, nil
+	return out
+}
+
+// orErr turns a plot that failed into a figure that says why.
+func orErr(title string) func(Figure, error) Figure {
+	return func(f Figure, err error) Figure {
+		if err != nil {
+			return Figure{Title: title, Err: err.Error()}
+		}
+		return f
+	}
 }
 
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {

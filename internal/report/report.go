@@ -13,13 +13,15 @@ type Report struct {
 	Load     []Load    `json:"load"`
 	Faults   Faults    `json:"faults"`
 	Alerts   []Alert   `json:"alerts"`
+	// AlertsTotal counts every alert; Alerts keeps the first maxRows.
+	AlertsTotal int `json:"alerts_total"`
 	// Violations are the invariant violations the checkers journaled, the
 	// first maxRows of them (ViolationsTotal counts all).
 	Violations      []Violation `json:"violations"`
 	ViolationsTotal int         `json:"violations_total"`
 	Migrations      *Migrations `json:"migrations,omitempty"`
 	PBFT            *PBFT       `json:"pbft,omitempty"`
-	Evidence        []string    `json:"evidence"` // files under the state dir's evidence/, relative to the state dir
+	Evidence        []string    `json:"evidence"` // files under the state dir's evidence/, relative to the state dir (the first maxEvidence)
 	Reproduce       Reproduce   `json:"reproduce"`
 	// Notes say what the report could not see (a missing history, a
 	// journal that filled up), so no section reads as clean for lack of
@@ -99,6 +101,9 @@ type Load struct {
 	Ops       map[string]int64 `json:"ops_by_outcome,omitempty"`
 	Dropped   int64            `json:"dropped"`
 	Latency   []Latency        `json:"latency,omitempty"`
+	// BelowShare is the share of the history's samples in which the load
+	// started under 95% of its schedule (soakd_load_below_target).
+	BelowShare *float64 `json:"below_target_share,omitempty"`
 }
 
 // Latency is one op's latency quantiles over the run.
@@ -167,17 +172,23 @@ type Violation struct {
 // Migrations summarizes the live migrations.
 type Migrations struct {
 	ByOutcome map[string]int `json:"by_outcome"`
-	// Downtime quantiles over the migrations that moved a guest.
-	DowntimeP50 float64 `json:"downtime_p50_seconds"`
-	DowntimeP99 float64 `json:"downtime_p99_seconds"`
-	DowntimeMax float64 `json:"downtime_max_seconds"`
-	Limit       float64 `json:"downtime_limit_seconds"`
+	// Moved counts the migrations that moved a guest (and were verified
+	// byte for byte); the downtime quantiles are over them, absent when
+	// none did.
+	Moved       int      `json:"moved"`
+	DowntimeP50 *float64 `json:"downtime_p50_seconds,omitempty"`
+	DowntimeP99 *float64 `json:"downtime_p99_seconds,omitempty"`
+	DowntimeMax *float64 `json:"downtime_max_seconds,omitempty"`
+	Limit       float64  `json:"downtime_limit_seconds"`
 }
 
 // PBFT summarizes the PBFT cluster's view changes and its recovery after
 // fault windows (the bounded-liveness check).
 type PBFT struct {
-	ViewChanges int64 `json:"view_changes"`
+	// ViewChanges is the most views any one replica entered after its
+	// first (each replica counts the same change once); absent without a
+	// history.
+	ViewChanges *int64 `json:"view_changes,omitempty"`
 	// Worst recovery after a fault window closed, from the history's
 	// samples: to the first commit and to the last pending request done.
 	WorstCommit *float64 `json:"worst_commit_seconds,omitempty"`

@@ -50,6 +50,7 @@ func ReadStateDir(dir string) (Inputs, error) {
 			return nil
 		}
 		if len(in.Evidence) >= maxEvidence {
+			in.Notes = append(in.Notes, fmt.Sprintf("more than %d evidence files: the list shows the first %d", maxEvidence, maxEvidence))
 			return fs.SkipAll
 		}
 		if rel, err := filepath.Rel(dir, path); err == nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/soakd/soakd/internal/fsutil"
 )
@@ -44,7 +45,10 @@ func htmlOptions(in Inputs, href string) HTMLOptions {
 // each request from what is on disk (the history is at most its save
 // interval old): HTML, or ?format=md or json.
 func Handler(stateDir string) http.Handler {
+	var one sync.Mutex // a report reads the whole journal: one at a time
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		one.Lock()
+		defer one.Unlock()
 		format := req.URL.Query().Get("format")
 		if format == "" {
 			format = "html"

@@ -103,6 +103,16 @@ func Build(in Inputs) Report {
 	if cfg == nil {
 		r.Notes = append(r.Notes, "no config.yaml in the state dir: targets that come from the config are not judged")
 	}
+	if cfg != nil {
+		// The residue tracker ignores the warm-up: say so rather than
+		// "not measured".
+		warm := Seconds(cfg.Run.Warmup.Std().Seconds())
+		for i := range r.Faults.Rows {
+			if f := &r.Faults.Rows[i]; f.Residue == nil && f.ResidueNote == "" && f.Start < warm {
+				f.ResidueNote = "not measured: injected during run.warmup"
+			}
+		}
+	}
 	r.Leaks = leaks(cfg, series, j)
 	r.Load = loads(cfg, series)
 	if len(j.migOutcomes) > 0 {

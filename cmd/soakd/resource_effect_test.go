@@ -237,12 +237,19 @@ faults:
 			t.Errorf("%s: %s", c.kind, problem)
 		}
 		waitEvent(t, state, "fault_reverted", i+1, 60*time.Second)
+		// Recovery is judged after a settle: the first seconds after a
+		// revert (a 280 MiB child's pages returned, a stalled disk
+		// flushed) are the fault's tail, logged but not held to.
 		s2 := d.raftOps()
 		time.Sleep(5 * time.Second)
+		s2s := d.raftOps()
+		time.Sleep(5 * time.Second)
 		s3 := d.raftOps()
-		before, during, after := between(prev, s1), between(s1, s2), between(s2, s3)
-		t.Logf("%-20s before %s | during %s | after %s", c.kind, before, during, after)
-		if after.okPerSec < 0.85*before.okPerSec {
+		before, during, settling, after := between(prev, s1), between(s1, s2), between(s2, s2s), between(s2s, s3)
+		t.Logf("%-20s before %s | during %s | settling %s | after %s", c.kind, before, during, settling, after)
+		// Open-loop load: a backlog drained after the previous fault can
+		// push "before" above the 200 ops/s the load asks for.
+		if ref := min(before.okPerSec, 200); after.okPerSec < 0.85*ref {
 			t.Errorf("%s: %.1f ok/s after the revert, %.1f before", c.kind, after.okPerSec, before.okPerSec)
 		}
 		if after.meanMs > 3*before.meanMs+5 {

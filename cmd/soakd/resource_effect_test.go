@@ -230,6 +230,7 @@ faults:
 			return ""
 		}},
 	}
+	var baseline phase
 	for i, c := range checks {
 		waitEvent(t, state, "fault_injected", i+1, 60*time.Second)
 		s1 := d.raftOps()
@@ -247,13 +248,19 @@ faults:
 		s3 := d.raftOps()
 		before, during, settling, after := between(prev, s1), between(s1, s2), between(s2, s2s), between(s2s, s3)
 		t.Logf("%-20s before %s | during %s | settling %s | after %s", c.kind, before, during, settling, after)
-		// Open-loop load: a backlog drained after the previous fault can
-		// push "before" above the 200 ops/s the load asks for.
-		if ref := min(before.okPerSec, 200); after.okPerSec < 0.85*ref {
-			t.Errorf("%s: %.1f ok/s after the revert, %.1f before", c.kind, after.okPerSec, before.okPerSec)
+		// Recovery is held to the clean baseline before the first fault
+		// (a later "before" can be a backlog drain or a few seconds long),
+		// and to the 200 ops/s the load asks for; 50 ms of slack absorbs
+		// a busy machine's jitter while a fault that leaves the cluster
+		// slow (seconds, as a Go memory limit once did) still fails.
+		if i == 0 {
+			baseline = before
 		}
-		if after.meanMs > 3*before.meanMs+5 {
-			t.Errorf("%s: mean latency %.2f ms after the revert, %.2f before", c.kind, after.meanMs, before.meanMs)
+		if ref := min(baseline.okPerSec, 200); after.okPerSec < 0.85*ref {
+			t.Errorf("%s: %.1f ok/s after the revert, %.1f before the first fault", c.kind, after.okPerSec, baseline.okPerSec)
+		}
+		if after.meanMs > 3*baseline.meanMs+50 {
+			t.Errorf("%s: mean latency %.2f ms after the revert, %.2f before the first fault", c.kind, after.meanMs, baseline.meanMs)
 		}
 		prev = s3
 	}

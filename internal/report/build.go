@@ -415,13 +415,6 @@ func loads(cfg *config.Config, series []history.Series) []Load {
 	return out
 }
 
-func sum(m map[string]int) (n int) {
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal, in Inputs) []Verdict {
 	var out []Verdict
 	// The journal is the record of everything else: without it whole, no

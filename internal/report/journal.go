@@ -244,16 +244,6 @@ func (j *journal) canaryAt(sig string, at Seconds) string {
 	return ""
 }
 
-// violationCounts lists component/invariant counts, sorted.
-func (j *journal) violationCounts() []string {
-	var out []string
-	for k, n := range j.violByKey {
-		out = append(out, fmt.Sprintf("%s: %d", k, n))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // violationsOf counts the violations of one component.
 func (j *journal) violationsOf(component string) (n int, which []string) {
 	for k, c := range j.violByKey {

@@ -1,13 +1,24 @@
 // Package fabric is soakd's userspace network fabric. The kernel on the
 // machines soakd targets has no netem qdisc, so link faults cannot be put in
-// the kernel: instead every node-to-node connection of a component is routed,
-// through the components.Dialer hook, over a per-link TCP proxy on loopback,
-// and the proxy applies the faults in force on that link.
+// the kernel: instead every node-to-node connection of a component is
+// dialled through the components.Dialer hook, and the fabric applies the
+// faults in force on that link to it.
+//
+// Two ways to carry a link. By default (nodes inside the soakd process) the
+// connection a node dials is its own TCP socket to the destination, wrapped
+// (inline.go): the rules are applied in its Read and Write, and while they
+// leave a direction alone Read and Write are the socket's own, so an
+// unfaulted link costs what a direct connection costs. WithProxies routes
+// each link over its own TCP proxy on loopback instead (proxy.go), for nodes
+// in other processes whose sockets the fabric cannot wrap; it costs a second
+// loopback hop. Both shape through the same code (shape.go), and every
+// effect below is tested both ways.
 //
 // A link is directed: (from, to) is "connections that node from opens to node
 // to" (every component transport dials its peers, so a symmetric pair of nodes
-// has two links). Each distinct (from, to, addr) gets exactly one proxy,
-// created on first dial; Close stops every proxy and every goroutine.
+// has two links). Each distinct (from, to, addr) is one link (and, proxied,
+// one proxy), created on first dial; Close ends every connection, stops
+// every proxy and waits for every goroutine.
 //
 // Faults are rules: a Selector (Links, Isolate, Split, OneWay, Union) and an
 // effect. A rule covers the links that match it now and links created while
@@ -40,7 +51,8 @@
 //
 // Verification. The network fault kinds (internal/faults/network) verify
 // each injection at run time with Probe, which runs a real loopback TCP
-// connection through the same per-link pipeline and rules and echoes it back: partition (the probe cannot connect), delay (the
+// connection as a connection of the link, under the same rules, and echoes
+// it back: partition (the probe cannot connect), delay (the
 // probe's round trip rises to about latency), bandwidth (the probe's
 // throughput stays under the cap), blackhole (nothing comes back), reset (the
 // probe is reset). Loss is statistical and is not verified at run time; the
@@ -61,7 +73,7 @@
 // finish before both are reset: a stuck peer that never closes would
 // otherwise hold its two sockets for the rest of the run.
 //
-// Fast path. While no rule shapes a direction of a connection, that
+// Fast path of a proxy. While no rule shapes a direction of a connection, that
 // direction is not queued at all: it is io.Copy between the proxy's two
 // *net.TCPConn, which on Linux is splice(2), no copy through user space.
 // Delay shapes only the dialing node's bytes, so under a delay the replies
@@ -85,7 +97,7 @@
 // idle connection costs its sockets only. Goroutines: one per direction,
 // plus the writer of a shaped direction.
 //
-// Throughput. An unshaped stream through the fabric is as fast as a bare
+// Throughput. An unshaped stream through a proxy is as fast as a bare
 // proxy of two io.Copy calls (fabric/proxy 0.9-1.1); what it costs against
 // direct loopback TCP is the second loopback hop, which takes about as much
 // CPU per byte as the direct connection itself. go test -run xxx -bench

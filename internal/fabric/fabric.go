@@ -162,8 +162,10 @@ type Fabric struct {
 
 	mu      sync.Mutex
 	closed  bool
-	proxies map[linkKey]*proxy
-	probes  map[*proxy]struct{} // probes in progress
+	proxied bool               // Dialer goes through per-link proxies
+	links   map[linkKey]*link  // in-process links (the default)
+	proxies map[linkKey]*proxy // proxied links
+	probes  map[*link]struct{} // probes in progress
 	nextID  uint64
 	rng     *rand.Rand
 	// halfCloseLinger bounds a half-closed connection (see pipe.halfDone).
@@ -184,6 +186,14 @@ func WithSeed(seed uint64) Option {
 // gone (a stuck or partitioned node) and only holds two sockets.
 const DefaultHalfCloseLinger = time.Minute
 
+// WithProxies makes Dialer route every link through a per-link TCP proxy on
+// loopback instead of shaping the dialing node's own connection in the
+// process: the way for a node that runs in another process, whose sockets
+// the fabric cannot wrap. It costs a second loopback hop per byte.
+func WithProxies() Option {
+	return func(f *Fabric) { f.proxied = true }
+}
+
 // WithHalfCloseLinger sets how long a half-closed connection may wait for
 // its other direction to end before both sides are reset.
 func WithHalfCloseLinger(d time.Duration) Option {
@@ -199,6 +209,8 @@ func New(log *slog.Logger, opts ...Option) *Fabric {
 		log:     log.With("room", "network"),
 		done:    make(chan struct{}),
 		proxies: make(map[linkKey]*proxy),
+		links:   make(map[linkKey]*link),
+		probes:  make(map[*link]struct{}),
 
 		halfCloseLinger: DefaultHalfCloseLinger,
 	}
@@ -212,7 +224,8 @@ func New(log *slog.Logger, opts ...Option) *Fabric {
 }
 
 // Dialer is the link hook to hand to components (components.Deps.Dial):
-// each (from, to, addr) is dialled over its own proxy.
+// each (from, to, addr) is a link whose connections the fabric shapes in
+// the process, or, WithProxies, routes over the link's own proxy.
 func (f *Fabric) Dialer() components.Dialer { return f.dial }
 
 // DialerFor is Dialer with node names qualified as component/node, for
@@ -228,6 +241,13 @@ func (f *Fabric) DialerFor(component string) components.Dialer {
 func (f *Fabric) dial(ctx context.Context, from, to, addr string) (net.Conn, error) {
 	if err := f.gate(ctx, from, to, addr); err != nil {
 		return nil, err
+	}
+	if !f.proxied {
+		l, err := f.linkFor(linkKey{from, to, addr})
+		if err != nil {
+			return nil, err
+		}
+		return f.dialLink(ctx, l, addr)
 	}
 	p, err := f.proxyFor(linkKey{from, to, addr})
 	if err != nil {
@@ -293,6 +313,23 @@ func tcpAddr(addr string) net.Addr {
 	return nil
 }
 
+func (f *Fabric) linkFor(k linkKey) (*link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	if l, ok := f.links[k]; ok {
+		return l, nil
+	}
+	if len(f.links) >= MaxProxies {
+		return nil, fmt.Errorf("fabric: more than %d links", MaxProxies)
+	}
+	l := &link{key: k, conns: make(map[*linkConn]struct{})}
+	f.links[k] = l
+	return l, nil
+}
+
 func (f *Fabric) proxyFor(k linkKey) (*proxy, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -322,14 +359,20 @@ func (f *Fabric) proxyFor(k linkKey) (*proxy, error) {
 func (f *Fabric) Links() []Link {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seen := make(map[Link]bool, len(f.proxies))
-	out := make([]Link, 0, len(f.proxies))
-	for k := range f.proxies {
+	seen := make(map[Link]bool, len(f.proxies)+len(f.links))
+	out := make([]Link, 0, len(f.proxies)+len(f.links))
+	add := func(k linkKey) {
 		l := Link{k.from, k.to}
 		if !seen[l] {
 			seen[l] = true
 			out = append(out, l)
 		}
+	}
+	for k := range f.proxies {
+		add(k)
+	}
+	for k := range f.links {
+		add(k)
 	}
 	slices.SortFunc(out, func(a, b Link) int {
 		return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
@@ -363,11 +406,19 @@ func (f *Fabric) Close() error {
 	for _, p := range f.proxies {
 		ps = append(ps, p)
 	}
-	for p := range f.probes {
-		ps = append(ps, p)
+	ls := make([]*link, 0, len(f.links)+len(f.probes))
+	for _, l := range f.links {
+		ls = append(ls, l)
+	}
+	for l := range f.probes {
+		ls = append(ls, l)
 	}
 	f.proxies = map[linkKey]*proxy{}
+	f.links = map[linkKey]*link{}
 	f.mu.Unlock()
+	for _, l := range ls {
+		l.killConns(false)
+	}
 	var errs []error
 	for _, p := range ps {
 		if err := p.close(); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -394,10 +445,15 @@ func (f *Fabric) apply(kind string, sel Selector, eff effect) (func(context.Cont
 		eff.loss[i].id = id
 	}
 	old := f.swapRulesLocked(func(rs []rule) []rule { return append(rs, rule{id: id, kind: kind, sel: sel, eff: eff}) })
-	var hit []*proxy
+	var hit []interface{ killConns(rst bool) }
 	for k, p := range f.proxies {
 		if sel.match(k.from, k.to) {
 			hit = append(hit, p)
+		}
+	}
+	for k, l := range f.links {
+		if sel.match(k.from, k.to) {
+			hit = append(hit, l)
 		}
 	}
 	f.mu.Unlock()

@@ -79,7 +79,7 @@ func (s *counterStream) write() {
 	for k := uint64(0); ; k++ {
 		select {
 		case <-s.stop:
-			err := s.c.(*net.TCPConn).CloseWrite()
+			err := s.c.(interface{ CloseWrite() error }).CloseWrite()
 			s.mu.Lock()
 			s.werr = err
 			s.mu.Unlock()
@@ -182,8 +182,12 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // fast path after each revert, and every byte comes back exactly once, in
 // order.
 func TestFastPathFaultsMidStream(t *testing.T) {
+	eachMode(t, testFastPathFaultsMidStream)
+}
+
+func testFastPathFaultsMidStream(t *testing.T, opts ...fabric.Option) {
 	e := fabrictest.NewEcho(t)
-	f := fabrictest.New(t)
+	f := fabrictest.New(t, opts...)
 	ab := fabric.Links(fabric.Link{From: "a", To: "b"})
 	c := fabrictest.Dial(t, f, "a", "b", e.Addr())
 	s := startCounterStream(t, c)
@@ -304,6 +308,10 @@ func TestFastPathFaultsMidStream(t *testing.T) {
 // fast path: a cut closes them, a reset resets them, Close ends them; the
 // proxy forgets them and what arrived before is intact.
 func TestFastPathCutResetClose(t *testing.T) {
+	eachMode(t, testFastPathCutResetClose)
+}
+
+func testFastPathCutResetClose(t *testing.T, opts ...fabric.Option) {
 	ab := fabric.Links(fabric.Link{From: "a", To: "b"})
 	for _, tc := range []struct {
 		name  string
@@ -316,7 +324,7 @@ func TestFastPathCutResetClose(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := fabrictest.NewEcho(t)
-			f := fabrictest.New(t)
+			f := fabrictest.New(t, opts...)
 			s := startCounterStream(t, fabrictest.Dial(t, f, "a", "b", e.Addr()))
 			waitFor(t, 2*time.Second, "both directions on the fast path", func() bool { return fabric.FastPaths(f) == 2 })
 			waitFor(t, 5*time.Second, "stream flowing", func() bool { s.failed(t); return s.received() >= 16 })
@@ -333,7 +341,7 @@ func TestFastPathCutResetClose(t *testing.T) {
 			if tc.reset && !errors.Is(werr, syscall.ECONNRESET) && !errors.Is(rerr, syscall.ECONNRESET) {
 				t.Fatalf("reset: neither side saw a reset: write %v, read %v", werr, rerr)
 			}
-			waitFor(t, time.Second, "proxy forgets the connection", func() bool { return fabric.ProxiedConns(f) == 0 })
+			waitFor(t, time.Second, "proxy forgets the connection", func() bool { return fabric.Conns(f) == 0 })
 		})
 	}
 }
@@ -341,8 +349,12 @@ func TestFastPathCutResetClose(t *testing.T) {
 // TestFastPathLoss: a loss rule silences an open fast-path connection that
 // its draw hits, and a connection it spares stays on the fast path.
 func TestFastPathLoss(t *testing.T) {
+	eachMode(t, testFastPathLoss)
+}
+
+func testFastPathLoss(t *testing.T, opts ...fabric.Option) {
 	e := fabrictest.NewEcho(t)
-	f := fabrictest.New(t)
+	f := fabrictest.New(t, opts...)
 	ab := fabric.Links(fabric.Link{From: "a", To: "b"})
 	c := fabrictest.Dial(t, f, "a", "b", e.Addr())
 	fabrictest.MedianRTT(t, c)
@@ -378,8 +390,12 @@ func TestFastPathLoss(t *testing.T) {
 // copy it shapes is still running, so nothing written afterwards slips
 // through unshaped.
 func TestRuleInForceOnReturn(t *testing.T) {
+	eachMode(t, testRuleInForceOnReturn)
+}
+
+func testRuleInForceOnReturn(t *testing.T, opts ...fabric.Option) {
 	e := fabrictest.NewEcho(t)
-	f := fabrictest.New(t)
+	f := fabrictest.New(t, opts...)
 	for i := range 50 {
 		c := fabrictest.Dial(t, f, "a", "b", e.Addr())
 		fabrictest.MedianRTT(t, c) // both directions on the fast path

@@ -12,34 +12,33 @@ import (
 const MaxProbePayload = 1 << 20
 
 // Probe measures link l as the fabric shapes it now: it opens a real
-// loopback TCP connection through the same pipeline and rules as l's
-// proxies (a dial into a cut link fails the same way), sends payload bytes
-// to an echo on the far side and returns the time until all of them came
-// back. ctx bounds the whole probe; a blackholed link therefore returns
-// ctx's error. l need not have been dialled yet: rules match by name.
+// loopback TCP connection as a connection of l (the shaping is the same
+// whether l's nodes are in the process or behind a proxy; a dial into a cut
+// link fails the same way), sends payload bytes to an echo on the far side
+// and returns the time until all of them came back. ctx bounds the whole
+// probe; a blackholed link therefore returns ctx's error. l need not have
+// been dialled yet: rules match by name. A probe's connection has its own
+// pacer, so a bandwidth probe does not take the link's capacity.
 func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration, error) {
 	payload = max(1, min(payload, MaxProbePayload))
 	if err := f.gate(ctx, l.From, l.To, ""); err != nil {
 		return 0, err
 	}
-	p := newProxy(f, linkKey{l.From, l.To, "probe"}, nil)
+	pl := &link{key: linkKey{l.From, l.To, "probe"}, conns: make(map[*linkConn]struct{})}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if f.probes == nil {
-		f.probes = make(map[*proxy]struct{})
-	}
-	f.probes[p] = struct{}{}
+	f.probes[pl] = struct{}{}
 	f.wg.Add(1) // under f.mu: Close cannot be waiting yet
 	f.mu.Unlock()
 	defer f.wg.Done()
 	defer func() {
 		f.mu.Lock()
-		delete(f.probes, p)
+		delete(f.probes, pl)
 		f.mu.Unlock()
-		_ = p.close()
+		pl.killConns(false)
 	}()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,14 +46,13 @@ func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration,
 		return 0, fmt.Errorf("fabric: probe: %w", err)
 	}
 	defer ln.Close()
-	client, server, err := tcpPair(ctx, ln)
+	client, err := f.dialLink(ctx, pl, ln.Addr().String())
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("fabric: probe %s: %w", l, err)
 	}
 	defer client.Close()
-	up, echo, err := tcpPair(ctx, ln)
+	echo, err := acceptFrom(ln, client.LocalAddr())
 	if err != nil {
-		_ = server.Close()
 		return 0, err
 	}
 	defer echo.Close()
@@ -64,7 +62,6 @@ func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration,
 		_, _ = io.Copy(echo, echo)
 		_ = echo.Close()
 	}()
-	p.start(server, up)
 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = client.SetDeadline(dl)
@@ -105,22 +102,16 @@ func (f *Fabric) Probe(ctx context.Context, l Link, payload int) (time.Duration,
 	return rtt, nil
 }
 
-// tcpPair returns both ends of a fresh loopback connection to ln.
-func tcpPair(ctx context.Context, ln net.Listener) (dialed, accepted net.Conn, err error) {
-	var d net.Dialer
-	dialed, err = d.DialContext(ctx, "tcp", ln.Addr().String())
-	if err != nil {
-		return nil, nil, fmt.Errorf("fabric: probe: %w", err)
-	}
+// acceptFrom accepts ln's connection from the address from.
+func acceptFrom(ln net.Listener, from net.Addr) (net.Conn, error) {
 	for {
-		accepted, err = ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
-			_ = dialed.Close()
-			return nil, nil, fmt.Errorf("fabric: probe: %w", err)
+			return nil, fmt.Errorf("fabric: probe: %w", err)
 		}
-		if accepted.RemoteAddr().String() == dialed.LocalAddr().String() {
-			return dialed, accepted, nil
+		if c.RemoteAddr().String() == from.String() {
+			return c, nil
 		}
-		_ = accepted.Close() // a stray connection to the probe's listener
+		_ = c.Close() // a stray connection to the probe's listener
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,8 +64,8 @@ func (p *proxy) connect(client net.Conn) {
 
 // start pipes client <-> up through the link's rules.
 func (p *proxy) start(client, up net.Conn) {
-	s1, s2 := p.f.seedPair()
-	pc := &pipe{p: p, client: client, up: up, done: make(chan struct{}), rng: rand.New(rand.NewPCG(s1, s2))}
+	pc := &pipe{p: p, client: client, up: up}
+	pc.init(p.f, p.key, &p.pace, pc.kill)
 	p.mu.Lock()
 	if p.closed || len(p.conns) >= MaxConnsPerLink {
 		p.mu.Unlock()
@@ -141,38 +139,18 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-type direction int
-
-const (
-	dirUp   direction = iota // from -> to (the dialing node's bytes)
-	dirDown                  // to -> from
-)
-
-type chunk struct {
-	buf  *[]byte // pooled, or nil
-	data []byte
-	at   time.Time
-	// handoff, when set, marks the end of a shaped spell: the writer closes
-	// it (everything queued before it has been delivered) and returns.
-	handoff chan struct{}
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
-
 // pipe is one proxied connection: client is the dialing node's side, up the
 // destination's.
 type pipe struct {
+	shaper
 	p          *proxy
 	client, up net.Conn
-	done       chan struct{}
 	once       sync.Once
 	halves     atomic.Int32
 	fastDirs   atomic.Int32 // directions on the fast path now (for tests)
 
-	mu     sync.Mutex
-	rng    *rand.Rand
-	lost   map[uint64]bool // loss rule id -> this connection drawn silent
-	linger *time.Timer     // set once one direction has ended
+	lingerMu sync.Mutex
+	linger   *time.Timer // set once one direction has ended
 }
 
 // kill closes both sides (with RST when rst) and stops the pipe.
@@ -186,11 +164,11 @@ func (pc *pipe) kill(rst bool) {
 			_ = pc.up.Close()
 		}
 		close(pc.done)
-		pc.mu.Lock()
+		pc.lingerMu.Lock()
 		if pc.linger != nil {
 			pc.linger.Stop()
 		}
-		pc.mu.Unlock()
+		pc.lingerMu.Unlock()
 		pc.p.mu.Lock()
 		delete(pc.p.conns, pc)
 		pc.p.mu.Unlock()
@@ -207,8 +185,8 @@ func (pc *pipe) halfDone() {
 		pc.kill(false)
 		return
 	}
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
+	pc.lingerMu.Lock()
+	defer pc.lingerMu.Unlock()
 	select {
 	case <-pc.done:
 	default:
@@ -256,18 +234,6 @@ func (pc *pipe) run(dir direction, src, dst net.Conn) {
 			return
 		}
 	}
-}
-
-// unshaped reports whether the rules of rs leave direction dir of this
-// connection alone. Delay shapes only the dialing node's bytes (dirUp); a
-// loss rule whose draw (once per connection and rule) spared this
-// connection shapes nothing.
-func (pc *pipe) unshaped(dir direction, rs *ruleSet) bool {
-	e := rs.effect(pc.p.key.from, pc.p.key.to)
-	if e.rate > 0 || e.blackhole || e.cut || e.reset || (dir == dirUp && (e.latency > 0 || e.jitter > 0)) {
-		return false
-	}
-	return !pc.silenced(rs, e.loss)
 }
 
 // fast copies src to dst with io.Copy (between two *net.TCPConn on Linux
@@ -331,7 +297,7 @@ func (pc *pipe) fast(src, dst net.Conn, rs *ruleSet) bool {
 func (pc *pipe) shaped(dir direction, src, dst net.Conn, rs *ruleSet) bool {
 	q := make(chan chunk, queueChunks)
 	pc.p.f.wg.Add(1) // run holds a count: Close cannot have seen zero
-	go pc.write(dir, dst, q)
+	go pc.write(dir, dst, q, func() { closeWrite(dst); pc.halfDone() })
 	return pc.read(dir, src, q, rs)
 }
 
@@ -390,209 +356,4 @@ func (pc *pipe) handBack(q chan<- chunk) bool {
 	case <-pc.done:
 		return false
 	}
-}
-
-func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && !errors.Is(err, net.ErrClosed)
-}
-
-func (c chunk) release() {
-	if c.buf != nil {
-		bufPool.Put(c.buf)
-	}
-}
-
-func (pc *pipe) write(dir direction, dst net.Conn, q <-chan chunk) {
-	defer pc.p.f.wg.Done()
-	var last time.Time // delivery times never go backwards: a stream keeps order
-	for {
-		var c chunk
-		var ok bool
-		select {
-		case c, ok = <-q:
-		case <-pc.done:
-			return
-		}
-		if !ok {
-			closeWrite(dst)
-			pc.halfDone()
-			return
-		}
-		if c.handoff != nil {
-			close(c.handoff)
-			return
-		}
-		alive := pc.deliver(dir, dst, c, &last)
-		c.release()
-		if !alive {
-			return
-		}
-	}
-}
-
-// deliver applies the link's rules to one chunk and writes it; false means
-// the pipe is finished.
-func (pc *pipe) deliver(dir direction, dst net.Conn, c chunk, last *time.Time) bool {
-	k := pc.p.key
-	var jitterDraw time.Duration
-	var drawnFor time.Duration = -1
-	for {
-		rs := pc.p.f.rules.Load()
-		e := rs.effect(k.from, k.to)
-		switch {
-		case e.reset:
-			pc.kill(true)
-			return false
-		case e.cut:
-			pc.kill(false)
-			return false
-		case e.blackhole || pc.silenced(rs, e.loss):
-			if !pc.wait(rs.changed, nil) {
-				return false
-			}
-			continue
-		}
-		if dir == dirUp && e.latency > 0 {
-			if e.jitter != drawnFor { // one draw per chunk and jitter setting
-				drawnFor = e.jitter
-				jitterDraw = 0
-				if e.jitter > 0 {
-					pc.mu.Lock()
-					jitterDraw = time.Duration(pc.rng.Int64N(int64(2*e.jitter)+1)) - e.jitter
-					pc.mu.Unlock()
-				}
-			}
-			due := c.at.Add(e.latency + jitterDraw)
-			if due.Before(*last) {
-				due = *last
-			}
-			if d := time.Until(due); d > 0 {
-				t := time.NewTimer(d)
-				fired := pc.wait(rs.changed, t.C)
-				t.Stop()
-				if !fired {
-					return false
-				}
-				if time.Now().Before(due) {
-					continue // the rules changed: look again
-				}
-			}
-			*last = due
-		}
-		if e.rate > 0 {
-			return pc.paced(dir, dst, c.data, e.rate, rs)
-		}
-		_, err := dst.Write(c.data)
-		if err != nil {
-			pc.kill(isReset(err))
-			return false
-		}
-		return true
-	}
-}
-
-// paced writes data in slices of about 50 ms of the link's rate.
-func (pc *pipe) paced(dir direction, dst net.Conn, data []byte, rate float64, rs *ruleSet) bool {
-	slice := max(1, min(chunkSize, int(rate/20)))
-	for len(data) > 0 {
-		n := min(slice, len(data))
-		at := pc.p.pace[dir].reserve(n, rate)
-		if d := time.Until(at); d > 0 {
-			t := time.NewTimer(d)
-			ok := pc.wait(nil, t.C)
-			t.Stop()
-			if !ok {
-				return false
-			}
-		}
-		if _, err := dst.Write(data[:n]); err != nil {
-			pc.kill(isReset(err))
-			return false
-		}
-		data = data[n:]
-		if cur := pc.p.f.rules.Load(); cur != rs && len(data) > 0 {
-			e := cur.effect(pc.p.key.from, pc.p.key.to)
-			if e.rate <= 0 || e.blackhole || e.cut || e.reset || pc.silenced(cur, e.loss) {
-				// the cap changed or something worse arrived: the rest goes
-				// through the full rules again
-				return pc.deliver(dir, dst, chunk{data: data, at: time.Now()}, new(time.Time))
-			}
-			rate, rs = e.rate, cur
-			slice = max(1, min(chunkSize, int(rate/20)))
-		}
-	}
-	return true
-}
-
-// wait blocks until changed or fire fires (true) or the pipe or fabric ends
-// (false).
-func (pc *pipe) wait(changed <-chan struct{}, fire <-chan time.Time) bool {
-	select {
-	case <-changed:
-		return true
-	case <-fire:
-		return true
-	case <-pc.done:
-		return false
-	case <-pc.p.f.done:
-		pc.kill(false)
-		return false
-	}
-}
-
-// silenced reports whether one of the loss rules of rs (loss is their
-// combined list for this link) drew this connection; draws are made once
-// per (connection, rule). Draws of rules no longer in force are forgotten,
-// but only when rs is still the rule set in force: both directions ask,
-// and one holding a set just replaced must not drop a draw the other made
-// under the new one (it would be drawn again).
-func (pc *pipe) silenced(rs *ruleSet, loss []lossRule) bool {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	current := pc.p.f.rules.Load() == rs // under pc.mu: no draw can slip in between
-	if len(loss) == 0 {
-		if current {
-			clear(pc.lost)
-		}
-		return false
-	}
-	if pc.lost == nil {
-		pc.lost = make(map[uint64]bool, len(loss))
-	}
-	out := false
-	for _, l := range loss {
-		hit, drawn := pc.lost[l.id]
-		if !drawn {
-			hit = pc.rng.Float64() < l.p
-			pc.lost[l.id] = hit
-		}
-		out = out || hit
-	}
-	if current {
-		for id := range pc.lost { // bounded by the rules in force
-			if !slices.ContainsFunc(loss, func(l lossRule) bool { return l.id == id }) {
-				delete(pc.lost, id)
-			}
-		}
-	}
-	return out
-}
-
-// pacer spaces a link direction's bytes at a rate: each reservation gets the
-// time at which it has been "transmitted"; idle time earns no burst.
-type pacer struct {
-	mu   sync.Mutex
-	next time.Time
-}
-
-func (p *pacer) reserve(n int, rate float64) time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	p.next = p.next.Add(time.Duration(float64(n) / rate * float64(time.Second)))
-	return p.next
 }

@@ -26,7 +26,7 @@ type Echo struct {
 	conns map[net.Conn]bool
 }
 
-func NewEcho(t *testing.T) *Echo {
+func NewEcho(t testing.TB) *Echo {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,9 +67,9 @@ func NewEcho(t *testing.T) *Echo {
 // Addr is the echo server's address.
 func (e *Echo) Addr() string { return e.ln.Addr().String() }
 
-func New(t *testing.T) *fabric.Fabric {
+func New(t *testing.T, opts ...fabric.Option) *fabric.Fabric {
 	t.Helper()
-	f := fabric.New(slog.New(slog.DiscardHandler))
+	f := fabric.New(slog.New(slog.DiscardHandler), opts...)
 	t.Cleanup(func() {
 		if err := f.Close(); err != nil {
 			t.Errorf("Close: %v", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/soakd/soakd/internal/config"
 	"github.com/soakd/soakd/internal/fabric"
 	"github.com/soakd/soakd/internal/faults"
+	"github.com/soakd/soakd/internal/faults/leak"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/load"
 	"github.com/soakd/soakd/internal/profiling"
@@ -113,9 +114,18 @@ type disturbObserver struct {
 	kinds *faults.Registry
 }
 
-func (o disturbObserver) FaultInjected(id, kind string) {
+func (o disturbObserver) FaultInjected(id, kind string) { o.FaultInjectedWith(id, kind, nil) }
+
+// FaultInjectedWith also tells the monitor of a leak canary, so that its
+// alert is labelled as the canary's and a canary it misses is an alert.
+func (o disturbObserver) FaultInjectedWith(id, kind string, params map[string]string) {
 	if s, ok := o.kinds.Spec(kind); ok && len(s.Disturbs) > 0 {
 		o.mon.Disturb(id, s.Disturbs)
+	}
+	if kind == leakKind {
+		if c, err := leak.Describe(params); err == nil {
+			o.mon.CanaryStarted(leakcheck.Canary{ID: id, Resource: c.Resource, Rate: c.Rate, PerSecond: c.PerSecond, Shape: c.Shape})
+		}
 	}
 }
 
@@ -123,7 +133,13 @@ func (o disturbObserver) FaultReverted(id, kind string) {
 	if s, ok := o.kinds.Spec(kind); ok && len(s.Disturbs) > 0 {
 		o.mon.Settle(id, s.Disturbs)
 	}
+	if kind == leakKind {
+		o.mon.CanaryEnded(id)
+	}
 }
+
+// leakKind is the canary fault kind's name.
+var leakKind = leak.Spec().Name
 
 // alerts builds the alert dispatcher over the configured sinks.
 func (w wiring) alerts() (*alert.Dispatcher, error) {

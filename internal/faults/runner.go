@@ -24,6 +24,13 @@ type Observer interface {
 	FaultReverted(id, kind string)
 }
 
+// ParamObserver is an Observer that is also told each injection's
+// parameters (the leak checker reads a leak canary's resource and rate).
+type ParamObserver interface {
+	Observer
+	FaultInjectedWith(id, kind string, params map[string]string)
+}
+
 // ActiveFault is one fault in force, for the status API.
 type ActiveFault struct {
 	ID     string    `json:"id"`
@@ -372,6 +379,10 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 		"at_seconds": tf.At.Seconds(), "duration_seconds": remaining.Seconds(), "planned_duration_seconds": tf.Duration.Seconds(),
 		"source": tf.Source, "resumed": resumed, "verified": verified.String()})
 	for _, ob := range r.o.Observers {
+		if po, ok := ob.(ParamObserver); ok {
+			po.FaultInjectedWith(id, tf.Kind, tf.Params)
+			continue
+		}
 		ob.FaultInjected(id, tf.Kind)
 	}
 }

@@ -26,6 +26,9 @@ const resolvedKeep = 5 * time.Minute
 type alertState struct {
 	Version int          `json:"version"`
 	Alerts  []savedAlert `json:"alerts"`
+	// Canaries are the leak canaries the run has injected (canary.go), so a
+	// resumed run still tells their alerts apart and judges the missed ones.
+	Canaries []Canary `json:"canaries,omitempty"`
 }
 
 type savedAlert struct {
@@ -52,32 +55,34 @@ func (s savedAlert) alert() alert.Alert {
 	return alert.Alert{Name: s.Name, Labels: s.Labels, Annotations: s.Annotations, StartsAt: s.StartsAt, EndsAt: s.EndsAt}
 }
 
-// readAlertState returns the saved alerts; none if the file does not exist.
-func readAlertState(path string) ([]savedAlert, error) {
+// readAlertState returns the saved state; empty if the file does not
+// exist.
+func readAlertState(path string) (alertState, error) {
+	var st alertState
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return st, nil
 	}
 	if err != nil {
-		return nil, err
+		return st, err
 	}
-	var st alertState
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
+		return alertState{}, fmt.Errorf("%s is corrupt: %w", path, err)
 	}
 	if st.Version != alertStateVersion {
-		return nil, fmt.Errorf("%s: unknown version %d", path, st.Version)
+		return alertState{}, fmt.Errorf("%s: unknown version %d", path, st.Version)
 	}
-	return st.Alerts, nil
+	return st, nil
 }
 
 // writeAlertState replaces the file atomically (temp file, fsync, rename)
 // and fsyncs the directory so the rename survives a power cut too.
-func writeAlertState(path string, alerts []savedAlert) error {
-	if alerts == nil {
-		alerts = []savedAlert{}
+func writeAlertState(path string, st alertState) error {
+	if st.Alerts == nil {
+		st.Alerts = []savedAlert{}
 	}
-	data, err := json.MarshalIndent(alertState{Version: alertStateVersion, Alerts: alerts}, "", "  ")
+	st.Version = alertStateVersion
+	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +71,10 @@ type FiringAlert struct {
 	Since    time.Time `json:"since"`
 	Evidence string    `json:"evidence"`
 	Slope    float64   `json:"slope_per_second"`
+	// Canary is the leak canary fault whose expected result the alert is
+	// (labelled canary="true", severity info), or, for SoakdCanaryMissed,
+	// the canary that went unseen.
+	Canary string `json:"canary,omitempty"`
 }
 
 type signalState struct {
@@ -101,6 +106,9 @@ type Monitor struct {
 
 	mu           sync.Mutex
 	signals      []*signalState
+	canaries     canaryBook
+	warmSince    time.Time              // first warm sample of this incarnation
+	missed       map[string]alert.Alert // signal -> SoakdCanaryMissed, firing or just resolved
 	scratch      []Sample
 	extraEvs     []Evaluation
 	extraGrowing []bool
@@ -116,6 +124,7 @@ type Monitor struct {
 	windowSlope    *prometheus.GaugeVec
 	thresh         *prometheus.GaugeVec
 	evalErrs       prometheus.Counter
+	canaryMetrics
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -153,7 +162,8 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	s.DiskDir = o.DiskDir
 	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s, read: s.Read,
 		residue: NewResidueTracker(o.ResidueSettle), disturbed: newDisturbances(o.ResidueSettle),
-		base: NewBaselines(cfg.Window.Std())}
+		base: NewBaselines(cfg.Window.Std()), canaries: canaryBook{settle: cfg.Window.Std()},
+		missed: map[string]alert.Alert{}}
 	capacity := RingCapacity(cfg.Window.Std(), interval)
 	mainConf, winConf, err := cfg.Confidences()
 	if err != nil {
@@ -211,7 +221,7 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 	m.windowSlope = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_window_slope_per_second",
 		Help: "Theil-Sen slope of the signal over each of its windows (leakcheck.window and leakcheck.windows), in its unit per second."},
 		[]string{"signal", "window"})
-	for _, c := range []prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.samples, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope} {
+	for _, c := range append([]prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.samples, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope}, m.canaryMetrics.init()...) {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("leakcheck: register metrics: %w", err)
 		}
@@ -222,6 +232,7 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 			m.disturbedGauge.WithLabelValues(st.name).Set(0)
 			m.firing.WithLabelValues(st.name).Set(0)
 			m.alerts.WithLabelValues(st.name)
+			m.canaryMetrics.zero(st.name)
 		}
 	}
 	return nil
@@ -300,6 +311,10 @@ func (m *Monitor) Tick(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgetResolvedLocked(now)
+	if warm && m.warmSince.IsZero() {
+		m.warmSince = now
+	}
+	m.canaryTickLocked(now)
 	for _, st := range m.signals {
 		v, ok := r.Value(st.name)
 		if !ok {
@@ -401,12 +416,17 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 		},
 		StartsAt: now,
 	}
+	fields := map[string]any{"alertname": name, "signal": st.name, "window": ev.Window.String(), "slope_per_second": ev.Slope,
+		"lower_per_second": ev.Lower, "threshold_per_second": th, "evidence": evidence}
+	detected := m.canaryAlertLocked(now, st, fields)
 	m.firing.WithLabelValues(st.name).Set(1)
 	m.alerts.WithLabelValues(st.name).Inc()
 	m.persistLocked() // before Notify: a page the next incarnation does not know of could never be resolved
 	m.o.Notify(st.alert)
-	m.o.Event(EventLeakAlertFired, map[string]any{"alertname": name, "signal": st.name, "window": ev.Window.String(), "slope_per_second": ev.Slope,
-		"lower_per_second": ev.Lower, "threshold_per_second": th, "evidence": evidence})
+	m.o.Event(EventLeakAlertFired, fields)
+	if detected != nil {
+		m.canaryDetectedLocked(now, detected)
+	}
 }
 
 // factorOf is the bar factor of st's window w (1 for the main window).
@@ -454,6 +474,7 @@ func (m *Monitor) resolve(now time.Time, st *signalState, ev Evaluation) {
 	st.alert.EndsAt = now
 	st.evidence = ""
 	m.firing.WithLabelValues(st.name).Set(0)
+	m.canaryFiring.WithLabelValues(st.name).Set(0)
 	m.persistLocked() // kept, resolved, for resolvedKeep: see forgetResolvedLocked
 	m.o.Notify(st.alert)
 	m.o.Event(EventLeakAlertResolved, map[string]any{"alertname": st.alert.Name, "signal": st.name, "slope_per_second": ev.Slope})
@@ -470,18 +491,24 @@ func (m *Monitor) restore(now time.Time) {
 	if m.o.StatePath == "" {
 		return
 	}
-	saved, err := readAlertState(m.o.StatePath)
+	state, err := readAlertState(m.o.StatePath)
 	if err != nil {
 		m.log.Error("cannot read the alerts the last incarnation left firing; receivers may keep them firing", "err", err)
 		return
 	}
+	saved := state.Alerts
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.canaries.load(state.Canaries)
 	if len(saved) == 0 {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, s := range saved {
 		a := s.alert()
+		if a.Name == AlertCanaryMissed {
+			m.restoreMissedLocked(s.Signal, a)
+			continue
+		}
 		var st *signalState
 		for _, c := range m.signals {
 			if c.name == s.Signal && c.det != nil {
@@ -498,6 +525,9 @@ func (m *Monitor) restore(now time.Time) {
 			st.fsm.ActiveAt, st.fsm.Since = a.StartsAt, a.StartsAt
 			st.alert, st.evidence = a, a.Annotations["evidence"]
 			m.firing.WithLabelValues(st.name).Set(1)
+			if a.Labels["canary"] == "true" {
+				m.canaryFiring.WithLabelValues(st.name).Set(1)
+			}
 			m.o.Restore(a)
 			m.log.Info("leak alert still firing from the last incarnation; it resolves when the data says so",
 				"alertname", a.Name, "signal", s.Signal, "since", a.StartsAt)
@@ -534,10 +564,12 @@ func (m *Monitor) ResolveAll(reason string) {
 		st.alert, st.evidence = a, ""
 		st.fsm.State, st.fsm.Streak = Inactive, 0
 		m.firing.WithLabelValues(st.name).Set(0)
+		m.canaryFiring.WithLabelValues(st.name).Set(0)
 		m.o.Notify(a)
 		m.log.Info("leak alert resolved", "alertname", a.Name, "signal", st.name, "reason", reason)
 		m.o.Event(EventLeakAlertResolved, map[string]any{"alertname": a.Name, "signal": st.name, "reason": reason})
 	}
+	m.resolveMissedLocked(now, "", reason)
 	m.persistLocked()
 }
 
@@ -548,6 +580,12 @@ func (m *Monitor) forgetResolvedLocked(now time.Time) {
 	for _, st := range m.signals {
 		if st.alert.Name != "" && !st.alert.Firing() && now.Sub(st.alert.EndsAt) >= resolvedKeep {
 			st.alert, dirty = alert.Alert{}, true
+		}
+	}
+	for sig, a := range m.missed {
+		if !a.Firing() && now.Sub(a.EndsAt) >= resolvedKeep {
+			delete(m.missed, sig)
+			dirty = true
 		}
 	}
 	if dirty {
@@ -568,7 +606,10 @@ func (m *Monitor) persistLocked() {
 			saved = append(saved, saveAlert(st.name, st.alert))
 		}
 	}
-	if err := writeAlertState(m.o.StatePath, saved); err != nil {
+	for _, sig := range slices.Sorted(maps.Keys(m.missed)) {
+		saved = append(saved, saveAlert(sig, m.missed[sig]))
+	}
+	if err := writeAlertState(m.o.StatePath, alertState{Alerts: saved, Canaries: m.canaries.snapshot()}); err != nil {
 		m.log.Error("cannot save the firing leak alerts; a restart may leave them firing at the receivers", "path", m.o.StatePath, "err", err)
 	}
 }
@@ -612,10 +653,20 @@ func (m *Monitor) Firing() []FiringAlert {
 	for _, st := range m.signals {
 		if st.fsm.State == Firing {
 			out = append(out, FiringAlert{Name: AlertNames[st.name], Signal: st.name, Since: st.fsm.Since,
-				Evidence: st.evidence, Slope: st.last.Slope})
+				Evidence: st.evidence, Slope: st.last.Slope, Canary: st.alert.Annotations["canary_fault"]})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Signal < out[j].Signal })
+	for sig, a := range m.missed {
+		if a.Firing() {
+			out = append(out, FiringAlert{Name: a.Name, Signal: sig, Since: a.StartsAt, Canary: a.Annotations["canary_fault"]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Signal != out[j].Signal {
+			return out[i].Signal < out[j].Signal
+		}
+		return out[i].Name < out[j].Name
+	})
 	return out
 }
 

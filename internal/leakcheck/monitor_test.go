@@ -250,7 +250,7 @@ func readState(t *testing.T, path string) []savedAlert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s.Alerts
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -119,6 +119,25 @@ func parse(p map[string]string) (params, error) {
 	return out, errors.Join(errs...)
 }
 
+// Canary is what a leak fault's parameters say it leaks.
+type Canary struct {
+	Resource string
+	Rate     string // as configured, e.g. "2MiB/min"
+	// PerSecond is the rate in the resource's unit (bytes, goroutines,
+	// descriptors) per second.
+	PerSecond float64
+	Shape     string // linear, step or plateau
+}
+
+// Describe reads a leak fault's parameters.
+func Describe(p map[string]string) (Canary, error) {
+	pp, err := parse(p)
+	if err != nil {
+		return Canary{}, err
+	}
+	return Canary{Resource: pp.resource, Rate: p["rate"], PerSecond: pp.perSecond, Shape: pp.shape}, nil
+}
+
 // Inject starts leaking; target is ignored (the canary lives in soakd).
 func (k *kind) Inject(ctx context.Context, _ string, p map[string]string) (faults.Revert, error) {
 	pp, err := parse(p)

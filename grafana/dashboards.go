@@ -399,6 +399,18 @@ func leaks() board {
 			t(rate("rate", "soakd_leak_sample_errors_total"), "{{instance}}")),
 		tl("Disturbed by a fault", "bool", "1 while a fault in force, or settling after its revert, moves the signal on purpose (a connections fault's accepted connections, a squeezed Go memory limit): its samples stay out of the leak window meanwhile (soakd_leak_signal_disturbed).",
 			t(s("soakd_leak_signal_disturbed"), "{{instance}} {{signal}}")),
+	}}, {"Canaries", []panel{
+		tl("Canary in force", "bool", "1 while a leak canary (the leak fault kind, which soakd injects on purpose to prove the alert path) drives the signal, and for leakcheck.window after it ends (soakd_leak_canary_active): an alert on the signal meanwhile is the canary's, labelled canary=\"true\", severity info.",
+			t(s("soakd_leak_canary_active"), "{{instance}} {{signal}}")),
+		tl("Firing alert is a canary's", "bool", "1 while the signal's firing leak alert is a canary's (soakd_leak_canary_firing): the expected result, not a leak. soakd_leak_firing without it is a real leak.",
+			t(s("soakd_leak_canary_firing"), "{{instance}} {{signal}}")),
+		ts("Canaries detected and missed", "short", "Leak canaries per rate interval whose alert fired (soakd_leak_canary_detected_total: the alert path proven) and that ended unseen (soakd_leak_canary_missed_total: SoakdCanaryMissed, leak detection broken), by signal.",
+			t(`sum by (job, instance, signal) (`+rate("increase", "soakd_leak_canary_detected_total")+`)`, "{{signal}} detected"),
+			t(`sum by (job, instance, signal) (`+rate("increase", "soakd_leak_canary_missed_total")+`)`, "{{signal}} missed")),
+		ts("Canary detection time", "s", "Time from the last detected canary's start to its alert (soakd_leak_canary_detection_seconds): how fast a leak of the canary's size is caught.",
+			t(s("soakd_leak_canary_detection_seconds"), "{{instance}} {{signal}}")),
+		tl("Canary missed", "bool", "1 while soakd's SoakdCanaryMissed alert fires for the signal (soakd_leak_canary_missed): a canary ended without its alert, so a real leak of its size would go unseen too.",
+			t(s("soakd_leak_canary_missed"), "{{instance}} {{signal}}")),
 	}}}
 	for _, sig := range leakSignals {
 		sg := `signal="` + sig.name + `"`

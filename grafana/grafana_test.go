@@ -286,7 +286,7 @@ func TestPromQLParses(t *testing.T) {
 }
 
 var requiredAlerts = []string{"SoakdHeapLeak", "SoakdGoroutineLeak", "SoakdFDLeak", "SoakdInvariantViolation", "SoakdLoadBelowTarget", "SoakdStalled",
-	"SoakdMigrationDowntimeOverLimit", "SoakdMigrationsFailing"}
+	"SoakdMigrationDowntimeOverLimit", "SoakdMigrationsFailing", "SoakdCanaryMissed"}
 
 // TestAlertRulesComplete: DESIGN.md §3's alerts and the migration
 // component's exist, each with for,
@@ -317,7 +317,10 @@ func TestAlertRulesComplete(t *testing.T) {
 			if r.For == "" {
 				t.Errorf("%s: no for:", r.Alert)
 			}
-			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+			switch s, canary := r.Labels["severity"], r.Labels["canary"] == "true"; {
+			case canary && s != "info":
+				t.Errorf("%s: a canary's copy has severity %q, want info", r.Alert, s)
+			case !canary && s != "critical" && s != "warning":
 				t.Errorf("%s: severity %q", r.Alert, s)
 			}
 			for _, a := range []string{"summary", "description", "runbook_url"} {
@@ -423,6 +426,30 @@ func TestPromtoolTestsCoverEveryAlert(t *testing.T) {
 func TestAlertmanagerConfig(t *testing.T) {
 	amtool := lookPath(t, "amtool")
 	runTool(t, amtool, "check-config", "prometheus/alertmanager.yml")
+}
+
+// TestAlertmanagerRoutesCanaries asks the real amtool where alerts go: a
+// canary's (canary="true") to the low-urgency soakd-canary receiver, a
+// leak and SoakdCanaryMissed to the default route.
+func TestAlertmanagerRoutesCanaries(t *testing.T) {
+	amtool := lookPath(t, "amtool")
+	for _, tc := range []struct {
+		labels []string
+		want   string
+	}{
+		{[]string{"alertname=SoakdHeapLeak", "signal=heap_live_bytes", "severity=info", "canary=true"}, "soakd-canary"},
+		{[]string{"alertname=SoakdHeapLeak", "signal=heap_live_bytes", "severity=critical"}, "null"},
+		{[]string{"alertname=SoakdCanaryMissed", "signal=heap_live_bytes", "severity=critical"}, "null"},
+	} {
+		args := append([]string{"config", "routes", "test", "--config.file=prometheus/alertmanager.yml"}, tc.labels...)
+		out, err := exec.Command(amtool, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("amtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if got := lastLine(string(out)); got != tc.want { // after amtool's warnings
+			t.Errorf("%v routes to %q, want %q", tc.labels, got, tc.want)
+		}
+	}
 }
 
 // TestStackScript: stack.sh is valid bash.

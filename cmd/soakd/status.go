@@ -114,9 +114,17 @@ func printStatus(w io.Writer, st status.Status) {
 	}
 	fmt.Fprintf(w, "alerts     %d firing\n", len(st.FiringAlerts))
 	for _, a := range st.FiringAlerts {
-		fmt.Fprintf(w, "  %s %s since %s %s\n", a.Name, a.Signal, a.Since.Format(time.RFC3339), a.Evidence)
+		what := ""
+		switch {
+		case a.Name == leakcheck.AlertCanaryMissed:
+			what = "(leak canary " + a.Canary + " went undetected) "
+		case a.Canary != "":
+			what = "(expected: leak canary " + a.Canary + ") "
+		}
+		fmt.Fprintf(w, "  %s %s since %s %s%s\n", a.Name, a.Signal, a.Since.Format(time.RFC3339), what, a.Evidence)
 	}
 	printLeakSignals(w, st.LeakSignals)
+	printCanaries(w, st.LeakCanaries)
 	printResidue(w, st.FaultResidue)
 	printCPU(w, st.CPUByStage)
 }
@@ -177,6 +185,28 @@ func printLeakSignals(w io.Writer, sigs []leakcheck.SignalView) {
 			}
 			fmt.Fprintln(w, sub)
 		}
+	}
+}
+
+// printCanaries says of each leak canary whether the alert path caught it
+// and how fast.
+func printCanaries(w io.Writer, cs []leakcheck.Canary) {
+	for _, c := range cs {
+		line := fmt.Sprintf("canary     %s: %s %s %s since %s", c.ID, c.Resource, c.Rate, c.Shape, c.Started.Format(time.RFC3339))
+		if !c.Ended.IsZero() {
+			line += fmt.Sprintf(", ended %s", c.Ended.Format(time.RFC3339))
+		}
+		switch {
+		case !c.DetectedAt.IsZero():
+			line += fmt.Sprintf(": detected after %s (the alert path works)", c.DetectionTime().Round(time.Second))
+		case c.Missed:
+			line += ": MISSED (SoakdCanaryMissed: leak detection is broken)"
+		case !c.ExpectsAlert():
+			line += ": not expected to alert"
+		default:
+			line += ": not detected yet"
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

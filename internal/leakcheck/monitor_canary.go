@@ -3,6 +3,7 @@ package leakcheck
 import (
 	"fmt"
 	"maps"
+	"math"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func (c *canaryMetrics) init() []prometheus.Collector {
 	c.canaryDetected = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "leak_canary_detected_total",
 		Help: "Leak canaries whose alert fired on the signal: the alert path proven."}, sig)
 	c.canaryDetection = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_canary_detection_seconds",
-		Help: "Time from the last detected canary's start to its alert."}, sig)
+		Help: "Time from the last detected canary's start to its alert; NaN until a canary is detected."}, sig)
 	c.canaryMissed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "leak_canary_missed_total",
 		Help: "Leak canaries that ended, and settled, without their alert: the detection path is broken."}, sig)
 	c.canaryMissedOn = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_canary_missed",
@@ -52,6 +53,7 @@ func (c *canaryMetrics) zero(signal string) {
 	c.canaryActive.WithLabelValues(signal).Set(0)
 	c.canaryFiring.WithLabelValues(signal).Set(0)
 	c.canaryDetected.WithLabelValues(signal)
+	c.canaryDetection.WithLabelValues(signal).Set(math.NaN())
 	c.canaryMissed.WithLabelValues(signal)
 	c.canaryMissedOn.WithLabelValues(signal).Set(0)
 }

@@ -44,7 +44,11 @@ const (
 
 // Build computes the report. It is pure: everything comes from in.
 func Build(in Inputs) Report {
-	j := newJournal()
+	settle := defaultCanarySettle
+	if in.Config != nil {
+		settle = in.Config.LeakCheck.Window.Std()
+	}
+	j := newJournal(settle)
 	var eventsErr error
 	if in.Events != nil {
 		eventsErr = in.Events(func(e run.Event) bool { j.add(e); return true })
@@ -452,13 +456,25 @@ func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal,
 	runEnd := max(r.Run.Elapsed, j.elapsed)
 	for _, w := range j.leakFaults {
 		caught := slices.ContainsFunc(j.alerts, func(a Alert) bool { return a.Canary == w.id })
+		if w.plateau {
+			v := Verdict{Target: fmt.Sprintf("plateau canary %s raises no alert", w.id), Outcome: Pass, Measured: "no alert"}
+			if caught {
+				v.Outcome, v.Measured = Fail, "its growth stopped, yet it was alerted: the plateau guard failed"
+			}
+			out = append(out, v)
+			continue
+		}
 		v := Verdict{Target: fmt.Sprintf("leak canary %s is detected", w.id)}
 		switch {
+		case w.missed:
+			v.Outcome, v.Measured = Fail, "SoakdCanaryMissed: it ended without its alert, the detection path is broken"
+		case caught && w.detected != nil:
+			v.Outcome, v.Measured = Pass, fmt.Sprintf("alert fired %s after it started", time.Duration(float64(*w.detected)*float64(time.Second)).Round(time.Second))
 		case caught:
 			v.Outcome, v.Measured = Pass, "alert fired"
 		case w.to < 0:
 			v.Outcome, v.Measured = NoData, "still running"
-		case runEnd < w.to+Seconds(canarySettle.Seconds()):
+		case runEnd < w.to+Seconds(j.settle.Seconds()):
 			v.Outcome, v.Measured = NoData, "ended; the run stopped before its alert was due"
 		default:
 			v.Outcome, v.Measured = Fail, "ended without its alert: the detection path is broken"

@@ -49,18 +49,26 @@ type journal struct {
 	readErr      error // reading the journal failed part way
 	alertsTotal  int
 	leakFaults   []leakWindow
+	// settle is how long after a canary's end an alert on its signals is
+	// still its doing (leakcheck.window; a default without a config).
+	settle time.Duration
 }
 
 // leakWindow is a leak canary's span, for telling its alerts apart.
 type leakWindow struct {
 	id       string
 	signals  []string
+	plateau  bool    // a plateau canary must raise nothing
 	from, to Seconds // to: -1 while in force
+	// detected: the seconds from its start to its alert, as soakd
+	// journaled it (leak_canary_detected); missed: SoakdCanaryMissed.
+	detected *Seconds
+	missed   bool
 }
 
-func newJournal() *journal {
+func newJournal(settle time.Duration) *journal {
 	return &journal{faultAt: map[string]int{}, firing: map[string]int{}, violByKey: map[string]int{},
-		migOutcomes: map[string]int{}, downtime: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)}
+		migOutcomes: map[string]int{}, downtime: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3), settle: settle}
 }
 
 func str(f map[string]any, k string) string {
@@ -79,14 +87,6 @@ func num(f map[string]any, k string) float64 {
 		return v
 	}
 	return 0
-}
-
-// canarySignals are the leak signals a leak canary of a resource drives on
-// purpose: the heap canary's bytes are resident too.
-var canarySignals = map[string][]string{
-	"heap":       {leakcheck.SignalHeap, leakcheck.SignalRSS},
-	"goroutines": {leakcheck.SignalGoroutines},
-	"fds":        {leakcheck.SignalFDs},
 }
 
 // add folds one event.
@@ -133,7 +133,8 @@ func (j *journal) add(e run.Event) {
 		j.faultsTotal++
 		if str(f, "kind") == "leak" {
 			params, _ := f["params"].(map[string]any)
-			j.leakFaults = append(j.leakFaults, leakWindow{id: id, signals: canarySignals[str(params, "resource")], from: at, to: -1})
+			j.leakFaults = append(j.leakFaults, leakWindow{id: id, signals: leakcheck.CanarySignals[str(params, "resource")],
+				plateau: str(params, "shape") == "plateau", from: at, to: -1})
 			if len(j.leakFaults) > maxRows {
 				j.leakFaults = j.leakFaults[1:]
 			}
@@ -202,9 +203,22 @@ func (j *journal) add(e run.Event) {
 			return
 		}
 		j.firing[sig] = len(j.alerts)
+		canary, said := f["canary"].(string) // soakd's own verdict; older journals lack it
+		if !said {
+			canary = j.canaryAt(sig, at)
+		}
 		j.alerts = append(j.alerts, Alert{Name: str(f, "alertname"), Signal: sig, Window: str(f, "window"), Fired: at,
 			Slope: num(f, "slope_per_second"), Threshold: num(f, "threshold_per_second"), Evidence: str(f, "evidence"),
-			Canary: j.canaryAt(sig, at)})
+			Canary: canary})
+	case leakcheck.EventLeakCanaryDetected:
+		if w := j.leakWindow(str(f, "id")); w != nil {
+			d := Seconds(num(f, "detection_seconds"))
+			w.detected = &d
+		}
+	case leakcheck.EventLeakCanaryMissed:
+		if w := j.leakWindow(str(f, "id")); w != nil {
+			w.missed = true
+		}
 	case leakcheck.EventLeakAlertResolved:
 		if i, ok := j.firing[str(f, "signal")]; ok {
 			r := at
@@ -227,16 +241,26 @@ func (j *journal) add(e run.Event) {
 	}
 }
 
-// canarySettle is how long after a leak canary's revert an alert on its
-// signals is still its doing: the detector needs a window to see the
-// growth stop.
-const canarySettle = 30 * time.Minute
+// defaultCanarySettle is the settle time of a run without a config: the
+// default leakcheck.window.
+const defaultCanarySettle = 30 * time.Minute
+
+// leakWindow is canary id's window, or nil.
+func (j *journal) leakWindow(id string) *leakWindow {
+	for i := range j.leakFaults {
+		if j.leakFaults[i].id == id {
+			return &j.leakFaults[i]
+		}
+	}
+	return nil
+}
 
 // canaryAt names the leak canary whose signals include sig and whose span
-// (plus canarySettle) covers at, or "".
+// (plus the settle time) covers at, or "": for journals written before
+// soakd said so itself in leak_alert_fired.
 func (j *journal) canaryAt(sig string, at Seconds) string {
 	for _, w := range j.leakFaults {
-		end := w.to + Seconds(canarySettle.Seconds())
+		end := w.to + Seconds(j.settle.Seconds())
 		if at >= w.from && (w.to < 0 || at <= end) && slices.Contains(w.signals, sig) {
 			return w.id
 		}

@@ -30,6 +30,9 @@ type Status struct {
 	// LeakSignals is each judged leak signal's threshold, last slope and
 	// the smallest leak its noise lets soakd detect.
 	LeakSignals []leakcheck.SignalView `json:"leak_signals"`
+	// LeakCanaries are the run's leak canaries: in force, detected (and
+	// how fast) or missed.
+	LeakCanaries []leakcheck.Canary `json:"leak_canaries"`
 	// CPUByStage is the last stage CPU sample: what the harness costs next
 	// to the components. Absent before the first sample.
 	CPUByStage *profiling.StageCPU `json:"cpu_by_stage,omitempty"`
@@ -77,7 +80,7 @@ func (a *Assembler) Status() Status {
 	a.mu.RUnlock()
 	st := Status{Snapshot: a.run.Snapshot(), Components: []Component{}, ActiveFaults: []faults.ActiveFault{},
 		FiringAlerts: []leakcheck.FiringAlert{}, FaultResidue: []leakcheck.Residue{},
-		LeakSignals: []leakcheck.SignalView{}}
+		LeakSignals: []leakcheck.SignalView{}, LeakCanaries: []leakcheck.Canary{}}
 	for _, c := range p.Components {
 		h := c.Health()
 		cs := Component{Name: c.Name(), Healthy: h.Healthy, Detail: h.Detail}
@@ -95,6 +98,7 @@ func (a *Assembler) Status() Status {
 		st.FiringAlerts = append(st.FiringAlerts, p.Leaks.Firing()...)
 		st.FaultResidue = append(st.FaultResidue, p.Leaks.Residue().Residues()...)
 		st.LeakSignals = append(st.LeakSignals, p.Leaks.Signals()...)
+		st.LeakCanaries = append(st.LeakCanaries, p.Leaks.Canaries()...)
 	}
 	if p.Profiler != nil {
 		if c := p.Profiler.StageCPU(); !c.At.IsZero() || c.Error != "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/soakd/soakd/internal/daemon"
 	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
 	"github.com/soakd/soakd/internal/testutil"
@@ -115,11 +116,27 @@ func readSummary(t *testing.T, dir string) leakcheck.Summary {
 	return s
 }
 
+// wantAlert is an alert a variant must raise, as soakd and Alertmanager
+// must show it.
+type wantAlert struct {
+	name, signal string
+	canary       bool   // the canary's: canary="true", severity info
+	severity     string // as Alertmanager shows it
+	topFunc      string // the evidence's top growth ("": no evidence to check)
+	resolves     bool   // resolves after its cause ends, within the test
+}
+
 // TestLeakCanariesEndToEnd runs four real daemons side by side for the same
-// few minutes: a heap canary and a goroutine canary that must fire (with
-// evidence naming the canary, delivered to the real Alertmanager and
-// resolved there after the revert), and a plateau canary and a clean run
-// that must fire nothing.
+// few minutes, alerting to the real Alertmanager:
+//   - a heap canary, with a goroutine leak planted beside it: the heap
+//     alert is the canary's (canary="true", severity info), the goroutine
+//     alert a real, critical one; both resolve after their leaks end;
+//   - a goroutine canary, with a heap canary below the heap threshold: the
+//     goroutine alert is the canary's, and the undetectable heap canary
+//     ends with SoakdCanaryMissed (critical);
+//   - a plateau canary and a clean run that must fire nothing.
+//
+// Evidence names the leaking function.
 func TestLeakCanariesEndToEnd(t *testing.T) {
 	// Minutes of mostly idle waiting: run beside the other long end-to-end test.
 	t.Parallel()
@@ -130,14 +147,24 @@ func TestLeakCanariesEndToEnd(t *testing.T) {
 	start := time.Now()
 	type variant struct {
 		name, timeline string
-		want           string // alert that must fire; "" for none
-		topFunc        string
+		env            []string
+		want           []wantAlert
 	}
 	variants := []variant{
-		{"heap", `{at: 0s, duration: 3m30s, kind: leak, params: {resource: heap, rate: 16MiB/min}}`, "SoakdHeapLeak", "leak.leakHeap"},
-		{"goroutines", `{at: 0s, duration: 3m30s, kind: leak, params: {resource: goroutines, rate: 80/min}}`, "SoakdGoroutineLeak", "leak.parkForever"},
-		{"plateau", `{at: 0s, duration: 5m, kind: leak, params: {resource: heap, rate: 16MiB/min, shape: plateau, plateau_after: 30s}}`, "", ""},
-		{"clean", ``, "", ""},
+		{name: "heap", timeline: `{at: 0s, duration: 3m30s, kind: leak, params: {resource: heap, rate: 16MiB/min}}`,
+			env: []string{daemon.PlantedLeakEnv + "=resource=goroutines,rate=80/min,for=3m30s"},
+			want: []wantAlert{
+				{name: "SoakdHeapLeak", signal: "heap_live_bytes", canary: true, severity: "info", topFunc: "leak.leakHeap", resolves: true},
+				{name: "SoakdGoroutineLeak", signal: "goroutines", severity: "critical", topFunc: "leak.parkForever", resolves: true},
+			}},
+		{name: "goroutines", timeline: `{at: 0s, duration: 3m30s, kind: leak, params: {resource: goroutines, rate: 80/min}},
+    {at: 0s, duration: 1m, kind: leak, params: {resource: heap, rate: 256KiB/min}}`,
+			want: []wantAlert{
+				{name: "SoakdGoroutineLeak", signal: "goroutines", canary: true, severity: "info", topFunc: "leak.parkForever", resolves: true},
+				{name: leakcheck.AlertCanaryMissed, signal: "heap_live_bytes", severity: "critical"},
+			}},
+		{name: "plateau", timeline: `{at: 0s, duration: 5m, kind: leak, params: {resource: heap, rate: 16MiB/min, shape: plateau, plateau_after: 30s}}`},
+		{name: "clean"},
 	}
 	procs := make([]*proc, len(variants))
 	states := make([]string, len(variants))
@@ -145,75 +172,40 @@ func TestLeakCanariesEndToEnd(t *testing.T) {
 	results := make([]func() map[string]time.Duration, len(variants))
 	for i, v := range variants {
 		states[i] = filepath.Join(t.TempDir(), v.name)
-		procs[i] = startDaemon(t, nil, "--config", leakConfig(t, am, v.timeline), "--state-dir", states[i])
+		procs[i] = startDaemon(t, v.env, "--config", leakConfig(t, am, v.timeline), "--state-dir", states[i])
 		results[i] = watchAlerts(procs[i], start, stop)
 	}
 
-	// Each firing variant must fire within 3 minutes of its canary's start.
+	// Each wanted alert fires within 4 minutes (the missed canary's is due
+	// 2 minutes after its end at 1m), in soakd and in Alertmanager, labelled
+	// as it must be.
 	runIDs := make([]string, len(variants))
 	for i, v := range variants {
 		runIDs[i] = procs[i].status().RunID
-		if v.want == "" {
-			continue
-		}
-		deadline := start.Add(3 * time.Minute)
-		for {
-			if as := procs[i].alerts(); len(as) > 0 {
-				if as[0].Name != v.want {
-					t.Fatalf("%s: fired %s, want %s", v.name, as[0].Name, v.want)
-				}
-				t.Logf("%s: %s fired after %v; evidence %s", v.name, v.want, time.Since(start).Round(time.Second), as[0].Evidence)
-				s := readSummary(t, as[0].Evidence)
-				var top string
-				if v.want == "SoakdHeapLeak" && len(s.TopHeapSites) > 0 {
-					top = s.TopHeapSites[0].Function
-				} else if len(s.TopStacks) > 0 {
-					top = s.TopStacks[0].Key
-				}
-				if !strings.Contains(top, v.topFunc) {
-					t.Errorf("%s: evidence's top growth is %q, want the canary's %s", v.name, top, v.topFunc)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s did not fire within 3 minutes\n%s", v.name, v.want, procs[i].stderr)
-			}
-			time.Sleep(time.Second)
-		}
-		// Delivered to the real Alertmanager: the dispatcher sends in the
-		// background, so give it a moment on a busy machine.
-		var a *testutil.GettableAlert
-		for until := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-			got, body := testutil.GetAlerts(t, http.DefaultClient, am+"/api/v2/alerts?active=true")
-			if a = testutil.FindAlert(got, v.want, runIDs[i]); a != nil {
-				break
-			}
-			if time.Now().After(until) {
-				t.Fatalf("%s: %s for run %s not in Alertmanager within 30s: %s", v.name, v.want, runIDs[i], body)
-			}
-		}
-		if a.Labels["severity"] == "" || a.Annotations["evidence"] == "" || a.Annotations["summary"] == "" {
-			t.Errorf("%s: alert in Alertmanager lacks labels or annotations: %+v", v.name, a)
+		for _, w := range v.want {
+			checkAlertFires(t, procs[i], am, runIDs[i], v.name, w, start.Add(4*time.Minute))
 		}
 	}
 
-	// The canaries revert at 3m30s; the alerts must resolve, in soakd and in
-	// Alertmanager, and the quiet variants must have stayed quiet.
+	// The leaks end at 3m30s: their alerts resolve, in soakd and in
+	// Alertmanager; the quiet variants must have stayed quiet.
 	deadline := start.Add(7 * time.Minute)
 	for i, v := range variants {
-		if v.want == "" {
-			continue
-		}
-		for {
-			got, _ := testutil.GetAlerts(t, http.DefaultClient, am+"/api/v2/alerts?active=true")
-			if len(procs[i].alerts()) == 0 && testutil.FindAlert(got, v.want, runIDs[i]) == nil {
-				t.Logf("%s: resolved after %v", v.name, time.Since(start).Round(time.Second))
-				break
+		for _, w := range v.want {
+			if !w.resolves {
+				continue
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s did not resolve after the canary was reverted\n%s", v.name, v.want, procs[i].stderr)
+			for {
+				got, _ := testutil.GetAlerts(t, http.DefaultClient, am+"/api/v2/alerts?active=true")
+				if !firingIn(procs[i].alerts(), w.name) && testutil.FindAlert(got, w.name, runIDs[i]) == nil {
+					t.Logf("%s: %s resolved after %v", v.name, w.name, time.Since(start).Round(time.Second))
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %s did not resolve after its leak ended\n%s", v.name, w.name, procs[i].stderr)
+				}
+				time.Sleep(2 * time.Second)
 			}
-			time.Sleep(2 * time.Second)
 		}
 	}
 	// Give the quiet variants the same stretch as the plateau canary.
@@ -223,11 +215,8 @@ func TestLeakCanariesEndToEnd(t *testing.T) {
 	close(stop)
 	for i, v := range variants {
 		seen := results[i]()
-		if v.want == "" && len(seen) > 0 {
-			t.Errorf("%s: fired %v, want nothing\n%s", v.name, seen, procs[i].stderr)
-		}
-		if v.want != "" && len(seen) != 1 {
-			t.Errorf("%s: alerts seen %v, want only %s", v.name, seen, v.want)
+		if len(seen) != len(v.want) {
+			t.Errorf("%s: alerts seen %v, want exactly %v\n%s", v.name, seen, v.want, procs[i].stderr)
 		}
 		_ = procs[i].cmd.Process.Signal(syscall.SIGTERM)
 		if code := procs[i].wait(15 * time.Second); code != 0 {
@@ -240,4 +229,71 @@ func TestLeakCanariesEndToEnd(t *testing.T) {
 		}
 		t.Logf("%s journal: %s", v.name, strings.Join(types, ","))
 	}
+}
+
+func firingIn(as []leakcheck.FiringAlert, name string) bool {
+	for _, a := range as {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAlertFires waits until w fires in soakd (by deadline) and reaches
+// Alertmanager, and checks how both show it.
+func checkAlertFires(t *testing.T, d *proc, am, runID, variant string, w wantAlert, deadline time.Time) {
+	t.Helper()
+	var fa leakcheck.FiringAlert
+	for {
+		var ok bool
+		for _, a := range d.alerts() {
+			if a.Name == w.name && a.Signal == w.signal {
+				fa, ok = a, true
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s on %s did not fire in time\n%s", variant, w.name, w.signal, d.stderr)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("%s: %s fired (canary %q); evidence %s", variant, w.name, fa.Canary, fa.Evidence)
+	if (fa.Canary != "") != (w.canary || w.name == leakcheck.AlertCanaryMissed) {
+		t.Errorf("%s: %s names canary %q, want a canary's: %v", variant, w.name, fa.Canary, w.canary)
+	}
+	if w.topFunc != "" {
+		s := readSummary(t, fa.Evidence)
+		var top string
+		if w.signal == leakcheck.SignalHeap && len(s.TopHeapSites) > 0 {
+			top = s.TopHeapSites[0].Function
+		} else if len(s.TopStacks) > 0 {
+			top = s.TopStacks[0].Key
+		}
+		if !strings.Contains(top, w.topFunc) {
+			t.Errorf("%s: %s evidence's top growth is %q, want %s", variant, w.name, top, w.topFunc)
+		}
+	}
+	// Delivered to the real Alertmanager: the dispatcher sends in the
+	// background, so give it a moment on a busy machine.
+	var a *testutil.GettableAlert
+	for until := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		got, body := testutil.GetAlerts(t, http.DefaultClient, am+"/api/v2/alerts?active=true")
+		if a = testutil.FindAlert(got, w.name, runID); a != nil {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("%s: %s for run %s not in Alertmanager within 30s: %s", variant, w.name, runID, body)
+		}
+	}
+	canary := map[bool]string{true: "true", false: ""}[w.canary]
+	if a.Labels["severity"] != w.severity || a.Labels["canary"] != canary || a.Labels["signal"] != w.signal || a.Annotations["summary"] == "" {
+		t.Errorf("%s: %s in Alertmanager: labels %v, want severity %s, canary %q, signal %s", variant, w.name, a.Labels, w.severity, canary, w.signal)
+	}
+	if (w.canary || w.name == leakcheck.AlertCanaryMissed) && a.Annotations["canary_fault"] == "" {
+		t.Errorf("%s: %s in Alertmanager names no canary fault: %v", variant, w.name, a.Annotations)
+	}
+	t.Logf("%s: %s in Alertmanager: %v; %s", variant, w.name, a.Labels, a.Annotations["summary"])
 }

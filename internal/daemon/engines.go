@@ -103,6 +103,11 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	}
 	services = append(services, checkers...)
 	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: runner.Stop})
+	if planted, err := plantedLeak(w); err != nil {
+		return nil, err
+	} else if planted != nil {
+		services = append(services, *planted)
+	}
 	services = append(services, loads...)
 	return &engines{services: services, history: hist, faults: runner, monitor: mon, profiler: prof}, nil
 }

@@ -30,4 +30,12 @@
 // signal on purpose marks it disturbed (Monitor.Disturb, Settle): its
 // samples stay out of the window until the fault has settled. The
 // open-fds signal subtracts the descriptors faults hold (package offheap).
+//
+// Leak canaries (canary.go, a pure core, and monitor_canary.go): the
+// daemon tells the Monitor of each "leak" fault (CanaryStarted, Ended). An
+// alert on a signal a canary drives, while it is in force or within
+// leakcheck.window of its end, is the canary's: canary="true", severity
+// info, the fault's id; it counts as the alert path proven. A canary that
+// expected an alert and settled without one raises SoakdCanaryMissed, a
+// real critical alert. The canaries are kept in the alert state file.
 package leakcheck

@@ -23,17 +23,7 @@ type link struct {
 	conns map[*linkConn]struct{}
 }
 
-func (l *link) killConns(rst bool) {
-	l.mu.Lock()
-	cs := make([]*linkConn, 0, len(l.conns))
-	for c := range l.conns {
-		cs = append(cs, c)
-	}
-	l.mu.Unlock()
-	for _, c := range cs {
-		c.kill(rst)
-	}
-}
+func (l *link) killConns(rst bool) { killAll(&l.mu, l.conns, rst) }
 
 func (l *link) connCount() int {
 	l.mu.Lock()

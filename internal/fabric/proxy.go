@@ -84,13 +84,20 @@ func (p *proxy) start(client, up net.Conn) {
 	go pc.run(dirDown, up, client)
 }
 
-func (p *proxy) killConns(rst bool) {
-	p.mu.Lock()
-	cs := make([]*pipe, 0, len(p.conns))
-	for c := range p.conns {
+func (p *proxy) killConns(rst bool) { killAll(&p.mu, p.conns, rst) }
+
+// killAll kills every connection of set, which mu guards; each kill takes
+// mu itself to leave the set, so the set is copied first.
+func killAll[C interface {
+	comparable
+	kill(rst bool)
+}](mu *sync.Mutex, set map[C]struct{}, rst bool) {
+	mu.Lock()
+	cs := make([]C, 0, len(set))
+	for c := range set {
 		cs = append(cs, c)
 	}
-	p.mu.Unlock()
+	mu.Unlock()
 	for _, c := range cs {
 		c.kill(rst)
 	}

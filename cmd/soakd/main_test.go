@@ -92,8 +92,17 @@ var listenRE = regexp.MustCompile(`msg="serving HTTP" addr=(\S+)`)
 
 func startDaemon(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	d := startProc(t, env, append([]string{"run"}, args...)...)
+	d.waitReady()
+	return d
+}
+
+// startProc starts soakd with args and waits until it logs its HTTP
+// address.
+func startProc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	d := &proc{t: t, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(soakdBin, append([]string{"run"}, args...)...)
+	d.cmd = exec.Command(soakdBin, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
@@ -132,7 +141,6 @@ func startDaemon(t *testing.T, env []string, args ...string) *proc {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("soakd did not start serving\n%s", d.stderr)
 	}
-	d.waitReady()
 	return d
 }
 

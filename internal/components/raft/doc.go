@@ -24,6 +24,13 @@
 // Reads are linearizable because a get is a command applied through the
 // log like a write (fsm.go explains why that suffices).
 //
+// A member can also run as its own process (node.go, `soakd node`): the
+// same FSM, stores and transport, its peers at network addresses given on
+// the command line, every member bootstrapping a brand-new cluster with the
+// same configuration. It answers ops over HTTP only as leader (a follower
+// names the leader); a SIGKILLed member restarted on its state dir
+// recovers from its disk and rejoins.
+//
 // Imports: components and config of soakd's internals, nothing else. The
 // linearizability checker lives elsewhere; this package exposes every
 // finished operation through the Recorder hook.

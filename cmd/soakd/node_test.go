@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/raft"
+	"github.com/soakd/soakd/internal/run"
 )
 
 // raftNodes is a cluster of `soakd node` processes on loopback.
@@ -201,4 +205,117 @@ func startBadNode(t *testing.T, c *raftNodes, id string) string {
 		t.Fatal("soakd node on a changed address succeeded")
 	}
 	return stderr
+}
+
+// childNodes lists the `soakd node` processes whose parent is pid.
+func childNodes(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		if cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); bytes.Contains(cmdline, []byte("node\x00")) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// TestRaftProcessesModeUnderLoad runs `soakd run` with components.raft.mode
+// processes: the three nodes are child processes under load; a crash of
+// the leader and then of a follower is a real SIGKILL of the node's
+// process, restarted from its disk when the fault ends; linearizability
+// holds over the whole history; the children end with soakd.
+func TestRaftProcessesModeUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40 s of real time")
+	}
+	cfg := testConfig(t, `
+load:
+  raft: {rate: 200, ramp_up: 0s}
+faults:
+  timeline:
+    - {at: 8s, duration: 8s, kind: crash, target: raft/leader}
+    - {at: 22s, duration: 8s, kind: crash, target: raft/follower}
+`)
+	cfg = strings.Replace(string(mustRead(t, cfg)), "raft: {enabled: false}", "raft: {enabled: true, nodes: 3, mode: processes}", 1)
+	state := filepath.Join(t.TempDir(), "s")
+	d := startDaemon(t, nil, "--config", writeTemp(t, cfg), "--state-dir", state)
+	pid := d.cmd.Process.Pid
+	if n := len(childNodes(t, pid)); n != 3 {
+		t.Fatalf("%d node processes under soakd, want 3", n)
+	}
+	first := childNodes(t, pid)
+	time.Sleep(38 * time.Second)
+	m := d.scrape("soakd_")
+	okPuts := m[`soakd_ops_total{component="raft",op="put",outcome="ok"}`]
+	lin := m[`soakd_checks_total{checker="linearizability",component="raft",result="ok"}`]
+	illegal := m[`soakd_checks_total{checker="linearizability",component="raft",result="illegal"}`]
+	t.Logf("ok puts %.0f, linearizability windows ok %.0f, illegal %.0f", okPuts, lin, illegal)
+	if okPuts < 1000 || lin == 0 || illegal != 0 {
+		t.Errorf("ok puts %.0f, linearizability ok %.0f illegal %.0f\n%s", okPuts, lin, illegal, d.stderr)
+	}
+	if v := m[`soakd_invariant_violations_total{component="raft",invariant="linearizability"}`]; v != 0 {
+		t.Errorf("%v linearizability violations", v)
+	}
+	now := childNodes(t, pid)
+	if len(now) != 3 {
+		t.Errorf("%d node processes after the crashes, want 3", len(now))
+	}
+	replaced := 0
+	for _, p := range first {
+		if !slices.Contains(now, p) {
+			replaced++
+		}
+	}
+	// Two crashes replace one or two processes (the follower picked for
+	// the second may be the leader restarted after the first); the journal
+	// below counts the SIGKILLs.
+	if replaced == 0 {
+		t.Errorf("no node process was replaced by the crashes: %v -> %v", first, now)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.stderr)
+	}
+	for _, p := range now {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(p))); err == nil {
+			if stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat")); !bytes.Contains(stat, []byte(") Z")) {
+				t.Errorf("node process %d outlived soakd", p)
+			}
+		}
+	}
+	evs, err := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, restarted := 0, 0
+	for _, e := range evs {
+		switch e.Type {
+		case "raft_node_crashed":
+			if e.Fields["signal"] == "SIGKILL" {
+				crashed++
+			}
+		case "raft_node_restarted":
+			restarted++
+		}
+	}
+	if crashed != 2 || restarted != 2 {
+		t.Errorf("journal: %d SIGKILL crashes and %d restarts, want 2 and 2", crashed, restarted)
+	}
 }

@@ -50,7 +50,16 @@ func (c *Components) EnabledComponents() []string {
 type RaftComponent struct {
 	Enabled bool `yaml:"enabled"`
 	Nodes   int  `yaml:"nodes"`
+	// Mode is where the nodes run: inprocess (the default: inside soakd)
+	// or processes (each a `soakd node` child process soakd supervises).
+	Mode string `yaml:"mode"`
 }
+
+// Node modes of a component.
+const (
+	ModeInProcess = "inprocess"
+	ModeProcesses = "processes"
+)
 
 type PBFTComponent struct {
 	Enabled  bool `yaml:"enabled"`

@@ -157,6 +157,11 @@ func (c *Config) validateComponents(v *validator) {
 	if r := c.Components.Raft; r.Enabled && (r.Nodes < MinRaftNodes || r.Nodes > MaxRaftNodes) {
 		v.add("components.raft.nodes", "must be between %d and %d", MinRaftNodes, MaxRaftNodes)
 	}
+	switch m := c.Components.Raft.Mode; m {
+	case "", ModeInProcess, ModeProcesses:
+	default:
+		v.add("components.raft.mode", "must be %s or %s, got %q", ModeInProcess, ModeProcesses, m)
+	}
 	if p := c.Components.PBFT; p.Enabled {
 		const path = "components.pbft.replicas"
 		switch n := p.Replicas; {

@@ -139,8 +139,12 @@ var (
 	_ components.Nodes     = (*Cluster)(nil)
 )
 
-// New is the raft components.Factory.
+// New is the raft components.Factory: the nodes in soakd's process, or,
+// with components.raft.mode processes, each a child process.
 func New(deps components.Deps) (components.Component, error) {
+	if deps.Config != nil && deps.Config.Components.Raft.Mode == config.ModeProcesses {
+		return NewProcesses(deps)
+	}
 	return newCluster(deps, defaultOptions())
 }
 

@@ -29,7 +29,11 @@
 // the command line, every member bootstrapping a brand-new cluster with the
 // same configuration. It answers ops over HTTP only as leader (a follower
 // names the leader); a SIGKILLed member restarted on its state dir
-// recovers from its disk and rejoins.
+// recovers from its disk and rejoins. Processes (procs.go) is the
+// component in components.raft.mode processes: it starts and supervises
+// those node processes, sends ops to the leader's HTTP API (an op whose
+// request never connected failed; one whose answer was lost is unknown),
+// and crashes a node with SIGKILL.
 //
 // Imports: components and config of soakd's internals, nothing else. The
 // linearizability checker lives elsewhere; this package exposes every

@@ -178,6 +178,7 @@ type OpRequest struct {
 type OpReply struct {
 	Outcome components.Outcome `json:"outcome"`
 	Value   []byte             `json:"value,omitempty"`
+	Found   bool               `json:"found,omitempty"` // the key existed before the op
 	Swapped bool               `json:"swapped,omitempty"`
 	Error   string             `json:"error,omitempty"`
 	Leader  string             `json:"leader,omitempty"`
@@ -197,8 +198,11 @@ func (nd *Node) Do(ctx context.Context, op components.Op) OpReply {
 		ctx, cancel = context.WithTimeout(ctx, components.DefaultOpTimeout)
 		defer cancel()
 	}
-	_, res := nd.c.exec(ctx, op)
+	rep, res := nd.c.exec(ctx, op)
 	r := OpReply{Outcome: res.Outcome, Value: res.Value, Swapped: res.Swapped}
+	if rep != nil {
+		r.Value, r.Found = rep.value, rep.found
+	}
 	if res.Err != nil {
 		r.Error = res.Err.Error()
 	}

@@ -18,7 +18,7 @@ var _ components.TargetResolver = (*Cluster)(nil)
 // "majority" and "all".
 func (c *Cluster) Resolve(selector string, pick uint64) ([]string, error) {
 	c.mu.RLock()
-	var all, running, followers []string
+	var all, running []string
 	leader := ""
 	var leaderTerm uint64
 	for _, n := range c.nodes {
@@ -34,6 +34,13 @@ func (c *Cluster) Resolve(selector string, pick uint64) ([]string, error) {
 		}
 	}
 	c.mu.RUnlock()
+	return resolveTarget(selector, pick, all, running, leader)
+}
+
+// resolveTarget picks selector's nodes among all, of which running run and
+// leader leads ("" none).
+func resolveTarget(selector string, pick uint64, all, running []string, leader string) ([]string, error) {
+	var followers []string
 	for _, id := range running {
 		if id != leader {
 			followers = append(followers, id)

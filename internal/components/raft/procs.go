@@ -1,0 +1,552 @@
+package raft
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/fsutil"
+)
+
+// Processes is the raft component with every member a `soakd node` child
+// process (components.raft.mode: processes): the same replicated KV store,
+// reached over each node's HTTP API, with crash a real SIGKILL of the
+// node's process and restart a new process on the node's own state dir.
+// The load, the checkers and the faults drive it as they drive Cluster.
+type Processes struct {
+	log      *slog.Logger
+	clock    clockwork.Clock
+	bin      string // soakd's own executable
+	stateDir string
+	event    func(string, map[string]any)
+	client   *http.Client
+	nodes    []*procNode
+
+	lifecycle sync.Mutex // Start, Stop, Crash, Restart
+	mu        sync.RWMutex
+	leader    string // last node known to lead
+	started   bool
+
+	clientIDs atomic.Int64
+	recorder  atomic.Pointer[recorderBox]
+}
+
+// procNode is one member; cmd is nil while it is down.
+type procNode struct {
+	id, dir, raftAddr string
+	httpAddr          string
+	cmd               *exec.Cmd
+	exited            chan struct{}
+}
+
+var (
+	_ components.Component      = (*Processes)(nil)
+	_ components.Nodes          = (*Processes)(nil)
+	_ components.TargetResolver = (*Processes)(nil)
+	_ components.KVHistory      = (*Processes)(nil)
+)
+
+// membersFile keeps the members' Raft addresses, chosen once: every
+// restart of every node needs the same --peer list.
+const membersFile = "members.json"
+
+// NewProcesses builds the component from deps; nothing runs until Start.
+func NewProcesses(deps components.Deps) (*Processes, error) {
+	n := MinNodes
+	if deps.Config != nil {
+		n = deps.Config.Components.Raft.Nodes
+	}
+	if deps.StateDir == "" {
+		return nil, errors.New("raft: empty state dir")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("raft: processes mode needs soakd's own executable: %w", err)
+	}
+	p := &Processes{log: deps.Logger, clock: deps.Clock, bin: bin, stateDir: deps.StateDir, event: deps.Event,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.clock == nil {
+		p.clock = clockwork.NewRealClock()
+	}
+	if p.event == nil {
+		p.event = func(string, map[string]any) {}
+	}
+	members, err := p.members(n)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("node-%d", i)
+		p.nodes = append(p.nodes, &procNode{id: id, dir: filepath.Join(deps.StateDir, id), raftAddr: members[id]})
+	}
+	return p, nil
+}
+
+// members reads the members' addresses, or picks free loopback ports for
+// them on the first start.
+func (p *Processes) members(n int) (map[string]string, error) {
+	path := filepath.Join(p.stateDir, membersFile)
+	var m map[string]string
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &m); err != nil || len(m) != n {
+			return nil, fmt.Errorf("raft: %s: not %d members (components.raft.nodes cannot change in a run)", path, n)
+		}
+		return m, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	m = map[string]string{}
+	for i := 1; i <= n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("raft: pick a node address: %w", err)
+		}
+		m[fmt.Sprintf("node-%d", i)] = ln.Addr().String()
+		_ = ln.Close()
+	}
+	if err := os.MkdirAll(p.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	b, _ = json.MarshalIndent(m, "", "  ")
+	if err := fsutil.WriteBytes(path, 0o600, append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	return m, nil
+}
+
+// Name implements components.Component.
+func (p *Processes) Name() string { return "raft" }
+
+// Ops implements components.Component.
+func (p *Processes) Ops() []string { return []string{"put", "get", "cas"} }
+
+// NodeIDs implements components.Nodes.
+func (p *Processes) NodeIDs() []string {
+	ids := make([]string, len(p.nodes))
+	for i, n := range p.nodes {
+		ids[i] = n.id
+	}
+	return ids
+}
+
+// SetRecorder sets the hook that sees every finished operation.
+func (p *Processes) SetRecorder(r Recorder) {
+	if r == nil {
+		p.recorder.Store(nil)
+		return
+	}
+	p.recorder.Store(&recorderBox{r})
+}
+
+func (p *Processes) node(id string) *procNode {
+	for _, n := range p.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// Start starts every node process and waits for a leader.
+func (p *Processes) Start(ctx context.Context) error {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if p.started {
+		return errors.New("raft: already started")
+	}
+	for _, n := range p.nodes {
+		if err := p.spawn(n); err != nil {
+			p.stopAll(false)
+			return err
+		}
+	}
+	p.started = true
+	for {
+		if _, err := p.findLeader(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			p.stopAll(false)
+			p.started = false
+			return fmt.Errorf("raft: no leader elected among the node processes: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+var servingRE = regexp.MustCompile(`msg="serving HTTP" addr=(\S+)`)
+
+// spawn starts n's process and waits until it serves HTTP.
+func (p *Processes) spawn(n *procNode) error {
+	args := []string{"node", "--component", "raft", "--id", n.id, "--state-dir", n.dir, "--listen", "127.0.0.1:0"}
+	for _, m := range p.nodes {
+		args = append(args, "--peer", m.id+"="+m.raftAddr)
+	}
+	cmd := exec.Command(p.bin, args...)
+	cmd.SysProcAttr = nodeSysProcAttr()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("raft: start %s: %w", n.id, err)
+	}
+	addrc := make(chan string, 1)
+	exited := make(chan struct{})
+	tail := &lastLines{max: 20}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
+			}
+			tail.add(line)
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case addr := <-addrc:
+		p.mu.Lock()
+		n.cmd, n.exited, n.httpAddr = cmd, exited, addr
+		p.mu.Unlock()
+		p.log.Info("raft node process started", "node", n.id, "pid", cmd.Process.Pid, "http", addr, "raft", n.raftAddr)
+		return nil
+	case <-exited:
+		return fmt.Errorf("raft: node %s exited at start: %s", n.id, tail)
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("raft: node %s did not serve within 30s: %s", n.id, tail)
+	}
+}
+
+// lastLines keeps a process's last lines of output for an error message.
+type lastLines struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (l *lastLines) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == l.max {
+		l.lines = l.lines[1:]
+	}
+	l.lines = append(l.lines, s)
+}
+
+func (l *lastLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.lines)
+}
+
+// kill ends n's process: SIGKILL when crash, else SIGTERM and, after 5 s,
+// SIGKILL.
+func (p *Processes) kill(n *procNode, crash bool) error {
+	p.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.cmd, n.httpAddr = nil, ""
+	p.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("raft: %s is not running", n.id)
+	}
+	sig := syscall.SIGTERM
+	if crash {
+		sig = syscall.SIGKILL
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	return nil
+}
+
+func (p *Processes) stopAll(crash bool) {
+	for _, n := range p.nodes {
+		_ = p.kill(n, crash)
+	}
+}
+
+// Stop stops every node process gracefully.
+func (p *Processes) Stop(context.Context) error {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if !p.started {
+		return nil
+	}
+	p.started = false
+	p.stopAll(false)
+	p.client.CloseIdleConnections()
+	return nil
+}
+
+// Crash SIGKILLs node id's process: nothing but what it fsynced survives.
+func (p *Processes) Crash(id string) error {
+	n := p.node(id)
+	if n == nil {
+		return fmt.Errorf("raft: crash %q: %w", id, components.ErrNoSuchNode)
+	}
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if err := p.kill(n, true); err != nil {
+		return err
+	}
+	p.event("raft_node_crashed", map[string]any{"node": id, "signal": "SIGKILL"})
+	return nil
+}
+
+// Restart starts node id's process again on its own state dir.
+func (p *Processes) Restart(id string) error {
+	n := p.node(id)
+	if n == nil {
+		return fmt.Errorf("raft: restart %q: %w", id, components.ErrNoSuchNode)
+	}
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	p.mu.RLock()
+	running := n.cmd != nil
+	p.mu.RUnlock()
+	if running {
+		return fmt.Errorf("raft: restart %s: node is running", id)
+	}
+	if err := p.spawn(n); err != nil {
+		return err
+	}
+	p.event("raft_node_restarted", map[string]any{"node": id})
+	return nil
+}
+
+// statuses asks every running node for its status.
+func (p *Processes) statuses(ctx context.Context) map[string]NodeStatus {
+	p.mu.RLock()
+	addrs := map[string]string{}
+	for _, n := range p.nodes {
+		if n.cmd != nil {
+			addrs[n.id] = n.httpAddr
+		}
+	}
+	p.mu.RUnlock()
+	out := map[string]NodeStatus{}
+	for id, addr := range addrs {
+		var st NodeStatus
+		if err := p.get(ctx, addr, "/raft/v1/status", &st); err == nil {
+			out[id] = st
+		}
+	}
+	return out
+}
+
+func (p *Processes) get(ctx context.Context, addr, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
+}
+
+// findLeader is the running node that leads with the highest term.
+func (p *Processes) findLeader(ctx context.Context) (string, error) {
+	leader, term := "", uint64(0)
+	for id, st := range p.statuses(ctx) {
+		if st.State == "Leader" && (leader == "" || st.Term > term) {
+			leader, term = id, st.Term
+		}
+	}
+	if leader == "" {
+		return "", errors.New("raft: no leader")
+	}
+	p.mu.Lock()
+	p.leader = leader
+	p.mu.Unlock()
+	return leader, nil
+}
+
+// Resolve implements components.TargetResolver, from the nodes' own
+// statuses.
+func (p *Processes) Resolve(selector string, pick uint64) ([]string, error) {
+	sts := p.statuses(context.Background())
+	running := slices.Sorted(maps.Keys(sts))
+	leader, term := "", uint64(0)
+	for id, st := range sts {
+		if st.State == "Leader" && (leader == "" || st.Term > term) {
+			leader, term = id, st.Term
+		}
+	}
+	return resolveTarget(selector, pick, p.NodeIDs(), running, leader)
+}
+
+// Health implements components.Component: healthy when a quorum of node
+// processes answers and one of them leads.
+func (p *Processes) Health() components.Health {
+	sts := p.statuses(context.Background())
+	if len(sts) < len(p.nodes)/2+1 {
+		return components.Health{Detail: fmt.Sprintf("%d of %d node processes answer: no quorum", len(sts), len(p.nodes))}
+	}
+	for _, st := range sts {
+		if st.State == "Leader" {
+			return components.Health{Healthy: true}
+		}
+	}
+	return components.Health{Detail: "no leader among the node processes"}
+}
+
+// Do implements components.Component: the op goes to the leader's HTTP
+// API, following a follower's redirect. A request that never reached a
+// node (no connection) did not apply (failed); one whose answer was lost
+// may have (unknown).
+func (p *Processes) Do(ctx context.Context, op components.Op) components.Result {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, components.DefaultOpTimeout)
+		defer cancel()
+	}
+	id, ok := components.ClientID(ctx)
+	if !ok {
+		id = int(p.clientIDs.Add(1))
+	}
+	call := p.clock.Now()
+	rep := p.exec(ctx, op)
+	ret := p.clock.Now()
+	res := components.Result{Outcome: rep.Outcome, Value: rep.Value, Swapped: rep.Swapped}
+	if rep.Error != "" {
+		res.Err = errors.New(rep.Error)
+	}
+	if b := p.recorder.Load(); b != nil {
+		h := HistoryOp{ClientID: id, Call: call, Return: ret, Op: op.Name, Key: op.Key, Value: op.Value, Expect: op.Expect, Outcome: res.Outcome}
+		if rep.Outcome == components.OutcomeOK {
+			h.Output, h.Found, h.Swapped = rep.Value, rep.Found, rep.Swapped
+		}
+		b.r.Record(h)
+	}
+	return res
+}
+
+func (p *Processes) exec(ctx context.Context, op components.Op) OpReply {
+	body, err := json.Marshal(OpRequest{Op: op.Name, Key: op.Key, Value: op.Value, Expect: op.Expect})
+	if err != nil {
+		return OpReply{Outcome: components.OutcomeFailed, Error: err.Error()}
+	}
+	p.mu.RLock()
+	target := p.leader
+	p.mu.RUnlock()
+	last := OpReply{Outcome: components.OutcomeFailed, Error: "raft: no node process answers"}
+	backoff := clientBackoffMin
+	for attempt := 0; attempt < clientAttempts && ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, clientBackoffMax)
+		}
+		if target == "" {
+			if target, err = p.findLeader(ctx); err != nil {
+				continue
+			}
+		}
+		n := p.node(target)
+		p.mu.RLock()
+		addr := ""
+		if n != nil {
+			addr = n.httpAddr
+		}
+		p.mu.RUnlock()
+		if addr == "" {
+			target = ""
+			continue
+		}
+		rep, sent := p.post(ctx, addr, body)
+		switch {
+		case !sent:
+			last, target = rep, ""
+			continue
+		case rep.Outcome == components.OutcomeFailed && rep.Leader != "" && rep.Leader != target:
+			last, target = rep, rep.Leader // follow the redirect
+			continue
+		case rep.Outcome == components.OutcomeFailed && rep.Error == ErrNotLeaderNode.Error():
+			last, target = rep, ""
+			continue
+		}
+		if rep.Outcome == components.OutcomeOK {
+			p.mu.Lock()
+			p.leader = target
+			p.mu.Unlock()
+		}
+		return rep
+	}
+	if last.Outcome == "" {
+		last.Outcome = components.OutcomeFailed
+	}
+	return last
+}
+
+// post sends one op; sent is false when it certainly never reached the
+// node (the connection failed), so it did not apply.
+func (p *Processes) post(ctx context.Context, addr string, body []byte) (rep OpReply, sent bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/raft/v1/op", bytes.NewReader(body))
+	if err != nil {
+		return OpReply{Outcome: components.OutcomeFailed, Error: err.Error()}, false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return OpReply{Outcome: components.OutcomeFailed, Error: err.Error()}, false
+		}
+		return OpReply{Outcome: components.OutcomeUnknown, Error: err.Error()}, true
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return OpReply{Outcome: components.OutcomeFailed, Error: fmt.Sprintf("raft node: %s: %s", resp.Status, bytes.TrimSpace(b))}, true
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
+		return OpReply{Outcome: components.OutcomeUnknown, Error: "raft node: unreadable answer: " + err.Error()}, true
+	}
+	return rep, true
+}

@@ -19,13 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/raft"
 )
 
 // newNodeCmd is `soakd node`: one node of a component as its own process.
 func newNodeCmd(stderr io.Writer) *cobra.Command {
 	var component, id, stateDir, listen string
-	var peers []string
+	var peers, via []string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one node of a component as its own process (raft)",
@@ -59,9 +60,17 @@ disk and rejoins. SIGTERM or SIGINT stop it gracefully.`,
 			if stateDir == "" {
 				return usageError{errors.New("--state-dir is required")}
 			}
+			vm := map[string]string{}
+			for _, v := range via {
+				k, to, ok := strings.Cut(v, "=")
+				if !ok || k == "" || to == "" {
+					return usageError{fmt.Errorf("--via %q: want peer-host:port=proxy-host:port", v)}
+				}
+				vm[k] = to
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return runRaftNode(ctx, stderr, id, stateDir, listen, pm)
+			return runRaftNode(ctx, stderr, id, stateDir, listen, pm, vm)
 		},
 	}
 	f := cmd.Flags()
@@ -70,15 +79,22 @@ disk and rejoins. SIGTERM or SIGINT stop it gracefully.`,
 	f.StringVar(&stateDir, "state-dir", "", "the node's own state dir")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "HTTP address: /metrics, /healthz, /debug/pprof/, the node API")
 	f.StringArrayVar(&peers, "peer", nil, "id=host:port of a member's Raft address, every member's included (repeat)")
+	f.StringArrayVar(&via, "via", nil, "peer-host:port=host:port: dial that peer's Raft address through this one (soakd's fault fabric proxy for the link; repeat)")
 	return cmd
 }
 
-func runRaftNode(ctx context.Context, stderr io.Writer, id, dir, listen string, peers map[string]string) error {
+func runRaftNode(ctx context.Context, stderr io.Writer, id, dir, listen string, peers, via map[string]string) error {
 	base := slog.New(slog.NewTextHandler(stderr, nil))
 	log := base.With("node", id, "component", "raft")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	nd, err := raft.StartNode(raft.NodeOptions{ID: id, Dir: dir, Peers: peers, Logger: log, Metrics: reg})
+	dial := func(ctx context.Context, from, to, addr string) (net.Conn, error) {
+		if v, ok := via[addr]; ok {
+			addr = v
+		}
+		return components.DirectDialer(ctx, from, to, addr)
+	}
+	nd, err := raft.StartNode(raft.NodeOptions{ID: id, Dir: dir, Peers: peers, Logger: log, Metrics: reg, Dial: dial})
 	if err != nil {
 		return err
 	}

@@ -239,8 +239,10 @@ func childNodes(t *testing.T, pid int) []int {
 // TestRaftProcessesModeUnderLoad runs `soakd run` with components.raft.mode
 // processes: the three nodes are child processes under load; a crash of
 // the leader and then of a follower is a real SIGKILL of the node's
-// process, restarted from its disk when the fault ends; linearizability
-// holds over the whole history; the children end with soakd.
+// process, restarted from its disk when the fault ends; a partition of the
+// leader reaches the processes' links through the fabric's proxies (a new
+// term is elected); linearizability holds over the whole history; the
+// children end with soakd.
 func TestRaftProcessesModeUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("40 s of real time")
@@ -250,8 +252,9 @@ load:
   raft: {rate: 200, ramp_up: 0s}
 faults:
   timeline:
-    - {at: 8s, duration: 8s, kind: crash, target: raft/leader}
-    - {at: 22s, duration: 8s, kind: crash, target: raft/follower}
+    - {at: 6s, duration: 6s, kind: crash, target: raft/leader}
+    - {at: 17s, duration: 8s, kind: partition, target: raft/leader}
+    - {at: 30s, duration: 6s, kind: crash, target: raft/follower}
 `)
 	cfg = strings.Replace(string(mustRead(t, cfg)), "raft: {enabled: false}", "raft: {enabled: true, nodes: 3, mode: processes}", 1)
 	state := filepath.Join(t.TempDir(), "s")
@@ -261,7 +264,15 @@ faults:
 		t.Fatalf("%d node processes under soakd, want 3", n)
 	}
 	first := childNodes(t, pid)
-	time.Sleep(38 * time.Second)
+	time.Sleep(16 * time.Second)
+	before := d.scrape("soakd_raft_term")["soakd_raft_term"]
+	time.Sleep(10 * time.Second)
+	during := d.scrape("soakd_raft_term")["soakd_raft_term"]
+	t.Logf("raft term before the partition %v, during it %v", before, during)
+	if during <= before {
+		t.Errorf("a partition of the leader's process elected no new leader: term %v -> %v", before, during)
+	}
+	time.Sleep(14 * time.Second)
 	m := d.scrape("soakd_")
 	okPuts := m[`soakd_ops_total{component="raft",op="put",outcome="ok"}`]
 	lin := m[`soakd_checks_total{checker="linearizability",component="raft",result="ok"}`]
@@ -306,6 +317,9 @@ faults:
 	}
 	crashed, restarted := 0, 0
 	for _, e := range evs {
+		if e.Type == "fault_injected" && e.Fields["kind"] == "partition" {
+			t.Logf("partition of %v verified: %v", e.Fields["target"], e.Fields["verified"])
+		}
 		switch e.Type {
 		case "raft_node_crashed":
 			if e.Fields["signal"] == "SIGKILL" {

@@ -125,6 +125,11 @@ type Deps struct {
 	Config   *config.Config
 	// Dial is the link hook (nil: DirectDialer).
 	Dial Dialer
+	// LinkAddr is the link hook for nodes in other processes, which cannot
+	// take a Dialer: the address at which node from reaches node to,
+	// listening at addr, through the fault fabric (a per-link proxy). Nil:
+	// addr itself, the link is not faulted.
+	LinkAddr func(from, to, addr string) (string, error)
 	// Metrics is where the component registers its collectors (nil: a
 	// private registry).
 	Metrics prometheus.Registerer

@@ -305,7 +305,7 @@ func (w wiring) buildComponents() ([]components.Component, error) {
 		c, err := w.o.Components.Build(spec.Name, components.Deps{
 			StateDir: filepath.Join(w.o.StateDir, "components", spec.Name),
 			Seed:     w.r.State().Seed, Clock: w.clock, Logger: w.log, Config: w.cfg,
-			Dial: w.fabric.DialerFor(spec.Name), Metrics: w.reg, Event: w.r.Event, Peer: peer,
+			Dial: w.fabric.DialerFor(spec.Name), LinkAddr: w.fabric.LinkAddrFor(spec.Name), Metrics: w.reg, Event: w.r.Event, Peer: peer,
 		})
 		if err != nil {
 			return nil, err

@@ -10,7 +10,8 @@
 // leave a direction alone Read and Write are the socket's own, so an
 // unfaulted link costs what a direct connection costs. WithProxies routes
 // each link over its own TCP proxy on loopback instead (proxy.go), for nodes
-// in other processes whose sockets the fabric cannot wrap; it costs a second
+// in other processes whose sockets the fabric cannot wrap (LinkAddrFor gives
+// such a node the proxy's address for each peer); it costs a second
 // loopback hop. Both shape through the same code (shape.go), and every
 // effect below is tested both ways.
 //

@@ -238,6 +238,21 @@ func (f *Fabric) DialerFor(component string) components.Dialer {
 	}
 }
 
+// LinkAddrFor is the components.Deps.LinkAddr hook of component's nodes
+// when they run in other processes: the listen address of the proxy that
+// carries link from -> to (names qualified as DialerFor does), created on
+// first use and kept for the fabric's life, so a restarted node process
+// gets the same one. Every rule applies to it as to an in-process link.
+func (f *Fabric) LinkAddrFor(component string) func(from, to, addr string) (string, error) {
+	return func(from, to, addr string) (string, error) {
+		p, err := f.proxyFor(linkKey{component + "/" + from, component + "/" + to, addr})
+		if err != nil {
+			return "", err
+		}
+		return p.ln.Addr().String(), nil
+	}
+}
+
 func (f *Fabric) dial(ctx context.Context, from, to, addr string) (net.Conn, error) {
 	if err := f.gate(ctx, from, to, addr); err != nil {
 		return nil, err

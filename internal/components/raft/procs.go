@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/fsutil"
@@ -38,6 +39,7 @@ type Processes struct {
 	clock    clockwork.Clock
 	bin      string // soakd's own executable
 	stateDir string
+	linkAddr func(from, to, addr string) (string, error) // nil: peers dial each other directly
 	event    func(string, map[string]any)
 	client   *http.Client
 	nodes    []*procNode
@@ -83,7 +85,7 @@ func NewProcesses(deps components.Deps) (*Processes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: processes mode needs soakd's own executable: %w", err)
 	}
-	p := &Processes{log: deps.Logger, clock: deps.Clock, bin: bin, stateDir: deps.StateDir, event: deps.Event,
+	p := &Processes{log: deps.Logger, clock: deps.Clock, bin: bin, stateDir: deps.StateDir, event: deps.Event, linkAddr: deps.LinkAddr,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -97,6 +99,11 @@ func NewProcesses(deps components.Deps) (*Processes, error) {
 	members, err := p.members(n)
 	if err != nil {
 		return nil, err
+	}
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(&procCollector{p: p}); err != nil {
+			return nil, fmt.Errorf("raft: register metrics: %w", err)
+		}
 	}
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("node-%d", i)
@@ -207,6 +214,15 @@ func (p *Processes) spawn(n *procNode) error {
 	args := []string{"node", "--component", "raft", "--id", n.id, "--state-dir", n.dir, "--listen", "127.0.0.1:0"}
 	for _, m := range p.nodes {
 		args = append(args, "--peer", m.id+"="+m.raftAddr)
+		if m == n || p.linkAddr == nil {
+			continue
+		}
+		// The node dials this peer through the fabric's proxy for the link.
+		via, err := p.linkAddr(n.id, m.id, m.raftAddr)
+		if err != nil {
+			return fmt.Errorf("raft: link %s->%s: %w", n.id, m.id, err)
+		}
+		args = append(args, "--via", m.raftAddr+"="+via)
 	}
 	cmd := exec.Command(p.bin, args...)
 	cmd.SysProcAttr = nodeSysProcAttr()
@@ -549,4 +565,29 @@ func (p *Processes) post(ctx context.Context, addr string, body []byte) (rep OpR
 		return OpReply{Outcome: components.OutcomeUnknown, Error: "raft node: unreadable answer: " + err.Error()}, true
 	}
 	return rep, true
+}
+
+// procCollector reads the node processes' statuses at scrape time.
+type procCollector struct{ p *Processes }
+
+var descTerm = prometheus.NewDesc("soakd_raft_term",
+	"Highest Raft term among the running nodes: it rises with every election (processes mode).", nil, nil)
+
+// Describe implements prometheus.Collector.
+func (m *procCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descAppliedIndex, descNodesUp, descTerm} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *procCollector) Collect(ch chan<- prometheus.Metric) {
+	sts := m.p.statuses(context.Background())
+	var term uint64
+	for id, st := range sts {
+		ch <- prometheus.MustNewConstMetric(descAppliedIndex, prometheus.GaugeValue, float64(st.AppliedIndex), id)
+		term = max(term, st.Term)
+	}
+	ch <- prometheus.MustNewConstMetric(descNodesUp, prometheus.GaugeValue, float64(len(sts)))
+	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(term))
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,7 +125,8 @@ func farRuns() int {
 
 // BenchmarkFalseAlarms counts, by simulation, the alerts the default
 // detector (main window and leakcheck.windows) raises over clean 72-hour
-// runs (SOAKD_FAR_RUNS, default 100) per signal, by the window that fired
+// runs (SOAKD_FAR_RUNS, default 100) per signal (SOAKD_FAR_SIGNALS=fds,...
+// picks some), by the window that fired
 // them: false_alarms_<signal>_<window> should be 0. The noise is each
 // signal's recorded soak, block-bootstrapped, with a day's load cycle,
 // load phases and fault transients on top (realClean). The runs are spread
@@ -139,6 +142,9 @@ func BenchmarkFalseAlarms(b *testing.B) {
 			integer bool
 		}{{"heap", heapThr, realClean(b, SignalHeap), 50 * mib, false}, {"goroutines", gorThr, realClean(b, SignalGoroutines), 2200, true},
 			{"fds", fdThr, realClean(b, SignalFDs), 120, true}} {
+			if only := os.Getenv("SOAKD_FAR_SIGNALS"); only != "" && !slices.Contains(strings.Split(only, ","), c.name) {
+				continue
+			}
 			var mu sync.Mutex
 			byWindow := map[time.Duration]int{tWindow: 0}
 			for _, w := range defaultLeakCheck.Windows {

@@ -42,6 +42,15 @@ type DetectorConfig struct {
 	// Default 1. A short window with a high factor catches a fast leak
 	// early without firing on the noise a short window sees.
 	Factor float64
+	// MaxStepShare, when > 0, is the step guard: growth of which one rise
+	// between two consecutive samples makes up more than this share (of
+	// the fitted slope times the window's span) is a step or a staircase
+	// of a few level shifts, not a leak. Short windows need it: a level
+	// shift and a fault's transient in the same three minutes look to them
+	// like a steep leak, and the plateau guard cannot tell while the last
+	// step is recent. A leak grows in many small rises (even the "step"
+	// canary's minute-sized ones are a third of a 3-minute rise).
+	MaxStepShare float64
 }
 
 // Defaults for DetectorConfig.
@@ -93,6 +102,8 @@ func (c DetectorConfig) Validate() error {
 		return errors.New("min samples must be >= 3")
 	case !(c.PlateauFraction > 0 && c.PlateauFraction <= 1):
 		return errors.New("plateau fraction must be in (0, 1]")
+	case !(c.MaxStepShare >= 0 && c.MaxStepShare <= 1):
+		return errors.New("max step share must be in [0, 1]")
 	case !(c.Factor >= 1) || math.IsInf(c.Factor, 0):
 		return errors.New("factor must be >= 1")
 	}
@@ -150,6 +161,7 @@ const (
 	ReasonPlateau      = "growth stopped (plateau)"
 	ReasonLeak         = "leak suspected"
 	ReasonHeld         = "suspect, not yet for as long as the window's plateau span"
+	ReasonStep         = "one step makes most of the rise (step guard)"
 	ReasonStillGrowing = "not suspect, but a window's slope is still above its bar"
 )
 
@@ -276,10 +288,34 @@ func (d *Detector) Evaluate(now time.Time, samples []Sample) Evaluation {
 		ev.Reason = ReasonNoTrend
 	case ev.Plateau:
 		ev.Reason = ReasonPlateau
+	case c.MaxStepShare > 0 && stepShare(win[first:], ev.Slope) > c.MaxStepShare:
+		ev.Reason = ReasonStep
 	default:
 		ev.Suspect, ev.Reason = true, ReasonLeak
 	}
 	return ev
+}
+
+// stepShare is the largest rise between consecutive finite samples of win
+// over the rise slope makes across win's span (+Inf when that is not
+// positive).
+func stepShare(win []Sample, slope float64) float64 {
+	var jump float64
+	prev := math.NaN()
+	for _, s := range win {
+		if !finite(s.V) {
+			continue
+		}
+		if !math.IsNaN(prev) {
+			jump = max(jump, s.V-prev)
+		}
+		prev = s.V
+	}
+	rise := slope * win[len(win)-1].T.Sub(win[0].T).Seconds()
+	if !(rise > 0) {
+		return math.Inf(1)
+	}
+	return jump / rise
 }
 
 // PredictedDetection returns how long after a leak starts the detector with

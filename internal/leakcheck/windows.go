@@ -36,11 +36,25 @@ type extraWindow struct {
 
 // newExtraWindow builds window w of signal; confidence is the window's
 // own, resolved by config.LeakCheck.Confidences.
+// Step guard of the short windows (DetectorConfig.MaxStepShare): a window
+// of at most stepGuardWindow judges growth of which one sample-to-sample
+// rise is over stepGuardShare a step. Longer windows see a leak's rise
+// over many noise jumps and need no guard; there the guard could block a
+// 2× heap leak, whose 10-minute rise is only about twice a GC jump.
+const (
+	stepGuardWindow = 5 * time.Minute
+	stepGuardShare  = 0.5
+)
+
 func newExtraWindow(signal string, w config.LeakWindow, threshold, confidence float64, interval time.Duration, forCount int) (*extraWindow, error) {
 	win := w.Window.Std()
 	stride := max(1, (int(win/interval)+maxWindowSamples)/maxWindowSamples)
-	det, err := NewDetector(signal, DetectorConfig{Threshold: threshold, Confidence: confidence, Window: win,
-		Interval: time.Duration(stride) * interval, Factor: w.Factor})
+	dc := DetectorConfig{Threshold: threshold, Confidence: confidence, Window: win,
+		Interval: time.Duration(stride) * interval, Factor: w.Factor}
+	if win <= stepGuardWindow {
+		dc.MaxStepShare = stepGuardShare
+	}
+	det, err := NewDetector(signal, dc)
 	if err != nil {
 		return nil, fmt.Errorf("leakcheck.windows %s: %w", w.Window, err)
 	}

@@ -22,7 +22,7 @@ CONFDIR ?= /etc/soakd
 # Packages fast enough to test under the race detector on every run.
 TEST_FLAGS ?= -race -count=1 -timeout 25m
 
-.PHONY: help build run test lint vet fmt-check install bench soak fuzz dashboards stack clean
+.PHONY: help build build-k8s run test lint vet fmt-check install bench soak fuzz dashboards stack clean
 
 DURATION ?= 2h
 
@@ -31,6 +31,9 @@ help: ## list targets
 
 build: ## build bin/soakd
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/soakd
+
+build-k8s: ## build bin/soakd with Chaos Mesh support (soakd chaos render; the image for deploy/kubernetes)
+	$(GO) build -tags chaosmesh -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/soakd
 
 run: build ## run the daemon on the embedded default config, state in ./soakd-state
 	./$(BIN) run --state-dir $(STATE_DIR)
@@ -42,6 +45,7 @@ lint: vet fmt-check ## go vet and gofmt
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags chaosmesh ./cmd/soakd
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -84,7 +84,7 @@ Start with:
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(stderr, b), newCheckConfigCmd(stdout, b), newPlanCmd(stdout, b), newStatusCmd(stdout), newReportCmd(stdout), newVersionCmd(stdout),
-		newMigrateBenchCmd(stdout), newStressCmd(stdout, stderr))
+		newMigrateBenchCmd(stdout), newStressCmd(stdout, stderr), newChaosCmd(stdout, stderr, b))
 	root.AddCommand(newNodeCmd(stderr))
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
 	hraft "github.com/hashicorp/raft"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
 )
@@ -67,6 +69,15 @@ func WithClientID(ctx context.Context, id int) context.Context {
 // that does not swap is outcome ok (the compare was performed); its
 // Result.Value is the current value and the Recorder sees Swapped false.
 func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
+	return recordedDo(ctx, c.clock, &c.clientIDs, &c.recorder, op, c.exec)
+}
+
+// recordedDo runs exec under components.DefaultOpTimeout when ctx has no
+// deadline, and hands the finished op, with its client and its call and
+// return times, to the recorder: the same for in-process nodes and node
+// processes, so the checker reads one kind of history.
+func recordedDo(ctx context.Context, clock clockwork.Clock, ids *atomic.Int64, rec *atomic.Pointer[recorderBox], op components.Op,
+	exec func(context.Context, components.Op) (*reply, components.Result)) components.Result {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, components.DefaultOpTimeout)
@@ -74,12 +85,12 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 	}
 	id, ok := components.ClientID(ctx)
 	if !ok {
-		id = int(c.clientIDs.Add(1))
+		id = int(ids.Add(1))
 	}
-	call := c.clock.Now()
-	rep, res := c.exec(ctx, op)
-	ret := c.clock.Now()
-	if b := c.recorder.Load(); b != nil {
+	call := clock.Now()
+	rep, res := exec(ctx, op)
+	ret := clock.Now()
+	if b := rec.Load(); b != nil {
 		h := HistoryOp{ClientID: id, Call: call, Return: ret, Op: op.Name, Key: op.Key, Value: op.Value, Expect: op.Expect, Outcome: res.Outcome}
 		if rep != nil {
 			h.Output, h.Found, h.Swapped = rep.value, rep.found, rep.swapped

@@ -455,30 +455,17 @@ func (p *Processes) Health() components.Health {
 // node (no connection) did not apply (failed); one whose answer was lost
 // may have (unknown).
 func (p *Processes) Do(ctx context.Context, op components.Op) components.Result {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, components.DefaultOpTimeout)
-		defer cancel()
-	}
-	id, ok := components.ClientID(ctx)
-	if !ok {
-		id = int(p.clientIDs.Add(1))
-	}
-	call := p.clock.Now()
-	rep := p.exec(ctx, op)
-	ret := p.clock.Now()
-	res := components.Result{Outcome: rep.Outcome, Value: rep.Value, Swapped: rep.Swapped}
-	if rep.Error != "" {
-		res.Err = errors.New(rep.Error)
-	}
-	if b := p.recorder.Load(); b != nil {
-		h := HistoryOp{ClientID: id, Call: call, Return: ret, Op: op.Name, Key: op.Key, Value: op.Value, Expect: op.Expect, Outcome: res.Outcome}
-		if rep.Outcome == components.OutcomeOK {
-			h.Output, h.Found, h.Swapped = rep.Value, rep.Found, rep.Swapped
+	return recordedDo(ctx, p.clock, &p.clientIDs, &p.recorder, op, func(ctx context.Context, op components.Op) (*reply, components.Result) {
+		r := p.exec(ctx, op)
+		res := components.Result{Outcome: r.Outcome, Value: r.Value, Swapped: r.Swapped}
+		if r.Error != "" {
+			res.Err = errors.New(r.Error)
 		}
-		b.r.Record(h)
-	}
-	return res
+		if r.Outcome != components.OutcomeOK {
+			return nil, res
+		}
+		return &reply{value: r.Value, found: r.Found, swapped: r.Swapped}, res
+	})
 }
 
 func (p *Processes) exec(ctx context.Context, op components.Op) OpReply {

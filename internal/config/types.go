@@ -251,9 +251,25 @@ type LeakWindow struct {
 	// Factor raises the window's bar: its slope's lower bound must exceed
 	// Factor times the threshold (default 1).
 	Factor float64 `yaml:"factor"`
+	// Factors overrides Factor per signal: a signal whose noise has steady
+	// short rises (descriptors reopened after a fault) needs a higher bar
+	// on a short window than one that must be caught fast.
+	Factors map[string]float64 `yaml:"factors,omitempty"`
 	// Confidence of this window's bound (default: derived from
 	// leakcheck.false_alarm_budget, else leakcheck.confidence).
 	Confidence float64 `yaml:"confidence,omitempty"`
+}
+
+// FactorFor is the window's bar factor for signal (Factors, else Factor,
+// else 1).
+func (w LeakWindow) FactorFor(signal string) float64 {
+	if f, ok := w.Factors[signal]; ok {
+		return f
+	}
+	if w.Factor == 0 {
+		return 1
+	}
+	return w.Factor
 }
 
 // FalseAlarmBudget is an expected number of false alarms per signal

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -463,6 +464,14 @@ func (c *Config) validateLeakCheck(v *validator) {
 		}
 		if w.Factor != 0 && !(w.Factor >= 1) || math.IsInf(w.Factor, 0) {
 			v.add(path+".factor", "must be >= 1")
+		}
+		for _, sig := range slices.Sorted(maps.Keys(w.Factors)) {
+			switch f := w.Factors[sig]; {
+			case !slices.Contains(LeakSignals, sig):
+				v.add(path+".factors."+sig, "unknown leak signal (want %s)", orList(LeakSignals))
+			case !(f >= 1) || math.IsInf(f, 0):
+				v.add(path+".factors."+sig, "must be >= 1")
+			}
 		}
 		if w.Confidence != 0 && !(w.Confidence > 0.5 && w.Confidence < 1) {
 			v.add(path+".confidence", "must be in (0.5, 1)")

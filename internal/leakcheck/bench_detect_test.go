@@ -65,12 +65,12 @@ func BenchmarkEvaluate(b *testing.B) {
 // and these move.
 func BenchmarkDetectionLatency(b *testing.B) {
 	heap, gor := realNoise(b, SignalHeap), realNoise(b, SignalGoroutines)
-	mean := func(lc config.LeakCheck, thr float64, sg synthSignal) time.Duration {
+	mean := func(lc config.LeakCheck, signal string, thr float64, sg synthSignal) time.Duration {
 		sg.interval = lc.Interval.Std() // sampled as that detector samples
 		var sum time.Duration
 		const seeds = 5
 		for seed := range uint64(seeds) {
-			fired, _ := replayWindows(newWindowSet(b, thr, lc), sg.samples(seed), tEpoch.Add(sg.leakAt))
+			fired, _ := replayWindows(newWindowSet(b, signal, thr, lc), sg.samples(seed), tEpoch.Add(sg.leakAt))
 			if len(fired) == 0 || fired[0] < 0 {
 				b.Fatalf("%+v seed %d: fired %v (before the leak: a false alarm)", sg, seed, fired)
 			}
@@ -78,19 +78,19 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		}
 		return sum / seeds
 	}
-	report := func(name string, thr float64, sg synthSignal) {
-		b.ReportMetric(mean(mainAlone, thr, sg).Seconds(), "s_to_fire_"+name)
-		b.ReportMetric(mean(defaultLeakCheck, thr, sg).Seconds(), "windows_s_to_fire_"+name)
+	report := func(name, signal string, thr float64, sg synthSignal) {
+		b.ReportMetric(mean(mainAlone, signal, thr, sg).Seconds(), "s_to_fire_"+name)
+		b.ReportMetric(mean(defaultLeakCheck, signal, thr, sg).Seconds(), "windows_s_to_fire_"+name)
 	}
 	for b.Loop() {
 		for _, r := range []float64{1.5, 2, 4, 8, 16} {
-			report(fmt.Sprintf("%gx", r), heapThr, synthSignal{base: 50 * mib, noise: heap, leakAt: preLeak,
+			report(fmt.Sprintf("%gx", r), SignalHeap, heapThr, synthSignal{base: 50 * mib, noise: heap, leakAt: preLeak,
 				shape: linearGrowth(r * heapThr), end: preLeak + 2*tWindow})
 		}
-		report("goroutines_2x", gorThr, synthSignal{base: 2200, noise: gor, integer: true, leakAt: preLeak,
+		report("goroutines_2x", SignalGoroutines, gorThr, synthSignal{base: 2200, noise: gor, integer: true, leakAt: preLeak,
 			shape: linearGrowth(2 * gorThr), end: preLeak + 2*tWindow})
 		slowThr := 0.1 * mib / 60
-		report("slow_0.2_at_0.1", slowThr, synthSignal{base: 50 * mib, noise: quietHeap, leakAt: 2*time.Hour + 5*time.Minute,
+		report("slow_0.2_at_0.1", SignalHeap, slowThr, synthSignal{base: 50 * mib, noise: quietHeap, leakAt: 2*time.Hour + 5*time.Minute,
 			shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 2*time.Hour})
 	}
 }
@@ -135,13 +135,13 @@ func BenchmarkFalseAlarms(b *testing.B) {
 	runs := farRuns()
 	for b.Loop() {
 		for _, c := range []struct {
-			name    string
-			thr     float64
-			noise   noiseModel
-			base    float64
-			integer bool
-		}{{"heap", heapThr, realClean(b, SignalHeap), 50 * mib, false}, {"goroutines", gorThr, realClean(b, SignalGoroutines), 2200, true},
-			{"fds", fdThr, realClean(b, SignalFDs), 120, true}} {
+			name, signal string
+			thr          float64
+			noise        noiseModel
+			base         float64
+			integer      bool
+		}{{"heap", SignalHeap, heapThr, realClean(b, SignalHeap), 50 * mib, false}, {"goroutines", SignalGoroutines, gorThr, realClean(b, SignalGoroutines), 2200, true},
+			{"fds", SignalFDs, fdThr, realClean(b, SignalFDs), 120, true}} {
 			if only := os.Getenv("SOAKD_FAR_SIGNALS"); only != "" && !slices.Contains(strings.Split(only, ","), c.name) {
 				continue
 			}
@@ -154,7 +154,7 @@ func BenchmarkFalseAlarms(b *testing.B) {
 			inParallel(runs, 1000, func(seed uint64) {
 				s := synthSignal{base: c.base, noise: c.noise, integer: c.integer, end: 72 * time.Hour,
 					interval: defaultLeakCheck.Interval.Std()}.samples(seed)
-				_, by := replayWindows(newWindowSet(b, c.thr, defaultLeakCheck), s, tEpoch)
+				_, by := replayWindows(newWindowSet(b, c.signal, c.thr, defaultLeakCheck), s, tEpoch)
 				mu.Lock()
 				defer mu.Unlock()
 				for _, w := range by {

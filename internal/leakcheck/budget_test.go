@@ -23,7 +23,7 @@ func budgetRuns(tb testing.TB, alarms float64, per time.Duration, runs int) (per
 	inParallel(runs, 5000, func(seed uint64) {
 		s := synthSignal{base: 50 * mib, noise: noiseModel{sd: mib}, shape: linearGrowth(heapThr), end: per,
 			interval: lc.Interval.Std()}.samples(seed)
-		fired, _ := replayWindows(newWindowSet(tb, heapThr, lc), s, tEpoch)
+		fired, _ := replayWindows(newWindowSet(tb, SignalHeap, heapThr, lc), s, tEpoch)
 		mu.Lock()
 		defer mu.Unlock()
 		total += len(fired)

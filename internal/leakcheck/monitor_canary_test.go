@@ -35,10 +35,14 @@ func newCanaryRig(t *testing.T, state string, at time.Time) *canaryRig {
 		Notify:  func(a alert.Alert) { r.mu.Lock(); r.notified = append(r.notified, a); r.mu.Unlock() },
 		Restore: func(a alert.Alert) { r.mu.Lock(); r.restored = append(r.restored, a); r.mu.Unlock() },
 		Event:   func(typ string, _ map[string]any) { r.mu.Lock(); r.events = append(r.events, typ); r.mu.Unlock() }})
-	if err := r.m.Start(context.Background()); err != nil {
+	if err := r.m.Start(context.Background()); err != nil { // restores the state file
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = r.m.Stop(context.Background()) })
+	// The test ticks by hand: stop the background ticker, which the fake
+	// clock's advances would otherwise fire too.
+	if err := r.m.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -172,8 +176,6 @@ func TestMissedCanaryAlertsAndSurvivesRestart(t *testing.T) {
 	if r.journaled(EventLeakCanaryMissed) != 1 {
 		t.Fatal("the miss is not journaled once")
 	}
-	_ = r.m.Stop(context.Background())
-
 	// The next incarnation takes it over, firing.
 	r2 := newCanaryRig(t, state, r.clock.Now().Add(time.Minute))
 	if len(r2.restored) != 1 || r2.restored[0].Name != AlertCanaryMissed || !r2.restored[0].Firing() {

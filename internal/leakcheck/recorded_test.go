@@ -250,7 +250,7 @@ func TestRecordedSoakQuiet(t *testing.T) {
 		}{{SignalHeap, heapThr}, {SignalGoroutines, gorThr}, {SignalFDs, fdThr}, {SignalRSS, 4 * mib / 60}} {
 			r := loadRecorded(t, soak, c.signal)
 			t.Logf("%s soak: %s", soak, r.describe())
-			if fired, by := replayWindows(newWindowSet(t, c.thr, defaultLeakCheck), r.series(), tEpoch); len(fired) > 0 {
+			if fired, by := replayWindows(newWindowSet(t, c.signal, c.thr, defaultLeakCheck), r.series(), tEpoch); len(fired) > 0 {
 				t.Errorf("%s soak, %s: %d alerts, the first %v in on the %v window", soak, c.signal, len(fired), fired[0], by[0])
 			}
 		}
@@ -262,7 +262,7 @@ func TestRecordedSoakQuiet(t *testing.T) {
 // control of TestRecordedSoakQuiet.
 func TestRecordedCanaryFires(t *testing.T) {
 	r, at := loadCanary(t, soakAccelerated, SignalHeap)
-	fired, by := replayWindows(newWindowSet(t, heapThr, defaultLeakCheck), r.series(), tEpoch.Add(time.Duration(at*float64(time.Second))))
+	fired, by := replayWindows(newWindowSet(t, SignalHeap, heapThr, defaultLeakCheck), r.series(), tEpoch.Add(time.Duration(at*float64(time.Second))))
 	if len(fired) != 1 {
 		t.Fatalf("the recorded canary fired %d alerts (%v on %v), want one", len(fired), fired, by)
 	}

@@ -50,7 +50,7 @@ func newExtraWindow(signal string, w config.LeakWindow, threshold, confidence fl
 	win := w.Window.Std()
 	stride := max(1, (int(win/interval)+maxWindowSamples)/maxWindowSamples)
 	dc := DetectorConfig{Threshold: threshold, Confidence: confidence, Window: win,
-		Interval: time.Duration(stride) * interval, Factor: w.Factor}
+		Interval: time.Duration(stride) * interval, Factor: w.FactorFor(signal)}
 	if win <= stepGuardWindow {
 		dc.MaxStepShare = stepGuardShare
 	}

@@ -19,7 +19,7 @@ type windowSet struct {
 
 // newWindowSet builds lc's windows at its interval (tInterval if unset;
 // for is the tests' tFor) with their confidences resolved as soakd does.
-func newWindowSet(tb testing.TB, thr float64, lc config.LeakCheck) *windowSet {
+func newWindowSet(tb testing.TB, signal string, thr float64, lc config.LeakCheck) *windowSet {
 	tb.Helper()
 	mainConf, winConf, err := lc.Confidences()
 	if err != nil {
@@ -34,7 +34,7 @@ func newWindowSet(tb testing.TB, thr float64, lc config.LeakCheck) *windowSet {
 	}
 	ws := &windowSet{main: main}
 	for i, w := range lc.Windows {
-		x, err := newExtraWindow("sim", w, thr, winConf[i], interval, tFor)
+		x, err := newExtraWindow(signal, w, thr, winConf[i], interval, tFor)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestWindowsQuietOnClean72h(t *testing.T) {
 		base   float64
 	}{{SignalHeap, heapThr, 50 * mib}, {SignalGoroutines, gorThr, 2200}, {SignalFDs, fdThr, 120}} {
 		for seed := range uint64(1) { // BenchmarkFalseAlarms runs 100 seeds
-			ws := newWindowSet(t, c.thr, defaultLeakCheck)
+			ws := newWindowSet(t, c.signal, c.thr, defaultLeakCheck)
 			s := synthSignal{base: c.base, noise: realClean(t, c.signal), integer: c.signal != SignalHeap, end: hours,
 				interval: defaultLeakCheck.Interval.Std()}.samples(seed + 1)
 			if fired, by := replayWindows(ws, s, tEpoch); len(fired) > 0 {
@@ -109,9 +109,9 @@ func TestWindowsQuietOnClean72h(t *testing.T) {
 func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
 	heap := realNoise(t, SignalHeap)
 	fast := synthSignal{base: 50 * mib, noise: heap, leakAt: preLeak, shape: linearGrowth(16 * heapThr), end: preLeak + 30*time.Minute}
-	single, _ := replayWindows(newWindowSet(t, heapThr, mainAlone), fast.samples(1), tEpoch.Add(preLeak))
+	single, _ := replayWindows(newWindowSet(t, SignalHeap, heapThr, mainAlone), fast.samples(1), tEpoch.Add(preLeak))
 	fast.interval = defaultLeakCheck.Interval.Std()
-	multi, by := replayWindows(newWindowSet(t, heapThr, defaultLeakCheck), fast.samples(1), tEpoch.Add(preLeak))
+	multi, by := replayWindows(newWindowSet(t, SignalHeap, heapThr, defaultLeakCheck), fast.samples(1), tEpoch.Add(preLeak))
 	if len(single) == 0 || len(multi) == 0 {
 		t.Fatalf("16× leak: fired %v (main window only), %v (with windows)", single, multi)
 	}
@@ -124,7 +124,7 @@ func TestWindowsCatchFastAndSlowLeaks(t *testing.T) {
 	slowThr := 0.1 * mib / 60
 	slow := synthSignal{base: 50 * mib, noise: quietHeap, leakAt: 2*time.Hour + 5*time.Minute,
 		shape: linearGrowth(2 * slowThr), end: 2*time.Hour + 5*time.Minute + 90*time.Minute, interval: defaultLeakCheck.Interval.Std()}
-	multi, by = replayWindows(newWindowSet(t, slowThr, defaultLeakCheck), slow.samples(1), tEpoch.Add(slow.leakAt))
+	multi, by = replayWindows(newWindowSet(t, SignalHeap, slowThr, defaultLeakCheck), slow.samples(1), tEpoch.Add(slow.leakAt))
 	if len(multi) == 0 {
 		t.Fatal("0.2 MiB/min at a 0.1 MiB/min threshold never fired")
 	}
@@ -177,7 +177,7 @@ func TestStepGuardStaircase(t *testing.T) {
 	}
 	lc := defaultLeakCheck
 	lc.Interval = config.Duration(every)
-	if fired, by := replayWindows(newWindowSet(t, fdThr, lc), s, tEpoch); len(fired) > 0 {
+	if fired, by := replayWindows(newWindowSet(t, SignalFDs, fdThr, lc), s, tEpoch); len(fired) > 0 {
 		t.Fatalf("the default windows fired on the staircase at %v (%v)", fired, by)
 	}
 	_, winConf, err := lc.Confidences()

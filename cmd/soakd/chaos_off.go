@@ -19,7 +19,9 @@ func newChaosCmd(_, _ io.Writer, _ built) *cobra.Command {
 	return &cobra.Command{
 		Use:   "chaos",
 		Short: "Chaos Mesh objects of the fault plan (in a soakd built with -tags chaosmesh)",
-		Args:  exactArgs(0),
+		// Whatever follows (render, its flags) gets the same answer.
+		Args:               cobra.ArbitraryArgs,
+		DisableFlagParsing: true,
 		RunE: func(*cobra.Command, []string) error {
 			return errors.New("this soakd is built without Chaos Mesh support: build it with `make build-k8s` (go build -tags chaosmesh ./cmd/soakd)")
 		},

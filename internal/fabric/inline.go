@@ -419,20 +419,22 @@ type deadline struct {
 	socket  func(time.Time) error
 	user    time.Time
 	held    bool
-	changed chan struct{} // closed when the caller sets a new deadline
+	changed chan struct{} // closed when the caller sets a new deadline; nil while nobody waits
 }
 
-func (d *deadline) init(socket func(time.Time) error) {
-	d.socket, d.changed = socket, make(chan struct{})
-}
+func (d *deadline) init(socket func(time.Time) error) { d.socket = socket }
 
-// set is the caller's Set*Deadline.
+// set is the caller's Set*Deadline. It is on the hot path (transports set
+// a deadline per RPC), so it allocates nothing: a channel to close exists
+// only while a shaped call waits on the deadline (caller).
 func (d *deadline) set(t time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.user = t
-	close(d.changed)
-	d.changed = make(chan struct{})
+	if d.changed != nil {
+		close(d.changed)
+		d.changed = nil
+	}
 	if d.held {
 		return nil
 	}
@@ -459,6 +461,9 @@ func (d *deadline) release() {
 func (d *deadline) caller() (time.Time, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.changed == nil {
+		d.changed = make(chan struct{})
+	}
 	return d.user, d.changed
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	hraft "github.com/hashicorp/raft"
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -406,12 +407,7 @@ func (p *Processes) get(ctx context.Context, addr, path string, v any) error {
 
 // findLeader is the running node that leads with the highest term.
 func (p *Processes) findLeader(ctx context.Context) (string, error) {
-	leader, term := "", uint64(0)
-	for id, st := range p.statuses(ctx) {
-		if st.State == "Leader" && (leader == "" || st.Term > term) {
-			leader, term = id, st.Term
-		}
-	}
+	leader := leaderAmong(p.statuses(ctx))
 	if leader == "" {
 		return "", errors.New("raft: no leader")
 	}
@@ -425,14 +421,19 @@ func (p *Processes) findLeader(ctx context.Context) (string, error) {
 // statuses.
 func (p *Processes) Resolve(selector string, pick uint64) ([]string, error) {
 	sts := p.statuses(context.Background())
-	running := slices.Sorted(maps.Keys(sts))
+	return resolveTarget(selector, pick, p.NodeIDs(), slices.Sorted(maps.Keys(sts)), leaderAmong(sts))
+}
+
+// leaderAmong is the node that says it leads with the highest term (a
+// deposed leader may not know it yet), or "".
+func leaderAmong(sts map[string]NodeStatus) string {
 	leader, term := "", uint64(0)
 	for id, st := range sts {
-		if st.State == "Leader" && (leader == "" || st.Term > term) {
+		if st.State == hraft.Leader.String() && (leader == "" || st.Term > term) {
 			leader, term = id, st.Term
 		}
 	}
-	return resolveTarget(selector, pick, p.NodeIDs(), running, leader)
+	return leader
 }
 
 // Health implements components.Component: healthy when a quorum of node
@@ -442,12 +443,10 @@ func (p *Processes) Health() components.Health {
 	if len(sts) < len(p.nodes)/2+1 {
 		return components.Health{Detail: fmt.Sprintf("%d of %d node processes answer: no quorum", len(sts), len(p.nodes))}
 	}
-	for _, st := range sts {
-		if st.State == "Leader" {
-			return components.Health{Healthy: true}
-		}
+	if leaderAmong(sts) == "" {
+		return components.Health{Detail: "no leader among the node processes"}
 	}
-	return components.Health{Detail: "no leader among the node processes"}
+	return components.Health{Healthy: true}
 }
 
 // Do implements components.Component: the op goes to the leader's HTTP

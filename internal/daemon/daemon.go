@@ -49,7 +49,16 @@ type Options struct {
 	// OnListen, when set, is called with the bound HTTP address (tests use
 	// port 0).
 	OnListen func(addr string)
+	// FaultBackend routes the run's fault kinds through another engine
+	// (faults.backend other than local): it gets the built kinds and returns
+	// those the runner injects with. Nil: only the local backend is built
+	// into this soakd, and a config asking for another is refused.
+	FaultBackend FaultBackend
 }
+
+// FaultBackend wraps the run's fault kinds for faults.backend. Stop, if
+// not nil, is called after the fault runner has stopped.
+type FaultBackend func(ctx context.Context, cfg *config.Config, runID string, kinds faults.Kinds, log *slog.Logger) (wrapped faults.Kinds, stop func(context.Context) error, err error)
 
 // ResolveStateDir picks the state dir: the flag, then the config, then
 // systemd's $STATE_DIRECTORY, then ./soakd-state.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -71,9 +72,13 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	if err != nil {
 		return nil, err
 	}
-	runner, err := w.faultRunner(mon.Residue(), disturbObserver{mon: mon, kinds: w.o.Faults})
+	runner, backendStop, err := w.faultRunner(mon.Residue(), disturbObserver{mon: mon, kinds: w.o.Faults})
 	if err != nil {
 		return nil, err
+	}
+	stopFaults := runner.Stop
+	if backendStop != nil {
+		stopFaults = func(ctx context.Context) error { return errors.Join(runner.Stop(ctx), backendStop(ctx)) }
 	}
 	checkers, err := w.checkers()
 	if err != nil {
@@ -102,7 +107,7 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 		}},
 	}
 	services = append(services, checkers...)
-	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: runner.Stop})
+	services = append(services, run.Service{Name: "faults", Start: runner.Start, Stop: stopFaults})
 	if planted, err := plantedLeak(w); err != nil {
 		return nil, err
 	} else if planted != nil {
@@ -176,14 +181,15 @@ func (w wiring) alerts() (*alert.Dispatcher, error) {
 }
 
 // faultRunner builds the fault kinds and the runner of the run's plan (or
-// of the journal it replays).
-func (w wiring) faultRunner(observers ...faults.Observer) (*faults.Runner, error) {
+// of the journal it replays). backendStop, if not nil, is the fault
+// backend's, called after the runner stops.
+func (w wiring) faultRunner(observers ...faults.Observer) (runner *faults.Runner, backendStop func(context.Context) error, err error) {
 	plan, err := faults.Plan(w.cfg, w.r.State().Seed, w.o.Faults, w.o.Components)
 	if w.cfg.Faults.Replay != "" {
 		plan, err = faults.ReplayPlan(w.cfg.Faults.Replay)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A component that checks its invariants after every fault hears of them.
 	for _, c := range w.comps {
@@ -194,18 +200,28 @@ func (w wiring) faultRunner(observers ...faults.Observer) (*faults.Runner, error
 	kinds, err := w.o.Faults.Build(faults.Env{Components: w.comps, Fabric: w.fabric, Clock: w.clock, Logger: w.log,
 		Config: w.cfg, StateDir: w.r.Dir(), SelfAddr: w.httpAddr})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if b := w.cfg.Faults.Backend; b != "" && b != "local" {
+		if w.o.FaultBackend == nil {
+			return nil, nil, fmt.Errorf("faults.backend: %s is not built into this soakd (build it with make build-k8s)", b)
+		}
+		if kinds, backendStop, err = w.o.FaultBackend(context.Background(), w.cfg, w.r.State().RunID, kinds,
+			w.log.With("stage", "faults", "backend", b)); err != nil {
+			return nil, nil, fmt.Errorf("faults.backend %s: %w", b, err)
+		}
 	}
 	// Faults an earlier incarnation finished stay finished; one a clean
 	// stop cut short is not finished (see faults.Settled).
 	settled, err := faults.Settled(w.r.JournalPath())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return faults.NewRunner(faults.RunnerOptions{Plan: plan, Kinds: kinds, Resolvers: components.Resolvers(w.comps),
+	runner, err = faults.NewRunner(faults.RunnerOptions{Plan: plan, Kinds: kinds, Resolvers: components.Resolvers(w.comps),
 		Settled: settled, BlastRadius: w.cfg.BlastRadius(), Healthy: w.healthy,
 		PauseWhenUnhealthy: w.cfg.Faults.PauseWhenUnhealthy, Clock: w.clock, Elapsed: w.r.Elapsed, Event: w.r.Event,
 		Logger: w.log.With("stage", "faults"), Metrics: w.reg, Observers: observers})
+	return runner, backendStop, err
 }
 
 // healthy reports whether every component is healthy, and if not, which.

@@ -75,6 +75,17 @@ with faults.backend: chaosmesh (deploy/kubernetes).`,
 			if cmd.Flags().Changed("seed") {
 				cfg.Run.Seed = seed
 			}
+			// What soakd run's chaosmesh backend would create, unless told otherwise.
+			cm := cfg.Faults.ChaosMesh
+			if !cmd.Flags().Changed("namespace") {
+				namespace = cm.Namespace
+			}
+			if !cmd.Flags().Changed("crash-action") {
+				crash = cm.CrashAction
+			}
+			if !cmd.Flags().Changed("name") {
+				name = cm.Name
+			}
 			if name == "" {
 				name = "default"
 				if cfgPath != "" {
@@ -109,9 +120,9 @@ with faults.backend: chaosmesh (deploy/kubernetes).`,
 	cmd.Flags().StringVar(&cfgPath, "config", "", "config file (default: the embedded default config)")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed, overriding run.seed")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the objects to (default: stdout)")
-	cmd.Flags().StringVar(&namespace, "namespace", chaosmesh.DefaultNamespace, "namespace of the objects and of soakd's pods")
-	cmd.Flags().StringVar(&name, "name", "", "name in the objects' names (default: the config file's name, or default)")
-	cmd.Flags().StringVar(&crash, "crash-action", chaosmesh.CrashPodKill, "PodChaos action of a crash: pod-kill or pod-failure")
+	cmd.Flags().StringVar(&namespace, "namespace", "", "namespace of the objects and of soakd's pods (default: faults.chaosmesh.namespace)")
+	cmd.Flags().StringVar(&name, "name", "", "name in the objects' names (default: faults.chaosmesh.name, else the config file's name)")
+	cmd.Flags().StringVar(&crash, "crash-action", "", "PodChaos action of a crash: pod-kill or pod-failure (default: faults.chaosmesh.crash_action)")
 	return cmd
 }
 

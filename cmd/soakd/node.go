@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,11 +23,12 @@ import (
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/raft"
+	"github.com/soakd/soakd/internal/faults/leak"
 )
 
 // newNodeCmd is `soakd node`: one node of a component as its own process.
 func newNodeCmd(stderr io.Writer) *cobra.Command {
-	var component, id, stateDir, listen string
+	var component, id, stateDir, listen, planted string
 	var peers, via []string
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -68,9 +71,20 @@ disk and rejoins. SIGTERM or SIGINT stop it gracefully.`,
 				}
 				vm[k] = to
 			}
+			if planted == "" {
+				planted = nodeLeakFromEnv(id)
+			}
+			var leakPlan *leak.Planted
+			if planted != "" {
+				p, err := leak.ParsePlanted(planted)
+				if err != nil {
+					return usageError{fmt.Errorf("--test-planted-leak: %w", err)}
+				}
+				leakPlan = &p
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return runRaftNode(ctx, stderr, id, stateDir, listen, pm, vm)
+			return runRaftNode(ctx, stderr, id, stateDir, listen, pm, vm, leakPlan)
 		},
 	}
 	f := cmd.Flags()
@@ -80,10 +94,27 @@ disk and rejoins. SIGTERM or SIGINT stop it gracefully.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "HTTP address: /metrics, /healthz, /debug/pprof/, the node API")
 	f.StringArrayVar(&peers, "peer", nil, "id=host:port of a member's Raft address, every member's included (repeat)")
 	f.StringArrayVar(&via, "via", nil, "peer-host:port=host:port: dial that peer's Raft address through this one (soakd's fault fabric proxy for the link; repeat)")
+	f.StringVar(&planted, "test-planted-leak", "", "tests only: leak on purpose, e.g. resource=goroutines,rate=120/min,for=5m")
+	_ = f.MarkHidden("test-planted-leak")
 	return cmd
 }
 
-func runRaftNode(ctx context.Context, stderr io.Writer, id, dir, listen string, peers, via map[string]string) error {
+// NodeLeakEnv plants a leak in one node process, for end-to-end tests of
+// the node leak path: "node-2:resource=goroutines,rate=120/min". soakd
+// passes its environment to the node processes it starts, so a test sets
+// it on soakd run. A test hook, on purpose not a config option.
+const NodeLeakEnv = "SOAKD_TEST_NODE_LEAK"
+
+// nodeLeakFromEnv is NodeLeakEnv's leak if it names node id.
+func nodeLeakFromEnv(id string) string {
+	node, planted, ok := strings.Cut(os.Getenv(NodeLeakEnv), ":")
+	if !ok || node != id {
+		return ""
+	}
+	return planted
+}
+
+func runRaftNode(ctx context.Context, stderr io.Writer, id, dir, listen string, peers, via map[string]string, planted *leak.Planted) error {
 	base := slog.New(slog.NewTextHandler(stderr, nil))
 	log := base.With("node", id, "component", "raft")
 	reg := prometheus.NewRegistry()
@@ -99,6 +130,14 @@ func runRaftNode(ctx context.Context, stderr io.Writer, id, dir, listen string, 
 		return err
 	}
 	defer nd.Close()
+	if planted != nil {
+		log.Warn("planting a leak for a test: this node leaks on purpose", "leak", planted.Params, "for", planted.For)
+		undo, err := leak.Plant(ctx, *planted, clockwork.NewRealClock(), log)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = undo(context.Background()) }()
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

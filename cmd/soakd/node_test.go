@@ -17,6 +17,7 @@ import (
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/raft"
+	"github.com/soakd/soakd/internal/leakcheck"
 	"github.com/soakd/soakd/internal/run"
 )
 
@@ -331,5 +332,67 @@ faults:
 	}
 	if crashed != 2 || restarted != 2 {
 		t.Errorf("journal: %d SIGKILL crashes and %d restarts, want 2 and 2", crashed, restarted)
+	}
+}
+
+// A leak in one node process (the test-only NodeLeakEnv) fires an alert
+// that names that node, with evidence from that node's own profiles; the
+// other nodes raise none.
+func TestNodeLeakEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about a minute of real time")
+	}
+	cfg := testConfig(t, `
+load:
+  raft: {rate: 100, ramp_up: 0s}
+leakcheck:
+  interval: 2s
+  window: 1m
+  windows: []
+  confidence: 0.99
+  false_alarm_budget: {alarms: 0}
+  for: 3
+  thresholds: {goroutines: 10/min}
+`)
+	cfg = strings.Replace(string(mustRead(t, cfg)), "raft: {enabled: false}", "raft: {enabled: true, nodes: 3, mode: processes}", 1)
+	state := filepath.Join(t.TempDir(), "s")
+	d := startDaemon(t, []string{NodeLeakEnv + "=node-2:resource=goroutines,rate=300/min"},
+		"--config", writeTemp(t, cfg), "--state-dir", state)
+	var got leakcheck.FiringAlert
+	deadline := time.Now().Add(150 * time.Second)
+	for got.Node == "" && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+		for _, a := range d.alerts() {
+			if a.Signal == leakcheck.SignalGoroutines && a.Node != "" {
+				got = a
+			}
+		}
+	}
+	if got.Node != "raft/node-2" {
+		t.Fatalf("node goroutine alert %+v, want one on raft/node-2\n%s", got, d.stderr)
+	}
+	t.Logf("%s on %s after the node's start; evidence %s", got.Name, got.Node, got.Evidence)
+	var sum leakcheck.Summary
+	if err := json.Unmarshal(mustRead(t, filepath.Join(got.Evidence, "summary.json")), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Node != "raft/node-2" || len(sum.TopStacks) == 0 || !strings.Contains(sum.TopStacks[0].Key, "faults/leak.") {
+		t.Errorf("evidence: node %q, top stacks %+v: want node-2's profiles, the leak's goroutines on top", sum.Node, sum.TopStacks)
+	}
+	m := d.scrape("soakd_node_leak_")
+	if v := m[`soakd_node_leak_firing{component="raft",node="node-2",signal="goroutines"}`]; v != 1 {
+		t.Errorf("soakd_node_leak_firing of node-2 = %v, want 1", v)
+	}
+	for _, n := range []string{"node-1", "node-3"} {
+		if v := m[`soakd_node_leak_firing{component="raft",node="`+n+`",signal="goroutines"}`]; v != 0 {
+			t.Errorf("soakd_node_leak_firing of %s = %v: it leaks nothing", n, v)
+		}
+		if v := m[`soakd_node_leak_samples_total{component="raft",node="`+n+`",signal="goroutines"}`]; v < 10 {
+			t.Errorf("%s sampled %v times", n, v)
+		}
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.stderr)
 	}
 }

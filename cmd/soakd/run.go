@@ -94,15 +94,16 @@ func runDaemon(cmd *cobra.Command, f runFlags, stderr io.Writer, b built) error 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = daemon.Run(ctx, daemon.Options{
-		Config:     cfg,
-		StateDir:   daemon.ResolveStateDir(f.stateDir, cfg),
-		Fresh:      f.fresh,
-		Logger:     log,
-		Notifier:   run.SystemdNotifier{},
-		Components: b.components,
-		Faults:     b.faults,
-		Version:    version,
-		Revision:   buildRevision(),
+		Config:       cfg,
+		StateDir:     daemon.ResolveStateDir(f.stateDir, cfg),
+		Fresh:        f.fresh,
+		Logger:       log,
+		Notifier:     run.SystemdNotifier{},
+		Components:   b.components,
+		Faults:       b.faults,
+		FaultBackend: faultBackend(),
+		Version:      version,
+		Revision:     buildRevision(),
 	})
 	if daemon.IsCompleted(err) {
 		// Not a failure: under systemd, Restart=on-failure must not loop.

@@ -121,6 +121,9 @@ func printStatus(w io.Writer, st status.Status) {
 		case a.Canary != "":
 			what = "(expected: leak canary " + a.Canary + ") "
 		}
+		if a.Node != "" {
+			what = "(in node process " + a.Node + ") " + what
+		}
 		fmt.Fprintf(w, "  %s %s since %s %s%s\n", a.Name, a.Signal, a.Since.Format(time.RFC3339), what, a.Evidence)
 	}
 	printLeakSignals(w, st.LeakSignals)

@@ -60,17 +60,14 @@ func NewClient(kubeconfig string, logger *slog.Logger) (client.Client, error) {
 }
 
 // Injection is what the fault runner knows of the fault it injects.
-type Injection struct {
-	ID        string        // the planned fault's id (random-12)
-	At        time.Duration // its planned offset into the run
-	Remaining time.Duration // how long it has left
-}
+type Injection = faults.Injection
 
 // BackendOptions tune a Backend.
 type BackendOptions struct {
-	// FaultOf says which planned fault an Inject's context belongs to. Nil,
-	// or false: the object is named after the kind and a counter and has no
-	// duration, so only its revert (or Cleanup) ends it.
+	// FaultOf says which planned fault an Inject's context belongs to (nil:
+	// faults.InjectionOf, the runner's). False: the object is named after
+	// the kind and a counter and has no duration, so only its revert (or
+	// Cleanup) ends it.
 	FaultOf func(ctx context.Context) (Injection, bool)
 	// Wait bounds how long Inject waits for Chaos Mesh to report the fault
 	// injected (condition AllInjected), and a revert for the object to be
@@ -101,6 +98,9 @@ func NewBackend(c client.Client, o Options, bo BackendOptions) (*Backend, error)
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if bo.FaultOf == nil {
+		bo.FaultOf = faults.InjectionOf
 	}
 	if bo.Poll <= 0 {
 		bo.Poll = 500 * time.Millisecond
@@ -196,9 +196,6 @@ func (in *injector) Inject(ctx context.Context, target string, params map[string
 }
 
 func (b *Backend) faultOf(ctx context.Context) (Injection, bool) {
-	if b.bo.FaultOf == nil {
-		return Injection{}, false
-	}
 	f, ok := b.bo.FaultOf(ctx)
 	return f, ok && f.ID != ""
 }

@@ -26,9 +26,15 @@
 // soakd.io/notes annotation says so. At run time the runner hands the
 // backend resolved targets (raft/node-2), which select exact pods.
 //
+// RunBackend is faults.backend chaosmesh in soakd run: it cleans up what an
+// earlier incarnation of the run left, then routes the kinds through a
+// Backend, each object named after its planned fault (faults.InjectionOf)
+// with the fault's remaining time, and cleans up again after the runner.
+//
 // This package and deploy/kubernetes's test are the only ones that import
 // Kubernetes or Chaos Mesh code, so the rest of soakd builds without it;
-// cmd/soakd imports it for `soakd chaos render`. It imports config, faults
+// only cmd/soakd's chaosmesh build (-tags chaosmesh, make build-k8s)
+// imports it, for `soakd chaos render` and the backend. It imports config, faults
 // (and faults/network for its probability syntax) and fsutil; nothing in
 // internal/ imports it.
 package chaosmesh

@@ -96,6 +96,24 @@ type Nodes interface {
 	Restart(node string) error
 }
 
+// ProcessTarget is a node process a component runs or drives, for the
+// leak checker to soak beside soakd itself.
+type ProcessTarget struct {
+	Node string
+	// PprofURL is the base of its net/http/pprof handlers, ending in
+	// "/debug/pprof/"; MetricsURL its /metrics.
+	PprofURL, MetricsURL string
+	// Local says it runs on this machine, as PID (0: down).
+	Local bool
+	PID   int
+}
+
+// ProcessTargets is a component whose nodes are processes of their own.
+type ProcessTargets interface {
+	// ProcessTargets lists them, with their addresses now.
+	ProcessTargets() []ProcessTarget
+}
+
 // Dialer opens a connection from node from to node to at addr. Every
 // node-to-node connection of a component goes through it, so the fault
 // fabric can delay, throttle, drop or cut single links.

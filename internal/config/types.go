@@ -193,6 +193,27 @@ type Faults struct {
 	// Resource bounds every resource fault (cpu, memory, fds, disk,
 	// connections), whatever its parameters ask.
 	Resource ResourceBounds `yaml:"resource"`
+	// ChaosMesh says where backend chaosmesh puts its objects; soakd chaos
+	// render reads it too.
+	ChaosMesh ChaosMeshFaults `yaml:"chaosmesh"`
+}
+
+// ChaosMeshFaults configures the chaosmesh fault backend.
+type ChaosMeshFaults struct {
+	// Namespace holds the objects and the pods they select.
+	Namespace string `yaml:"namespace"`
+	// Name is in the objects' names and their soakd.io/run label: the
+	// backend deletes the objects of this name an earlier incarnation left,
+	// so two runs in one namespace need different names. "": the run id.
+	Name string `yaml:"name"`
+	// Kubeconfig is the cluster's kubeconfig file; "": $KUBECONFIG,
+	// ~/.kube/config, or the pod's service account.
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Wait bounds how long an injection waits for Chaos Mesh to report the
+	// fault injected (0: it does not wait).
+	Wait Duration `yaml:"wait"`
+	// CrashAction is a crash's PodChaos action (ChaosMeshCrashActions).
+	CrashAction string `yaml:"crash_action"`
 }
 
 // ResourceBounds are the hard limits of the resource fault kinds: a fault
@@ -243,6 +264,21 @@ type LeakCheck struct {
 	For              int              `yaml:"for"`
 	Thresholds       map[string]Rate  `yaml:"thresholds"`
 	Evidence         Evidence         `yaml:"evidence"`
+	// Targets are processes soaked beside soakd and its node processes,
+	// with the same detectors: any Go process serving net/http/pprof.
+	Targets []LeakTarget `yaml:"targets,omitempty"`
+}
+
+// LeakTarget is a process the leak checker samples over HTTP.
+type LeakTarget struct {
+	// Name is its label node in alerts and metrics.
+	Name string `yaml:"name"`
+	// PprofURL is the base of its net/http/pprof handlers, e.g.
+	// http://10.0.0.7:6060/debug/pprof/ (heap and goroutine signals).
+	PprofURL string `yaml:"pprof_url"`
+	// MetricsURL, optional, is its Prometheus /metrics with client_golang's
+	// process collector (descriptor, resident memory and thread signals).
+	MetricsURL string `yaml:"metrics_url,omitempty"`
 }
 
 // LeakWindow is one extra window of the leak detector.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -366,7 +367,45 @@ func (c *Config) validateFaults(v *validator) {
 	v.atLeast(p+"min_fds_left", rb.MinFDsLeft, MinFDsLeft)
 	v.atLeast(p+"max_fds", rb.MaxFDs, 0)
 	v.atLeast(p+"max_connections", rb.MaxConnections, 0)
+	c.validateChaosMesh(v)
 }
+
+// ChaosMeshCrashActions are the PodChaos actions a crash may become:
+// pod-kill deletes the pod at once, as a power cut would; pod-failure keeps
+// it down for the fault's duration. internal/chaosmesh renders each.
+var ChaosMeshCrashActions = []string{"pod-kill", "pod-failure"}
+
+// MaxChaosMeshWait bounds faults.chaosmesh.wait: the fault runner injects
+// one fault at a time, so a wait holds back every fault due meanwhile.
+const MaxChaosMeshWait = Duration(5 * time.Minute)
+
+// validateChaosMesh checks the chaosmesh backend's settings whatever the
+// backend: soakd chaos render uses them too. The rules are Kubernetes'
+// (this package does not link its code: internal/chaosmesh's test checks
+// they agree).
+func (c *Config) validateChaosMesh(v *validator) {
+	cm, p := c.Faults.ChaosMesh, "faults.chaosmesh."
+	if !isDNSLabel(cm.Namespace) {
+		v.add(p+"namespace", "must be a Kubernetes namespace: lower case letters, digits and '-', at most 63, got %q", cm.Namespace)
+	}
+	// The name is the soakd.io/run label Cleanup deletes by, so it is kept
+	// as written: one sanitized or truncated could match another run's.
+	if cm.Name != "" && !isDNSLabel(cm.Name) {
+		v.add(p+"name", "must be lower case letters, digits and '-', at most 63 (it labels the run's objects), got %q", cm.Name)
+	}
+	if cm.Wait > MaxChaosMeshWait {
+		v.add(p+"wait", "must be <= %s (faults due meanwhile wait for it)", MaxChaosMeshWait)
+	}
+	v.oneOf(p+"crash_action", cm.CrashAction, ChaosMeshCrashActions)
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label, as a Kubernetes
+// namespace must be.
+func isDNSLabel(s string) bool {
+	return len(s) <= 63 && dnsLabel.MatchString(s)
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 // MinFDsLeft is the fewest descriptors an fds fault may leave soakd: its
 // journal, listener and metrics need a few to report what the fault did.
@@ -506,6 +545,24 @@ func (c *Config) validateLeakCheck(v *validator) {
 		}
 	}
 	v.atLeast(p+"evidence.keep", l.Evidence.Keep, 1)
+	names := map[string]bool{}
+	for i, t := range l.Targets {
+		path := index(p+"targets", i)
+		switch {
+		case strings.TrimSpace(t.Name) == "" || strings.Contains(t.Name, "/"):
+			v.add(path+".name", "must be a name without '/', got %q", t.Name)
+		case names[t.Name]:
+			v.add(path+".name", "%q is listed twice", t.Name)
+		}
+		names[t.Name] = true
+		if t.PprofURL == "" {
+			v.add(path+".pprof_url", "must be set (the base of the process's /debug/pprof/ handlers)")
+		} else if !strings.HasSuffix(t.PprofURL, "/") {
+			v.add(path+".pprof_url", "must end in '/' (the base of /debug/pprof/), got %q", t.PprofURL)
+		}
+		v.url(path+".pprof_url", t.PprofURL)
+		v.url(path+".metrics_url", t.MetricsURL)
+	}
 }
 
 func (c *Config) validateProfiling(v *validator) {

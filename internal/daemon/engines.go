@@ -68,7 +68,7 @@ func buildEngines(w wiring, tp trace.TracerProvider) (*engines, error) {
 	mon, err := leakcheck.NewMonitor(leakcheck.MonitorOptions{Config: w.cfg.LeakCheck, Warmup: w.cfg.Run.Warmup.Std(),
 		RunID: w.r.State().RunID, EvidenceDir: filepath.Join(w.r.Dir(), "evidence"), DiskDir: w.r.Dir(), Clock: w.clock,
 		Logger: w.log.With("stage", "leakcheck"), Metrics: w.reg, Notify: disp.Notify, Restore: disp.Restore,
-		StatePath: filepath.Join(w.r.Dir(), "leak-alerts.json"), Event: w.r.Event})
+		StatePath: filepath.Join(w.r.Dir(), "leak-alerts.json"), Event: w.r.Event, Targets: w.leakTargets})
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +150,31 @@ func (o disturbObserver) FaultReverted(id, kind string) {
 
 // leakKind is the canary fault kind's name.
 var leakKind = leak.Spec().Name
+
+// leakTargets lists the processes soaked beside soakd: every node process
+// of the components that run them (asked each time: a restarted node has a
+// new pid and port), and leakcheck.targets.
+func (w wiring) leakTargets() []leakcheck.Target {
+	var out []leakcheck.Target
+	for _, c := range w.comps {
+		pt, ok := c.(components.ProcessTargets)
+		if !ok {
+			continue
+		}
+		for _, t := range pt.ProcessTargets() {
+			lt := leakcheck.Target{Component: c.Name(), Node: t.Node, PprofURL: t.PprofURL, MetricsURL: t.MetricsURL}
+			if t.Local {
+				pid := t.PID
+				lt.PID = func() int { return pid }
+			}
+			out = append(out, lt)
+		}
+	}
+	for _, t := range w.cfg.LeakCheck.Targets {
+		out = append(out, leakcheck.Target{Node: t.Name, PprofURL: t.PprofURL, MetricsURL: t.MetricsURL})
+	}
+	return out
+}
 
 // alerts builds the alert dispatcher over the configured sinks.
 func (w wiring) alerts() (*alert.Dispatcher, error) {

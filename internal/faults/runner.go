@@ -359,7 +359,7 @@ func (r *Runner) injectLocked(ctx context.Context, pf Planned, resumed bool) {
 			return
 		}
 	}
-	ictx, verified := withVerified(ctx)
+	ictx, verified := withVerified(withInjection(ctx, Injection{ID: id, At: tf.At, Remaining: endAt - r.o.Elapsed()}))
 	revert, err := k.Inject(ictx, target, tf.Params)
 	if err != nil {
 		r.metrics.errors.WithLabelValues(tf.Kind).Inc()

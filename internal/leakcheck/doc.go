@@ -38,4 +38,13 @@
 // info, the fault's id; it counts as the alert path proven. A canary that
 // expected an alert and settled without one raises SoakdCanaryMissed, a
 // real critical alert. The canaries are kept in the alert state file.
+//
+// Node processes (monitor_nodes.go, target.go): MonitorOptions.Targets
+// lists processes soaked beside soakd (a component's node processes,
+// leakcheck.targets). Each is sampled over its net/http/pprof handlers
+// (post-GC heap, goroutines) and procfs where local, or its /metrics where
+// not; judged by the same windows and state machine; and alerted with the
+// labels node and component, evidence from its own profiles. A new pid (or
+// start time) is a restart: the node's windows start again, its alert
+// stays until they judge it.
 package leakcheck

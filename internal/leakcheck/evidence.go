@@ -111,6 +111,7 @@ type Summary struct {
 	AlertID       string       `json:"alert_id"`
 	AlertName     string       `json:"alertname"`
 	Signal        string       `json:"signal"`
+	Node          string       `json:"node,omitempty"` // "": soakd itself
 	RunID         string       `json:"run_id"`
 	FiredAt       time.Time    `json:"fired_at"`
 	BaselineAt    time.Time    `json:"baseline_at"`
@@ -146,6 +147,11 @@ type EvidenceInput struct {
 	Threshold                         float64
 	Base, Now                         Snapshot
 	Residue                           []Residue
+	// Node is the process the profiles are from ("": soakd itself). A
+	// node's goroutineleak profile is GoroutineLeak (nil: its binary has
+	// none); soakd's own is looked up here.
+	Node          string
+	GoroutineLeak []byte
 }
 
 // WriteEvidence writes a bundle into dir/<alert-id>/ (built in a temp dir,
@@ -154,7 +160,7 @@ type EvidenceInput struct {
 // and deletes the oldest bundles beyond keep. It returns the bundle's path
 // and summary.
 func WriteEvidence(dir string, keep int, in EvidenceInput) (string, Summary, error) {
-	sum := Summary{AlertID: in.AlertID, AlertName: in.AlertName, Signal: in.Signal, RunID: in.RunID,
+	sum := Summary{AlertID: in.AlertID, AlertName: in.AlertName, Signal: in.Signal, Node: in.Node, RunID: in.RunID,
 		FiredAt: in.FiredAt.UTC(), BaselineAt: in.Base.T.UTC(), Evaluation: in.Evaluation, Threshold: in.Threshold,
 		FaultResidue: in.Residue}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -197,18 +203,21 @@ func WriteEvidence(dir string, keep int, in EvidenceInput) (string, Summary, err
 	} else {
 		sum.TopStacks, sum.ByComponent = stacks, comps
 	}
-	if p := pprof.Lookup("goroutineleak"); p != nil {
+	leakProf := in.GoroutineLeak
+	if p := pprof.Lookup("goroutineleak"); in.Node == "" && p != nil {
 		var buf bytes.Buffer
 		if err := p.WriteTo(&buf, 0); err != nil {
 			note(fmt.Errorf("goroutineleak profile: %w", err))
-		} else {
-			note(write("goroutineleak.pb.gz", buf.Bytes()))
-			if rep, err := leakReport(buf.Bytes()); err == nil {
-				sum.GoroutineLeak = rep
-			}
+		}
+		leakProf = buf.Bytes()
+	}
+	if len(leakProf) > 0 {
+		note(write("goroutineleak.pb.gz", leakProf))
+		if rep, err := leakReport(leakProf); err == nil {
+			sum.GoroutineLeak = rep
 		}
 	} else {
-		sum.Notes = append(sum.Notes, "goroutineleak profile not in this binary (build with GOEXPERIMENT=goroutineleakprofile on Go 1.26)")
+		sum.Notes = append(sum.Notes, "goroutineleak profile not in the binary (build with GOEXPERIMENT=goroutineleakprofile on Go 1.26)")
 	}
 	sum.Notes = append(sum.Notes, errs...)
 	js, _ := json.MarshalIndent(sum, "", "  ")
@@ -456,7 +465,11 @@ func leakReport(data []byte) (*LeakReport, error) {
 
 func summaryText(s Summary) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s on %s (run %s) fired at %s\n", s.AlertName, s.Signal, s.RunID, s.FiredAt.Format(time.RFC3339))
+	who := ""
+	if s.Node != "" {
+		who = " of node " + s.Node
+	}
+	fmt.Fprintf(&b, "%s on %s%s (run %s) fired at %s\n", s.AlertName, s.Signal, who, s.RunID, s.FiredAt.Format(time.RFC3339))
 	fmt.Fprintf(&b, "slope %.4g/s (lower bound %.4g/s at the configured confidence) over %d samples; threshold %.4g/s\n",
 		s.Evaluation.Slope, s.Evaluation.Lower, s.Evaluation.N, s.Threshold)
 	fmt.Fprintf(&b, "compared with the baseline at %s\n\n", s.BaselineAt.Format(time.RFC3339))

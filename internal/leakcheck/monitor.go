@@ -62,12 +62,16 @@ type MonitorOptions struct {
 	// ResidueSettle is how long after a fault's revert its residue is
 	// measured (default: 4 sampling intervals, at least 30 s).
 	ResidueSettle time.Duration
+	// Targets lists the processes soaked beside soakd (node processes,
+	// leakcheck.targets), asked at every sample; nil: none.
+	Targets func() []Target
 }
 
 // FiringAlert is one firing leak alert, for /api/v1/status and alerts.
 type FiringAlert struct {
 	Name     string    `json:"name"`
 	Signal   string    `json:"signal"`
+	Node     string    `json:"node,omitempty"` // "component/node"; "": soakd itself
 	Since    time.Time `json:"since"`
 	Evidence string    `json:"evidence"`
 	Slope    float64   `json:"slope_per_second"`
@@ -104,14 +108,13 @@ type Monitor struct {
 	base      *Baselines
 	started   time.Time
 
-	mu           sync.Mutex
-	signals      []*signalState
-	canaries     canaryBook
-	warmSince    time.Time              // first warm sample of this incarnation
-	missed       map[string]alert.Alert // signal -> SoakdCanaryMissed, firing or just resolved
-	scratch      []Sample
-	extraEvs     []Evaluation
-	extraGrowing []bool
+	mu        sync.Mutex
+	signals   []*signalState
+	canaries  canaryBook
+	warmSince time.Time              // first warm sample of this incarnation
+	missed    map[string]alert.Alert // signal -> SoakdCanaryMissed, firing or just resolved
+	js        judgeScratch
+	nodes     map[string]*nodeState // by targetKey
 
 	slope          *prometheus.GaugeVec
 	lower          *prometheus.GaugeVec
@@ -125,9 +128,62 @@ type Monitor struct {
 	thresh         *prometheus.GaugeVec
 	evalErrs       prometheus.Counter
 	canaryMetrics
+	nm nodeMetrics
+	ts *targetSampler
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// newSignalState builds a signal's windows and detectors from the config's
+// thresholds (none: sampled, not judged).
+func newSignalState(cfg config.LeakCheck, sig string, interval time.Duration) (*signalState, error) {
+	mainConf, winConf, err := cfg.Confidences()
+	if err != nil {
+		return nil, err
+	}
+	st := &signalState{name: sig, ring: NewRing(RingCapacity(cfg.Window.Std(), interval)), fsm: AlertFSM{For: cfg.For}}
+	th, ok := cfg.Thresholds[sig]
+	if !ok {
+		return st, nil
+	}
+	st.det, err = NewDetector(sig, DetectorConfig{Threshold: th.PerSecond(), Confidence: mainConf,
+		Window: cfg.Window.Std(), Interval: interval})
+	if err != nil {
+		return nil, fmt.Errorf("leakcheck.thresholds.%s: %w", sig, err)
+	}
+	for i, w := range cfg.Windows {
+		x, err := newExtraWindow(sig, w, th.PerSecond(), winConf[i], interval, cfg.For)
+		if err != nil {
+			return nil, err
+		}
+		st.extra = append(st.extra, x)
+	}
+	return st, nil
+}
+
+// judgeScratch is the buffers a judgement reuses.
+type judgeScratch struct {
+	samples []Sample
+	evs     []Evaluation
+	growing []bool
+}
+
+// judge evaluates every window of st (its newest sample already in the
+// ring) at now: the main window's evaluation, the verdict decided over all
+// windows, and the alert's transition.
+func (st *signalState) judge(now time.Time, v float64, js *judgeScratch) (main, ev Evaluation, tr Transition) {
+	js.samples = st.ring.Samples(js.samples[:0])
+	main = st.det.Evaluate(now, js.samples)
+	js.evs, js.growing = js.evs[:0], js.growing[:0]
+	for _, x := range st.extra {
+		var xe Evaluation
+		js.samples, xe = x.observe(Sample{T: now, V: v}, js.samples)
+		js.evs, js.growing = append(js.evs, xe), append(js.growing, x.growing)
+	}
+	ev = decide(main, js.evs, js.growing)
+	st.last = main
+	return main, ev, st.fsm.Observe(ev)
 }
 
 // NewMonitor builds the detectors from the config's thresholds.
@@ -163,27 +219,11 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	m := &Monitor{o: o, cfg: cfg, interval: interval, log: o.Logger, sampler: s, read: s.Read,
 		residue: NewResidueTracker(o.ResidueSettle), disturbed: newDisturbances(o.ResidueSettle),
 		base: NewBaselines(cfg.Window.Std()), canaries: canaryBook{settle: cfg.Window.Std()},
-		missed: map[string]alert.Alert{}}
-	capacity := RingCapacity(cfg.Window.Std(), interval)
-	mainConf, winConf, err := cfg.Confidences()
-	if err != nil {
-		return nil, err
-	}
+		missed: map[string]alert.Alert{}, nodes: map[string]*nodeState{}, ts: newTargetSampler()}
 	for _, sig := range Signals {
-		st := &signalState{name: sig, ring: NewRing(capacity), fsm: AlertFSM{For: cfg.For}}
-		if th, ok := cfg.Thresholds[sig]; ok {
-			st.det, err = NewDetector(sig, DetectorConfig{Threshold: th.PerSecond(), Confidence: mainConf,
-				Window: cfg.Window.Std(), Interval: interval})
-			if err != nil {
-				return nil, fmt.Errorf("leakcheck.thresholds.%s: %w", sig, err)
-			}
-			for i, w := range cfg.Windows {
-				x, err := newExtraWindow(sig, w, th.PerSecond(), winConf[i], interval, cfg.For)
-				if err != nil {
-					return nil, err
-				}
-				st.extra = append(st.extra, x)
-			}
+		st, err := newSignalState(cfg, sig, interval)
+		if err != nil {
+			return nil, err
 		}
 		m.signals = append(m.signals, st)
 	}
@@ -221,7 +261,7 @@ func (m *Monitor) registerMetrics(reg prometheus.Registerer) error {
 	m.windowSlope = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "leak_window_slope_per_second",
 		Help: "Theil-Sen slope of the signal over each of its windows (leakcheck.window and leakcheck.windows), in its unit per second."},
 		[]string{"signal", "window"})
-	for _, c := range append([]prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.samples, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope}, m.canaryMetrics.init()...) {
+	for _, c := range append([]prometheus.Collector{m.slope, m.lower, m.firing, m.alerts, m.value, m.samples, m.thresh, m.evalErrs, m.disturbedGauge, m.detectable, m.windowSlope}, append(m.canaryMetrics.init(), m.nm.init()...)...) {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("leakcheck: register metrics: %w", err)
 		}
@@ -276,11 +316,18 @@ func (m *Monitor) Stop(context.Context) error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	m.ts.client.CloseIdleConnections()
 	return nil
 }
 
-// Tick takes one sample and evaluates every signal at now.
+// Tick takes one sample of soakd and of every target, and evaluates every
+// signal at now.
 func (m *Monitor) Tick(now time.Time) {
+	m.tickSelf(now)
+	m.tickNodes(now)
+}
+
+func (m *Monitor) tickSelf(now time.Time) {
 	r, err := m.read(now)
 	if err != nil {
 		m.evalErrs.Inc()
@@ -335,27 +382,20 @@ func (m *Monitor) Tick(now time.Time) {
 		if st.det == nil {
 			continue
 		}
-		m.scratch = st.ring.Samples(m.scratch[:0])
-		main := st.det.Evaluate(now, m.scratch)
+		main, ev, tr := st.judge(now, v, &m.js)
 		if !main.Insufficient {
 			m.slope.WithLabelValues(st.name).Set(main.Slope)
 			m.lower.WithLabelValues(st.name).Set(main.Lower)
 			m.windowSlope.WithLabelValues(st.name, m.cfg.Window.String()).Set(main.Slope)
 			m.detectable.WithLabelValues(st.name, m.cfg.Window.String()).Set(main.Detectable)
 		}
-		m.extraEvs, m.extraGrowing = m.extraEvs[:0], m.extraGrowing[:0]
 		for _, x := range st.extra {
-			var xe Evaluation
-			m.scratch, xe = x.observe(Sample{T: now, V: v}, m.scratch)
-			m.extraEvs, m.extraGrowing = append(m.extraEvs, xe), append(m.extraGrowing, x.growing)
-			if !xe.Insufficient {
-				m.windowSlope.WithLabelValues(st.name, x.label).Set(xe.Slope)
-				m.detectable.WithLabelValues(st.name, x.label).Set(xe.Detectable)
+			if !x.last.Insufficient {
+				m.windowSlope.WithLabelValues(st.name, x.label).Set(x.last.Slope)
+				m.detectable.WithLabelValues(st.name, x.label).Set(x.last.Detectable)
 			}
 		}
-		ev := decide(main, m.extraEvs, m.extraGrowing)
-		st.last = main
-		switch st.fsm.Observe(ev) {
+		switch tr {
 		case Fired:
 			m.fire(now, st, ev)
 		case Resolved:
@@ -391,17 +431,7 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	}
 
 	st.evidence = evidence
-	bar := ev.Window.String()
-	if f := m.factorOf(st, ev.Window); f != 1 {
-		bar = fmt.Sprintf("%s, where the bar is %g× the threshold", ev.Window, f)
-	}
-	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at confidence %s, threshold %s/min) over the last %s (window %s), %d samples.",
-		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60),
-		FormatConfidence(m.configOf(st, ev.Window).Confidence), m.fmt(st.name, th*60), ev.Window, bar, ev.N)
-	desc += " Slope per window: " + m.windowSlopes(st) + "."
-	if top := topCulprit(st.name, sum); top != "" {
-		desc += " Top growth: " + top + "."
-	}
+	desc := m.describe(st, ev, sum)
 	for _, r := range leaky {
 		desc += fmt.Sprintf(" Fault %s left residue after %d of %d injections.", r.Kind, r.WithResidue, r.Injections)
 	}
@@ -427,6 +457,23 @@ func (m *Monitor) fire(now time.Time, st *signalState, ev Evaluation) {
 	if detected != nil {
 		m.canaryDetectedLocked(now, detected)
 	}
+}
+
+// describe says how st grows, in each window, and what grew most.
+func (m *Monitor) describe(st *signalState, ev Evaluation, sum Summary) string {
+	th := st.det.Config().Threshold
+	bar := ev.Window.String()
+	if f := m.factorOf(st, ev.Window); f != 1 {
+		bar = fmt.Sprintf("%s, where the bar is %g× the threshold", ev.Window, f)
+	}
+	desc := fmt.Sprintf("%s grows %s/min (lower bound %s/min at confidence %s, threshold %s/min) over the last %s (window %s), %d samples.",
+		st.name, m.fmt(st.name, ev.Slope*60), m.fmt(st.name, ev.Lower*60),
+		FormatConfidence(m.configOf(st, ev.Window).Confidence), m.fmt(st.name, th*60), ev.Window, bar, ev.N)
+	desc += " Slope per window: " + m.windowSlopes(st) + "."
+	if top := topCulprit(st.name, sum); top != "" {
+		desc += " Top growth: " + top + "."
+	}
+	return desc
 }
 
 // factorOf is the bar factor of st's window w (1 for the main window).
@@ -505,6 +552,10 @@ func (m *Monitor) restore(now time.Time) {
 	}
 	for _, s := range saved {
 		a := s.alert()
+		if a.Labels["node"] != "" {
+			m.restoreNodeLocked(s, a)
+			continue
+		}
 		if a.Name == AlertCanaryMissed {
 			m.restoreMissedLocked(s.Signal, a)
 			continue
@@ -570,6 +621,7 @@ func (m *Monitor) ResolveAll(reason string) {
 		m.o.Event(EventLeakAlertResolved, map[string]any{"alertname": a.Name, "signal": st.name, "reason": reason})
 	}
 	m.resolveMissedLocked(now, "", reason)
+	m.resolveNodesLocked(now, reason)
 	m.persistLocked()
 }
 
@@ -587,6 +639,9 @@ func (m *Monitor) forgetResolvedLocked(now time.Time) {
 			delete(m.missed, sig)
 			dirty = true
 		}
+	}
+	if m.forgetNodesLocked(now) {
+		dirty = true
 	}
 	if dirty {
 		m.persistLocked()
@@ -609,6 +664,7 @@ func (m *Monitor) persistLocked() {
 	for _, sig := range slices.Sorted(maps.Keys(m.missed)) {
 		saved = append(saved, saveAlert(sig, m.missed[sig]))
 	}
+	saved = append(saved, m.nodeAlertsLocked()...)
 	if err := writeAlertState(m.o.StatePath, alertState{Alerts: saved, Canaries: m.canaries.snapshot()}); err != nil {
 		m.log.Error("cannot save the firing leak alerts; a restart may leave them firing at the receivers", "path", m.o.StatePath, "err", err)
 	}
@@ -661,7 +717,11 @@ func (m *Monitor) Firing() []FiringAlert {
 			out = append(out, FiringAlert{Name: a.Name, Signal: sig, Since: a.StartsAt, Canary: a.Annotations["canary_fault"]})
 		}
 	}
+	out = append(out, m.nodeFiringLocked()...)
 	sort.Slice(out, func(i, j int) bool {
+		if out[i].Node != out[j].Node {
+			return out[i].Node < out[j].Node
+		}
 		if out[i].Signal != out[j].Signal {
 			return out[i].Signal < out[j].Signal
 		}

@@ -359,7 +359,7 @@ func leaks(cfg *config.Config, series []history.Series, j *journal) []Leak {
 			}
 		}
 		for _, a := range j.alerts {
-			if a.Signal != sig {
+			if a.Signal != sig || a.Node != "" {
 				continue
 			}
 			if a.Canary != "" {

@@ -126,7 +126,7 @@ pre{padding:.6em;overflow-x:auto}.muted{color:#666}
 
 <h2 id="alerts">Alerts</h2>
 {{if .R.Alerts}}{{if gt .R.AlertsTotal (len .R.Alerts)}}<p>{{.R.AlertsTotal}} in all; the first {{len .R.Alerts}}:</p>{{end}}<table><tr><th>fired</th><th>alert</th><th>signal</th><th>window</th><th>slope</th><th>resolved</th><th>canary</th><th>evidence</th></tr>
-{{range .R.Alerts}}<tr><td>{{dur .Fired}}</td><td>{{.Name}}</td><td>{{.Signal}}</td><td>{{.Window}}</td><td>{{per .Slope (unit .Signal)}}</td>
+{{range .R.Alerts}}<tr><td>{{dur .Fired}}</td><td>{{.Name}}</td><td>{{.Subject}}</td><td>{{.Window}}</td><td>{{per .Slope (unit .Signal)}}</td>
 <td>{{if .Resolved}}{{dur (derefS .Resolved)}}{{else}}still firing{{end}}</td><td>{{none .Canary}}</td>
 <td>{{with .Evidence}}{{$h := href $.Href .}}{{if $h}}<a href="{{$h}}">{{.}}</a>{{else}}{{.}}{{end}}{{else}}—{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No leak alert fired.</p>{{end}}

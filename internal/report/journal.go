@@ -36,7 +36,7 @@ type journal struct {
 	skipped      int
 	failed       int
 	alerts       []Alert
-	firing       map[string]int // signal -> index in alerts of its open alert
+	firing       map[string]int // "node|signal" -> index in alerts of its open alert
 	violations   []Violation
 	violTotal    int
 	violByKey    map[string]int // component/invariant -> count
@@ -197,19 +197,19 @@ func (j *journal) add(e run.Event) {
 			}
 		}
 	case leakcheck.EventLeakAlertFired:
-		sig := str(f, "signal")
+		sig, node := str(f, "signal"), str(f, "node")
 		j.alertsTotal++
 		if len(j.alerts) >= maxRows {
 			return
 		}
-		j.firing[sig] = len(j.alerts)
+		j.firing[node+"|"+sig] = len(j.alerts)
 		canary, said := f["canary"].(string) // soakd's own verdict; older journals lack it
-		if !said {
+		if !said && node == "" {             // canaries leak in soakd, never in a node
 			canary = j.canaryAt(sig, at)
 		}
 		j.alerts = append(j.alerts, Alert{Name: str(f, "alertname"), Signal: sig, Window: str(f, "window"), Fired: at,
 			Slope: num(f, "slope_per_second"), Threshold: num(f, "threshold_per_second"), Evidence: str(f, "evidence"),
-			Canary: canary})
+			Canary: canary, Node: node})
 	case leakcheck.EventLeakCanaryDetected:
 		if w := j.leakWindow(str(f, "id")); w != nil {
 			d := Seconds(num(f, "detection_seconds"))
@@ -220,10 +220,11 @@ func (j *journal) add(e run.Event) {
 			w.missed = true
 		}
 	case leakcheck.EventLeakAlertResolved:
-		if i, ok := j.firing[str(f, "signal")]; ok {
+		key := str(f, "node") + "|" + str(f, "signal")
+		if i, ok := j.firing[key]; ok {
 			r := at
 			j.alerts[i].Resolved = &r
-			delete(j.firing, str(f, "signal"))
+			delete(j.firing, key)
 		}
 	case components.EventInvariantViolation:
 		j.violTotal++

@@ -115,7 +115,7 @@ func WriteMarkdown(w io.Writer, r Report) error {
 			if a.Resolved != nil {
 				res = dur(*a.Resolved)
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", dur(a.Fired), a.Name, a.Signal, a.Window, perMinute(a.Slope, signalUnits[a.Signal]),
+			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", dur(a.Fired), a.Name, a.Subject(), a.Window, perMinute(a.Slope, signalUnits[a.Signal]),
 				res, orNone(a.Canary), cell(orNone(a.Evidence)))
 		}
 	}

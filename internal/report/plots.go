@@ -89,7 +89,7 @@ func (o overlay) Plot(c draw.Canvas, p *plot.Plot) {
 		c.FillText(label, vg.Point{X: trX(x0) + 1, Y: c.Max.Y - 1 - row}, f.Kind)
 	}
 	for _, a := range o.alerts {
-		if o.signal != "" && a.Signal != o.signal {
+		if o.signal != "" && (a.Signal != o.signal || a.Node != "") {
 			continue
 		}
 		x := o.axis.x(a.Fired.Duration())

@@ -158,6 +158,16 @@ type Alert struct {
 	// Canary names the leak fault that caused it on purpose ("" for a
 	// real alert).
 	Canary string `json:"canary,omitempty"`
+	// Node is the node process that leaked ("component/node"; "": soakd).
+	Node string `json:"node,omitempty"`
+}
+
+// Subject is the signal and, for a node process's alert, the node.
+func (a Alert) Subject() string {
+	if a.Node == "" {
+		return a.Signal
+	}
+	return a.Signal + " of node " + a.Node
 }
 
 // Violation is one journaled invariant violation.

@@ -67,6 +67,7 @@ var (
 	_ components.Nodes          = (*Processes)(nil)
 	_ components.TargetResolver = (*Processes)(nil)
 	_ components.KVHistory      = (*Processes)(nil)
+	_ components.ProcessTargets = (*Processes)(nil)
 )
 
 // membersFile keeps the members' Raft addresses, chosen once: every
@@ -368,6 +369,23 @@ func (p *Processes) Restart(id string) error {
 	}
 	p.event("raft_node_restarted", map[string]any{"node": id})
 	return nil
+}
+
+// ProcessTargets implements components.ProcessTargets: every node, with
+// the pid and address of its process now (0 and none while it is down).
+func (p *Processes) ProcessTargets() []components.ProcessTarget {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make([]components.ProcessTarget, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		t := components.ProcessTarget{Node: n.id, Local: true}
+		if n.cmd != nil {
+			t.PID = n.cmd.Process.Pid
+			t.PprofURL, t.MetricsURL = "http://"+n.httpAddr+"/debug/pprof/", "http://"+n.httpAddr+"/metrics"
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // statuses asks every running node for its status.

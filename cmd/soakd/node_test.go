@@ -396,3 +396,71 @@ leakcheck:
 		t.Fatalf("exit %d\n%s", code, d.stderr)
 	}
 }
+
+// TestRaftRemoteMode drives node processes soakd did not start
+// (components.raft.mode remote, as on Kubernetes): load and linearizability
+// as in the other modes, the leak checker samples each node over its pprof
+// and /metrics, and the faults soakd cannot inject there (a crash, a
+// partition of links that are not its) fail with the reason, not silently.
+// The nodes outlive soakd.
+func TestRaftRemoteMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 s of real time")
+	}
+	nodes := startRaftNodes(t, 3)
+	nodes.leader("")
+	addrs := ""
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("node-%d", i)
+		addrs += fmt.Sprintf("\n      %s: %s", id, nodes.procs[id].addr)
+	}
+	cfg := testConfig(t, `
+load:
+  raft: {rate: 100, ramp_up: 0s}
+leakcheck: {interval: 1s, window: 1m}
+faults:
+  timeline:
+    - {at: 2s, duration: 3s, kind: crash, target: raft/node-1}
+    - {at: 4s, duration: 3s, kind: partition, target: raft/leader}
+`)
+	cfg = strings.Replace(string(mustRead(t, cfg)), "raft: {enabled: false}",
+		"raft:\n    enabled: true\n    nodes: 3\n    mode: remote\n    addresses:"+addrs, 1)
+	state := filepath.Join(t.TempDir(), "s")
+	d := startDaemon(t, nil, "--config", writeTemp(t, cfg), "--state-dir", state)
+	time.Sleep(15 * time.Second)
+	m := d.scrape("soakd_")
+	okPuts := m[`soakd_ops_total{component="raft",op="put",outcome="ok"}`]
+	lin := m[`soakd_checks_total{checker="linearizability",component="raft",result="ok"}`]
+	t.Logf("ok puts %.0f, linearizability windows ok %.0f", okPuts, lin)
+	if okPuts < 500 || lin == 0 || m[`soakd_checks_total{checker="linearizability",component="raft",result="illegal"}`] != 0 {
+		t.Errorf("ok puts %.0f, linearizability ok %.0f\n%s", okPuts, lin, d.stderr)
+	}
+	for i := 1; i <= 3; i++ {
+		for _, sig := range []string{"goroutines", "heap_live_bytes", "open_fds", "rss_bytes"} {
+			key := fmt.Sprintf(`soakd_node_leak_samples_total{component="raft",node="node-%d",signal="%s"}`, i, sig)
+			if m[key] < 5 {
+				t.Errorf("%s = %v: the remote node's %s is not sampled", key, m[key], sig)
+			}
+		}
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.stderr)
+	}
+	evs, err := run.ReadEvents(filepath.Join(state, "journal.jsonl"), 0, 0, "fault_failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]string{}
+	for _, e := range evs {
+		failed[fmt.Sprint(e.Fields["kind"])] = fmt.Sprint(e.Fields["error"])
+	}
+	if !strings.Contains(failed["crash"], "remote") || !strings.Contains(failed["partition"], "chaosmesh") {
+		t.Errorf("fault_failed: %v: want the crash and the partition refused, saying why", failed)
+	}
+	for id := range nodes.procs {
+		if _, err := nodes.status(id); err != nil {
+			t.Errorf("node %s did not outlive soakd: %v", id, err)
+		}
+	}
+}

@@ -538,8 +538,9 @@ func TestRBAC(t *testing.T) {
 }
 
 // soakdConfig is soakd-config's soakd.yaml: as written, and as soakd's
-// config loader takes it today, without the remote-mode keys (mode:
-// remote, addresses) it does not have yet.
+// config loader takes it today: raft's remote mode is soakd's, pbft's and
+// migration's (mode: remote, addresses) are not yet, so theirs are
+// stripped.
 func soakdConfig(t *testing.T, m *manifests) (map[string]any, *config.Config) {
 	t.Helper()
 	cm, ok := m.configmaps["soakd-config"]
@@ -559,8 +560,8 @@ func soakdConfig(t *testing.T, m *manifests) (map[string]any, *config.Config) {
 		t.Fatal(err)
 	}
 	comps, _ := stripped["components"].(map[string]any)
-	for _, c := range comps {
-		if cm, ok := c.(map[string]any); ok && cm["mode"] == "remote" {
+	for name, c := range comps {
+		if cm, ok := c.(map[string]any); ok && cm["mode"] == "remote" && name != "raft" {
 			delete(cm, "mode")
 			delete(cm, "addresses")
 		}

@@ -108,6 +108,14 @@ type ProcessTarget struct {
 	PID   int
 }
 
+// ExternalLinks is a component whose links may not run through soakd's
+// fabric (nodes soakd did not start): ExternalLinks says why, or "" when
+// they do. Local network faults refuse such a component rather than shape
+// links nobody uses.
+type ExternalLinks interface {
+	ExternalLinks() string
+}
+
 // ProcessTargets is a component whose nodes are processes of their own.
 type ProcessTargets interface {
 	// ProcessTargets lists them, with their addresses now.

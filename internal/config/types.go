@@ -50,15 +50,20 @@ func (c *Components) EnabledComponents() []string {
 type RaftComponent struct {
 	Enabled bool `yaml:"enabled"`
 	Nodes   int  `yaml:"nodes"`
-	// Mode is where the nodes run: inprocess (the default: inside soakd)
-	// or processes (each a `soakd node` child process soakd supervises).
+	// Mode is where the nodes run: inprocess (the default: inside soakd),
+	// processes (each a `soakd node` child process soakd supervises) or
+	// remote (`soakd node` processes soakd did not start, at Addresses).
 	Mode string `yaml:"mode"`
+	// Addresses are the remote nodes' HTTP addresses (host:port), by node
+	// id node-1 .. node-N; only with mode remote.
+	Addresses map[string]string `yaml:"addresses,omitempty"`
 }
 
 // Node modes of a component.
 const (
 	ModeInProcess = "inprocess"
 	ModeProcesses = "processes"
+	ModeRemote    = "remote"
 )
 
 type PBFTComponent struct {

@@ -159,10 +159,24 @@ func (c *Config) validateComponents(v *validator) {
 	if r := c.Components.Raft; r.Enabled && (r.Nodes < MinRaftNodes || r.Nodes > MaxRaftNodes) {
 		v.add("components.raft.nodes", "must be between %d and %d", MinRaftNodes, MaxRaftNodes)
 	}
-	switch m := c.Components.Raft.Mode; m {
+	switch r := c.Components.Raft; r.Mode {
 	case "", ModeInProcess, ModeProcesses:
+		if len(r.Addresses) > 0 {
+			v.add("components.raft.addresses", "only with mode %s (mode is %q)", ModeRemote, r.Mode)
+		}
+	case ModeRemote:
+		if r.Enabled && len(r.Addresses) != r.Nodes {
+			v.add("components.raft.addresses", "mode remote needs one address per node: %d nodes, %d addresses", r.Nodes, len(r.Addresses))
+		}
+		for _, id := range sortedKeys(r.Addresses) {
+			if n, err := strconv.Atoi(strings.TrimPrefix(id, "node-")); err != nil || !strings.HasPrefix(id, "node-") || n < 1 || n > r.Nodes {
+				v.add(field("components.raft.addresses", id), "unknown node (node-1 to node-%d)", r.Nodes)
+			} else if msg := hostPort(r.Addresses[id], 1); msg != "" {
+				v.add(field("components.raft.addresses", id), "%s", msg)
+			}
+		}
 	default:
-		v.add("components.raft.mode", "must be %s or %s, got %q", ModeInProcess, ModeProcesses, m)
+		v.add("components.raft.mode", "must be %s, %s or %s, got %q", ModeInProcess, ModeProcesses, ModeRemote, r.Mode)
 	}
 	if p := c.Components.PBFT; p.Enabled {
 		const path = "components.pbft.replicas"

@@ -142,8 +142,13 @@ var (
 // New is the raft components.Factory: the nodes in soakd's process, or,
 // with components.raft.mode processes, each a child process.
 func New(deps components.Deps) (components.Component, error) {
-	if deps.Config != nil && deps.Config.Components.Raft.Mode == config.ModeProcesses {
-		return NewProcesses(deps)
+	if deps.Config != nil {
+		switch deps.Config.Components.Raft.Mode {
+		case config.ModeProcesses:
+			return NewProcesses(deps)
+		case config.ModeRemote:
+			return NewRemote(deps)
+		}
 	}
 	return newCluster(deps, defaultOptions())
 }

@@ -35,6 +35,11 @@ import (
 // reached over each node's HTTP API, with crash a real SIGKILL of the
 // node's process and restart a new process on the node's own state dir.
 // The load, the checkers and the faults drive it as they drive Cluster.
+//
+// With components.raft.mode remote (NewRemote) the nodes are `soakd node`
+// processes soakd did not start (pods, at components.raft.addresses): it
+// drives and watches them the same way, but cannot crash or restart them,
+// and their links are not its fabric's (see ExternalLinks).
 type Processes struct {
 	log      *slog.Logger
 	clock    clockwork.Clock
@@ -52,6 +57,7 @@ type Processes struct {
 
 	clientIDs atomic.Int64
 	recorder  atomic.Pointer[recorderBox]
+	remote    bool
 }
 
 // procNode is one member; cmd is nil while it is down.
@@ -68,6 +74,7 @@ var (
 	_ components.TargetResolver = (*Processes)(nil)
 	_ components.KVHistory      = (*Processes)(nil)
 	_ components.ProcessTargets = (*Processes)(nil)
+	_ components.ExternalLinks  = (*Processes)(nil)
 )
 
 // membersFile keeps the members' Raft addresses, chosen once: every
@@ -112,6 +119,48 @@ func NewProcesses(deps components.Deps) (*Processes, error) {
 		p.nodes = append(p.nodes, &procNode{id: id, dir: filepath.Join(deps.StateDir, id), raftAddr: members[id]})
 	}
 	return p, nil
+}
+
+// NewRemote builds the component over node processes already running at
+// components.raft.addresses (mode remote).
+func NewRemote(deps components.Deps) (*Processes, error) {
+	if deps.Config == nil || len(deps.Config.Components.Raft.Addresses) == 0 {
+		return nil, errors.New("raft: mode remote needs components.raft.addresses")
+	}
+	p := &Processes{log: deps.Logger, clock: deps.Clock, event: deps.Event, remote: true,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.clock == nil {
+		p.clock = clockwork.NewRealClock()
+	}
+	if p.event == nil {
+		p.event = func(string, map[string]any) {}
+	}
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(&procCollector{p: p}); err != nil {
+			return nil, fmt.Errorf("raft: register metrics: %w", err)
+		}
+	}
+	addrs := deps.Config.Components.Raft.Addresses
+	for _, id := range slices.Sorted(maps.Keys(addrs)) {
+		p.nodes = append(p.nodes, &procNode{id: id, httpAddr: addrs[id]})
+	}
+	return p, nil
+}
+
+// ExternalLinks implements components.ExternalLinks.
+func (p *Processes) ExternalLinks() string {
+	if !p.remote {
+		return ""
+	}
+	return "raft's nodes are remote (components.raft.mode remote): their links do not run through soakd, so fault them with faults.backend chaosmesh"
+}
+
+// errRemote refuses to crash or restart a node soakd did not start.
+func (p *Processes) errRemote(what, id string) error {
+	return fmt.Errorf("raft: %s %s: the node is remote (components.raft.mode remote), soakd cannot %s it; use faults.backend chaosmesh (PodChaos) or the node's orchestrator", what, id, what)
 }
 
 // members reads the members' addresses, or picks free loopback ports for
@@ -189,6 +238,9 @@ func (p *Processes) Start(ctx context.Context) error {
 		return errors.New("raft: already started")
 	}
 	for _, n := range p.nodes {
+		if p.remote {
+			break
+		}
 		if err := p.spawn(n); err != nil {
 			p.stopAll(false)
 			return err
@@ -201,7 +253,9 @@ func (p *Processes) Start(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			p.stopAll(false)
+			if !p.remote {
+				p.stopAll(false)
+			}
 			p.started = false
 			return fmt.Errorf("raft: no leader elected among the node processes: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
@@ -330,7 +384,9 @@ func (p *Processes) Stop(context.Context) error {
 		return nil
 	}
 	p.started = false
-	p.stopAll(false)
+	if !p.remote {
+		p.stopAll(false)
+	}
 	p.client.CloseIdleConnections()
 	return nil
 }
@@ -340,6 +396,9 @@ func (p *Processes) Crash(id string) error {
 	n := p.node(id)
 	if n == nil {
 		return fmt.Errorf("raft: crash %q: %w", id, components.ErrNoSuchNode)
+	}
+	if p.remote {
+		return p.errRemote("crash", id)
 	}
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
@@ -355,6 +414,9 @@ func (p *Processes) Restart(id string) error {
 	n := p.node(id)
 	if n == nil {
 		return fmt.Errorf("raft: restart %q: %w", id, components.ErrNoSuchNode)
+	}
+	if p.remote {
+		return p.errRemote("restart", id)
 	}
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
@@ -378,9 +440,11 @@ func (p *Processes) ProcessTargets() []components.ProcessTarget {
 	defer p.mu.RUnlock()
 	out := make([]components.ProcessTarget, 0, len(p.nodes))
 	for _, n := range p.nodes {
-		t := components.ProcessTarget{Node: n.id, Local: true}
+		t := components.ProcessTarget{Node: n.id, Local: !p.remote}
 		if n.cmd != nil {
 			t.PID = n.cmd.Process.Pid
+		}
+		if n.httpAddr != "" {
 			t.PprofURL, t.MetricsURL = "http://"+n.httpAddr+"/debug/pprof/", "http://"+n.httpAddr+"/metrics"
 		}
 		out = append(out, t)
@@ -393,7 +457,7 @@ func (p *Processes) statuses(ctx context.Context) map[string]NodeStatus {
 	p.mu.RLock()
 	addrs := map[string]string{}
 	for _, n := range p.nodes {
-		if n.cmd != nil {
+		if n.httpAddr != "" { // running, or remote
 			addrs[n.id] = n.httpAddr
 		}
 	}

@@ -124,7 +124,7 @@ func (lk *linkKind) spec() faults.Spec {
 		if env.Fabric == nil {
 			return nil, errors.New("no network fabric")
 		}
-		return &injector{lk: lk, f: env.Fabric, log: env.Logger,
+		return &injector{lk: lk, f: env.Fabric, log: env.Logger, external: externalLinks(env.Components),
 			resolve: FromComponents(components.Resolvers(env.Components), true)}, nil
 	}
 	return s
@@ -136,6 +136,22 @@ type injector struct {
 	f       *fabric.Fabric
 	log     *slog.Logger
 	resolve Resolver
+	// external says, by component, why its links are not the fabric's.
+	external map[string]string
+}
+
+// externalLinks maps each component whose links do not run through the
+// fabric to the reason (components.ExternalLinks).
+func externalLinks(comps []components.Component) map[string]string {
+	out := map[string]string{}
+	for _, c := range comps {
+		if e, ok := c.(components.ExternalLinks); ok {
+			if why := e.ExternalLinks(); why != "" {
+				out[c.Name()] = why
+			}
+		}
+	}
+	return out
 }
 
 func (in *injector) Inject(ctx context.Context, target string, params map[string]string) (faults.Revert, error) {
@@ -150,6 +166,12 @@ func (in *injector) Inject(ctx context.Context, target string, params map[string
 	}
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("%s: target %q resolved to no nodes", lk.name, target)
+	}
+	for _, n := range append(slices.Clone(nodes), rest...) {
+		comp, _, _ := strings.Cut(n, "/")
+		if why, ok := in.external[comp]; ok {
+			return nil, fmt.Errorf("%s: target %q: %s", lk.name, target, why)
+		}
 	}
 	sel, probe, err := isolate(p, nodes, rest)
 	if lk.selection != nil {

@@ -297,7 +297,7 @@ func TestServicesSelectWorkloads(t *testing.T) {
 }
 
 // components are the StatefulSets and their node ids' prefix.
-var components = map[string]string{"raft": "node", "pbft": "node", "migration": "host"}
+var components = map[string]string{"raft": "node"}
 
 // TestStatefulSets: one per component, each with a headless Service that
 // resolves its members before they are ready, pods named after their node
@@ -305,7 +305,7 @@ var components = map[string]string{"raft": "node", "pbft": "node", "migration": 
 // address, and the data volume where Chaos Mesh's disk faults expect it.
 func TestStatefulSets(t *testing.T) {
 	m := load(t)
-	if got := slices.Sorted(maps.Keys(m.statefulsets)); !slices.Equal(got, []string{"soakd-migration", "soakd-pbft", "soakd-raft"}) {
+	if got := slices.Sorted(maps.Keys(m.statefulsets)); !slices.Equal(got, []string{"soakd-raft"}) {
 		t.Errorf("StatefulSets %v", got)
 	}
 	for comp, prefix := range components {
@@ -538,9 +538,7 @@ func TestRBAC(t *testing.T) {
 }
 
 // soakdConfig is soakd-config's soakd.yaml: as written, and as soakd's
-// config loader takes it today: raft's remote mode is soakd's, pbft's and
-// migration's (mode: remote, addresses) are not yet, so theirs are
-// stripped.
+// config loader takes it.
 func soakdConfig(t *testing.T, m *manifests) (map[string]any, *config.Config) {
 	t.Helper()
 	cm, ok := m.configmaps["soakd-config"]
@@ -555,24 +553,9 @@ func soakdConfig(t *testing.T, m *manifests) (map[string]any, *config.Config) {
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		t.Fatalf("%s: %v", configFile, err)
 	}
-	var stripped map[string]any
-	if err := yaml.Unmarshal([]byte(text), &stripped); err != nil {
-		t.Fatal(err)
-	}
-	comps, _ := stripped["components"].(map[string]any)
-	for name, c := range comps {
-		if cm, ok := c.(map[string]any); ok && cm["mode"] == "remote" && name != "raft" {
-			delete(cm, "mode")
-			delete(cm, "addresses")
-		}
-	}
-	b, err := yaml.Marshal(stripped)
+	cfg, err := config.Parse([]byte(text), faultbuiltin.Registry())
 	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(b, faultbuiltin.Registry())
-	if err != nil {
-		t.Fatalf("%s (remote-mode keys aside) is not a valid soakd config:\n%v", configFile, err)
+		t.Fatalf("%s is not a valid soakd config:\n%v", configFile, err)
 	}
 	return doc, cfg
 }

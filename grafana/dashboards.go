@@ -411,6 +411,18 @@ func leaks() board {
 			t(s("soakd_leak_canary_detection_seconds"), "{{instance}} {{signal}}")),
 		tl("Canary missed", "bool", "1 while soakd's SoakdCanaryMissed alert fires for the signal (soakd_leak_canary_missed): a canary ended without its alert, so a real leak of its size would go unseen too.",
 			t(s("soakd_leak_canary_missed"), "{{instance}} {{signal}}")),
+	}}, {"Node processes", []panel{
+		tl("Node leak alert firing", "bool", "1 while the leak alert of a node process fires (soakd_node_leak_firing): a component's node process in mode processes or remote, or a leakcheck.targets entry, judged by the same detector as soakd. Its evidence comes from the node's own profiles.",
+			t(s("soakd_node_leak_firing"), "{{component}}/{{node}} {{signal}}")),
+		ts("Node goroutines", "short", "Goroutines of each node process, from its goroutine profile (soakd_node_leak_signal_value{signal=\"goroutines\"}).",
+			t(s("soakd_node_leak_signal_value", `signal="goroutines"`), "{{component}}/{{node}}")),
+		ts("Node live heap", "bytes", "Heap in use right after a GC in each node process, from its heap profile (soakd_node_leak_signal_value{signal=\"heap_live_bytes\"}).",
+			t(s("soakd_node_leak_signal_value", `signal="heap_live_bytes"`), "{{component}}/{{node}}")),
+		ts("Node slope", "short", "Robust fitted slope of each node signal over the leak window, per second (soakd_node_leak_slope_per_second); compare with soakd_leak_threshold_per_second.",
+			t(s("soakd_node_leak_slope_per_second"), "{{component}}/{{node}} {{signal}}")),
+		ts("Node samples failed and restarts", "short", "Failed samples per rate interval (soakd_node_leak_sample_errors_total: the node down or unreachable) and new processes seen (soakd_node_leak_incarnations_total: each restart starts the node's windows again).",
+			t(`sum by (job, instance, component, node) (`+rate("increase", "soakd_node_leak_sample_errors_total")+`)`, "{{component}}/{{node}} failed"),
+			t(`sum by (job, instance, component, node) (`+rate("increase", "soakd_node_leak_incarnations_total")+`)`, "{{component}}/{{node}} restarts")),
 	}}}
 	for _, sig := range leakSignals {
 		sg := `signal="` + sig.name + `"`

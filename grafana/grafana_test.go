@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -460,19 +461,38 @@ func TestStackScript(t *testing.T) {
 // TestAlertmanagerInhibitsPrometheusCopy runs the real Alertmanager on the
 // stack's config: soakd's own leak alert suppresses Prometheus's copy of
 // the same alert in the same run (joined on run_id), and not a copy from
-// another run.
+// another run; a node process's alert suppresses only that node's copy,
+// not soakd's own nor another node's.
 func TestAlertmanagerInhibitsPrometheusCopy(t *testing.T) {
 	cfg, err := os.ReadFile("prometheus/alertmanager.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := testutil.StartAlertmanagerWith(t, string(cfg))
-	own := map[string]string{"alertname": "SoakdHeapLeak", "signal": "heap_live_bytes", "run_id": "r1", "severity": "critical"}
-	copyOf := func(run string) map[string]string {
-		return map[string]string{"alertname": "SoakdHeapLeak", "signal": "heap_live_bytes", "run_id": run, "severity": "critical",
-			"job": "soakd", "instance": "h:9477"}
+	leak := func(name, signal, run string, extra ...string) map[string]string {
+		l := map[string]string{"alertname": name, "signal": signal, "run_id": run, "severity": "critical"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			l[extra[i]] = extra[i+1]
+		}
+		return l
 	}
-	body, _ := json.Marshal([]map[string]any{{"labels": own}, {"labels": copyOf("r1")}, {"labels": copyOf("r2")}})
+	prom := []string{"job", "soakd", "instance", "h:9477"}
+	alerts := map[string]map[string]string{
+		"own":            leak("SoakdHeapLeak", "heap_live_bytes", "r1"),
+		"copy r1":        leak("SoakdHeapLeak", "heap_live_bytes", "r1", prom...),
+		"copy r2":        leak("SoakdHeapLeak", "heap_live_bytes", "r2", prom...),
+		"node-2 own":     leak("SoakdGoroutineLeak", "goroutines", "r1", "component", "raft", "node", "node-2"),
+		"node-2 copy":    leak("SoakdGoroutineLeak", "goroutines", "r1", append(prom, "component", "raft", "node", "node-2")...),
+		"node-1 copy":    leak("SoakdGoroutineLeak", "goroutines", "r1", append(prom, "component", "raft", "node", "node-1")...),
+		"soakd gor copy": leak("SoakdGoroutineLeak", "goroutines", "r1", prom...),
+	}
+	want := map[string]string{"own": "active", "copy r1": "suppressed", "copy r2": "active", "node-2 own": "active",
+		"node-2 copy": "suppressed", "node-1 copy": "active", "soakd gor copy": "active"}
+	var post []map[string]any
+	for _, l := range alerts {
+		post = append(post, map[string]any{"labels": l})
+	}
+	body, _ := json.Marshal(post)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Post(base+"/api/v2/alerts", "application/json", bytes.NewReader(body))
@@ -483,23 +503,22 @@ func TestAlertmanagerInhibitsPrometheusCopy(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("posting alerts: %s", resp.Status)
 	}
-	want := map[string]string{"own": "active", "r1": "suppressed", "r2": "active"}
 	var got map[string]string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		alerts, _ := testutil.GetAlerts(t, client, base+"/api/v2/alerts")
+		listed, _ := testutil.GetAlerts(t, client, base+"/api/v2/alerts")
 		got = map[string]string{}
-		for _, a := range alerts {
-			key := a.Labels["run_id"]
-			if a.Labels["job"] == "" {
-				key = "own"
+		for _, a := range listed {
+			for key, l := range alerts {
+				if maps.Equal(l, a.Labels) {
+					got[key] = a.Status.State
+				}
 			}
-			got[key] = a.Status.State
 		}
-		if fmt.Sprint(got) == fmt.Sprint(want) || time.Now().After(deadline) {
+		if maps.Equal(got, want) || time.Now().After(deadline) {
 			break
 		}
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if !maps.Equal(got, want) {
 		t.Fatalf("alert states %v, want %v", got, want)
 	}
 }

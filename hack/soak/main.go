@@ -47,14 +47,15 @@ func main() {
 	keep := flag.String("state-dir", "", "state dir to use and keep (default: a temporary one, removed)")
 	accelerate := flag.Bool("accelerate", true, "a fault a minute, a 2-minute warm-up and the canary at 30m; false runs the embedded default as it is")
 	record := flag.String("record", "", "write each leak signal's samples to <signal>.tsv in this directory")
+	raftMode := flag.String("raft-mode", "", "components.raft.mode: inprocess (the default config's), or processes to soak the Raft nodes as `soakd node` processes")
 	flag.Parse()
-	if err := soak(*bin, *duration, *seed, *keep, *record, *accelerate); err != nil {
+	if err := soak(*bin, *duration, *seed, *keep, *record, *raftMode, *accelerate); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func soak(bin string, duration time.Duration, seed uint64, state, record string, accelerate bool) error {
+func soak(bin string, duration time.Duration, seed uint64, state, record, raftMode string, accelerate bool) error {
 	dir, err := os.MkdirTemp("", "soakd-soak-")
 	if err != nil {
 		return err
@@ -74,6 +75,9 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 	ov := overlay
 	if !accelerate {
 		ov = "listen: 127.0.0.1:0\n"
+	}
+	if raftMode != "" {
+		ov += "components: {raft: {mode: " + raftMode + "}}\n"
 	}
 	if err := os.WriteFile(cfg, []byte(ov), 0o600); err != nil {
 		return err
@@ -263,6 +267,18 @@ func report(start, end metrics, duration time.Duration) bool {
 		}
 	}
 
+	if nodes := end.series("soakd_node_leak_alerts_total"); len(nodes) > 0 {
+		fmt.Println("\nnode processes (each soaked like soakd; alerts fired, and the signal's first and last sample):")
+		for _, s := range nodes {
+			v := `soakd_node_leak_signal_value` + s
+			fmt.Printf("  %-62s alerts %.0f  %.0f → %.0f\n", s, end.v["soakd_node_leak_alerts_total"+s], start.v[v], end.v[v])
+		}
+		for _, s := range end.series("soakd_node_leak_incarnations_total") {
+			fmt.Printf("  %-62s processes seen %.0f, failed samples %.0f\n", s, end.v["soakd_node_leak_incarnations_total"+s],
+				end.v["soakd_node_leak_sample_errors_total"+s])
+		}
+	}
+
 	fmt.Println("\nleak signals (per minute; detectable, per window: the smallest leak the noise lets that window see):")
 	for _, s := range end.series("soakd_leak_threshold_per_second") {
 		sig := strings.TrimSuffix(strings.TrimPrefix(s, `{signal="`), `"}`)
@@ -316,5 +332,6 @@ func report(start, end metrics, duration time.Duration) bool {
 	fmt.Printf("faults injected: %.0f\n", end.sum("soakd_faults_injected_total")-start.sum("soakd_faults_injected_total"))
 	canaryAlerts := end.sum("soakd_leak_canary_detected_total") // at least one alert each
 	return violations > 0 || end.sum("soakd_checks_total", `result="illegal"`) > 0 ||
-		end.sum("soakd_leak_alerts_total") > max(canaryAlerts, 1) || end.sum("soakd_leak_canary_missed_total") > 0
+		end.sum("soakd_leak_alerts_total") > max(canaryAlerts, 1) || end.sum("soakd_leak_canary_missed_total") > 0 ||
+		end.sum("soakd_node_leak_alerts_total") > 0
 }

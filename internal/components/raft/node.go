@@ -150,6 +150,11 @@ type NodeStatus struct {
 	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	// Snapshots counts the snapshots this process took; LogBytes is the
+	// size of its log store file.
+	Snapshots uint64 `json:"snapshots"`
+	LogBytes  int64  `json:"log_bytes"`
 }
 
 // Status reports the node's Raft state.
@@ -161,8 +166,13 @@ func (nd *Node) Status() NodeStatus {
 		return NodeStatus{ID: nd.n.id, State: hraft.Shutdown.String()}
 	}
 	_, leader := inst.raft.LeaderWithID()
-	return NodeStatus{ID: nd.n.id, State: inst.raft.State().String(), Leader: string(leader), Term: inst.raft.CurrentTerm(),
-		AppliedIndex: inst.fsm.appliedIndex(), LastIndex: inst.raft.LastIndex()}
+	st := NodeStatus{ID: nd.n.id, State: inst.raft.State().String(), Leader: string(leader), Term: inst.raft.CurrentTerm(),
+		AppliedIndex: inst.fsm.appliedIndex(), LastIndex: inst.raft.LastIndex(), CommitIndex: inst.raft.CommitIndex(),
+		Snapshots: nd.n.snapshots.Load()}
+	if fi, err := os.Stat(filepath.Join(nd.n.dir, logStoreFile)); err == nil {
+		st.LogBytes = fi.Size()
+	}
+	return st
 }
 
 // OpRequest is the body of POST /raft/v1/op.

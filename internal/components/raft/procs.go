@@ -58,6 +58,10 @@ type Processes struct {
 	clientIDs atomic.Int64
 	recorder  atomic.Pointer[recorderBox]
 	remote    bool
+	// seenLeader is the last leader a status poll found; leaderChanges
+	// counts the changes polls saw (one missed between two polls is not).
+	seenLeader    string
+	leaderChanges atomic.Uint64
 }
 
 // procNode is one member; cmd is nil while it is down.
@@ -487,9 +491,22 @@ func (p *Processes) get(ctx context.Context, addr, path string, v any) error {
 	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }
 
+// leaderOf is the leader among sts, counted as a change when it differs
+// from the last one seen.
+func (p *Processes) leaderOf(sts map[string]NodeStatus) string {
+	leader := leaderAmong(sts)
+	p.mu.Lock()
+	if leader != "" && leader != p.seenLeader {
+		p.seenLeader = leader
+		p.leaderChanges.Add(1)
+	}
+	p.mu.Unlock()
+	return leader
+}
+
 // findLeader is the running node that leads with the highest term.
 func (p *Processes) findLeader(ctx context.Context) (string, error) {
-	leader := leaderAmong(p.statuses(ctx))
+	leader := p.leaderOf(p.statuses(ctx))
 	if leader == "" {
 		return "", errors.New("raft: no leader")
 	}
@@ -525,7 +542,7 @@ func (p *Processes) Health() components.Health {
 	if len(sts) < len(p.nodes)/2+1 {
 		return components.Health{Detail: fmt.Sprintf("%d of %d node processes answer: no quorum", len(sts), len(p.nodes))}
 	}
-	if leaderAmong(sts) == "" {
+	if p.leaderOf(sts) == "" {
 		return components.Health{Detail: "no leader among the node processes"}
 	}
 	return components.Health{Healthy: true}
@@ -635,7 +652,9 @@ func (p *Processes) post(ctx context.Context, addr string, body []byte) (rep OpR
 	return rep, true
 }
 
-// procCollector reads the node processes' statuses at scrape time.
+// procCollector reads the node processes' statuses at scrape time: the
+// in-process cluster's series (collector), from each node's status, and
+// the highest term.
 type procCollector struct{ p *Processes }
 
 var descTerm = prometheus.NewDesc("soakd_raft_term",
@@ -643,7 +662,7 @@ var descTerm = prometheus.NewDesc("soakd_raft_term",
 
 // Describe implements prometheus.Collector.
 func (m *procCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAppliedIndex, descNodesUp, descTerm} {
+	for _, d := range []*prometheus.Desc{descLeaderChanges, descCommitIndex, descAppliedIndex, descApplyLag, descSnapshots, descLogBytes, descNodesUp, descTerm} {
 		ch <- d
 	}
 }
@@ -651,9 +670,21 @@ func (m *procCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *procCollector) Collect(ch chan<- prometheus.Metric) {
 	sts := m.p.statuses(context.Background())
+	m.p.leaderOf(sts)
+	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(m.p.leaderChanges.Load()))
 	var term uint64
 	for id, st := range sts {
+		lag := 0.0
+		if st.CommitIndex > st.AppliedIndex {
+			lag = float64(st.CommitIndex - st.AppliedIndex)
+		}
+		ch <- prometheus.MustNewConstMetric(descCommitIndex, prometheus.GaugeValue, float64(st.CommitIndex), id)
 		ch <- prometheus.MustNewConstMetric(descAppliedIndex, prometheus.GaugeValue, float64(st.AppliedIndex), id)
+		ch <- prometheus.MustNewConstMetric(descApplyLag, prometheus.GaugeValue, lag, id)
+		// Per process: a restarted node's count starts again, which
+		// Prometheus reads as a counter reset.
+		ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(st.Snapshots), id)
+		ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.GaugeValue, float64(st.LogBytes), id)
 		term = max(term, st.Term)
 	}
 	ch <- prometheus.MustNewConstMetric(descNodesUp, prometheus.GaugeValue, float64(len(sts)))

@@ -417,7 +417,10 @@ func TestRaftRemoteMode(t *testing.T) {
 	cfg := testConfig(t, `
 load:
   raft: {rate: 100, ramp_up: 0s}
-leakcheck: {interval: 1s, window: 1m}
+leakcheck:
+  interval: 1s
+  window: 1m
+  targets: [{name: other, pprof_url: "http://%s/debug/pprof/"}]
 faults:
   timeline:
     - {at: 2s, duration: 3s, kind: crash, target: raft/node-1}
@@ -425,6 +428,9 @@ faults:
 `)
 	cfg = strings.Replace(string(mustRead(t, cfg)), "raft: {enabled: false}",
 		"raft:\n    enabled: true\n    nodes: 3\n    mode: remote\n    addresses:"+addrs, 1)
+	// A process no component runs, soaked as leakcheck.targets: here a
+	// node's pprof again, without its /metrics (heap and goroutines only).
+	cfg = fmt.Sprintf(cfg, nodes.procs["node-3"].addr)
 	state := filepath.Join(t.TempDir(), "s")
 	d := startDaemon(t, nil, "--config", writeTemp(t, cfg), "--state-dir", state)
 	time.Sleep(15 * time.Second)
@@ -442,6 +448,12 @@ faults:
 				t.Errorf("%s = %v: the remote node's %s is not sampled", key, m[key], sig)
 			}
 		}
+	}
+	if v := m[`soakd_node_leak_samples_total{component="",node="other",signal="goroutines"}`]; v < 5 {
+		t.Errorf("leakcheck.targets entry sampled %v times", v)
+	}
+	if v, ok := m[`soakd_node_leak_samples_total{component="",node="other",signal="open_fds"}`]; ok && v > 0 {
+		t.Errorf("descriptors of a target without metrics_url sampled %v times: from what?", v)
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {

@@ -62,6 +62,23 @@ func TestTargetSamplerReadsRealHandlers(t *testing.T) {
 		t.Fatalf("remote reading %+v, incarnation %q: want every signal and the start time from /metrics", r, inc)
 	}
 
+	if _, ok := r.Value(SignalFDs); !ok {
+		t.Fatal("a remote target with /metrics has no descriptor signal")
+	}
+	bare := Target{Node: "bare", PprofURL: srv.URL + "/debug/pprof/"}
+	r, _, err = ts.read(ctx, bare, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []string{SignalFDs, SignalRSS, SignalThreads} {
+		if v, ok := r.Value(sig); ok {
+			t.Errorf("a remote target without metrics_url has %s = %v: nothing reads it", sig, v)
+		}
+	}
+	if _, ok := r.Value(SignalGoroutines); !ok {
+		t.Error("a remote target without metrics_url has no goroutine signal")
+	}
+
 	snap, err := ts.snapshot(ctx, local, now)
 	if err != nil || len(snap.Heap) == 0 || len(snap.Goroutine) == 0 {
 		t.Fatalf("snapshot: %d heap bytes, %d goroutine bytes, %v", len(snap.Heap), len(snap.Goroutine), err)

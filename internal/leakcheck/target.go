@@ -48,11 +48,30 @@ type targetSampler struct {
 	client *http.Client
 }
 
+// targetReading is one sample of a target. Process says the process
+// signals (descriptors, RSS, threads) were read: a remote target without
+// MetricsURL has only the heap and goroutines.
+type targetReading struct {
+	Reading
+	Process bool
+}
+
+// Value is the named signal, if it was read.
+func (r targetReading) Value(signal string) (float64, bool) {
+	switch signal {
+	case SignalFDs, SignalRSS, SignalThreads:
+		if !r.Process {
+			return 0, false
+		}
+	}
+	return r.Reading.Value(signal)
+}
+
 // read samples t's signals at now. incarnation identifies the process
 // (its pid or start time; "" where neither can be had): a change is a
 // restart, after which its windows start again.
-func (s *targetSampler) read(ctx context.Context, t Target, now time.Time) (r Reading, incarnation string, err error) {
-	r = Reading{T: now}
+func (s *targetSampler) read(ctx context.Context, t Target, now time.Time) (r targetReading, incarnation string, err error) {
+	r.T = now
 	pid := 0
 	if t.PID != nil {
 		if pid = t.PID(); pid == 0 {
@@ -93,6 +112,7 @@ func (s *targetSampler) read(ctx context.Context, t Target, now time.Time) (r Re
 			return r, incarnation, fmt.Errorf("procfs: %w", err)
 		}
 		r.FDs, r.RSS, r.Threads = float64(fds), float64(st.ResidentMemory()), float64(st.NumThreads)
+		r.Process = true
 	case t.MetricsURL != "":
 		m, err := s.get(ctx, t.MetricsURL)
 		if err != nil {
@@ -103,6 +123,7 @@ func (s *targetSampler) read(ctx context.Context, t Target, now time.Time) (r Re
 			return r, incarnation, fmt.Errorf("%s: %w", t.MetricsURL, err)
 		}
 		r.FDs, r.RSS, r.Threads = vals[0], vals[1], vals[2]
+		r.Process = vals[0] > 0 // the process collector is there (a process has at least stdin..stderr)
 		if vals[3] > 0 {
 			incarnation = strconv.FormatFloat(vals[3], 'f', -1, 64)
 		}

@@ -98,25 +98,13 @@ func NewProcesses(deps components.Deps) (*Processes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: processes mode needs soakd's own executable: %w", err)
 	}
-	p := &Processes{log: deps.Logger, clock: deps.Clock, bin: bin, stateDir: deps.StateDir, event: deps.Event, linkAddr: deps.LinkAddr,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.clock == nil {
-		p.clock = clockwork.NewRealClock()
-	}
-	if p.event == nil {
-		p.event = func(string, map[string]any) {}
-	}
+	p := &Processes{bin: bin, stateDir: deps.StateDir, linkAddr: deps.LinkAddr}
 	members, err := p.members(n)
 	if err != nil {
 		return nil, err
 	}
-	if deps.Metrics != nil {
-		if err := deps.Metrics.Register(&procCollector{p: p}); err != nil {
-			return nil, fmt.Errorf("raft: register metrics: %w", err)
-		}
+	if err := p.init(deps); err != nil {
+		return nil, err
 	}
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("node-%d", i)
@@ -125,14 +113,10 @@ func NewProcesses(deps components.Deps) (*Processes, error) {
 	return p, nil
 }
 
-// NewRemote builds the component over node processes already running at
-// components.raft.addresses (mode remote).
-func NewRemote(deps components.Deps) (*Processes, error) {
-	if deps.Config == nil || len(deps.Config.Components.Raft.Addresses) == 0 {
-		return nil, errors.New("raft: mode remote needs components.raft.addresses")
-	}
-	p := &Processes{log: deps.Logger, clock: deps.Clock, event: deps.Event, remote: true,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+// init takes what both modes take from deps, and registers the metrics.
+func (p *Processes) init(deps components.Deps) error {
+	p.log, p.clock, p.event = deps.Logger, deps.Clock, deps.Event
+	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -144,8 +128,21 @@ func NewRemote(deps components.Deps) (*Processes, error) {
 	}
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(&procCollector{p: p}); err != nil {
-			return nil, fmt.Errorf("raft: register metrics: %w", err)
+			return fmt.Errorf("raft: register metrics: %w", err)
 		}
+	}
+	return nil
+}
+
+// NewRemote builds the component over node processes already running at
+// components.raft.addresses (mode remote).
+func NewRemote(deps components.Deps) (*Processes, error) {
+	if deps.Config == nil || len(deps.Config.Components.Raft.Addresses) == 0 {
+		return nil, errors.New("raft: mode remote needs components.raft.addresses")
+	}
+	p := &Processes{remote: true}
+	if err := p.init(deps); err != nil {
+		return nil, err
 	}
 	addrs := deps.Config.Components.Raft.Addresses
 	for _, id := range slices.Sorted(maps.Keys(addrs)) {

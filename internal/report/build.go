@@ -419,6 +419,29 @@ func loads(cfg *config.Config, series []history.Series) []Load {
 	return out
 }
 
+// nodeLeakVerdict judges the node processes soakd soaked beside itself
+// (a component in mode processes or remote, leakcheck.targets): any leak
+// alert on one fails it. ok is false when the run soaked none and none
+// alerted.
+func nodeLeakVerdict(cfg *config.Config, j *journal) (Verdict, bool) {
+	var fired []string
+	for _, a := range j.alerts {
+		if a.Node != "" && !slices.Contains(fired, a.Name+" on "+a.Node) {
+			fired = append(fired, a.Name+" on "+a.Node)
+		}
+	}
+	soaked := cfg != nil && (len(cfg.LeakCheck.Targets) > 0 ||
+		(cfg.Components.Raft.Enabled && cfg.Components.Raft.Mode != "" && cfg.Components.Raft.Mode != config.ModeInProcess))
+	if !soaked && len(fired) == 0 {
+		return Verdict{}, false
+	}
+	v := Verdict{Target: "node processes leak nothing", Outcome: Pass, Measured: "no leak alert on a node process"}
+	if len(fired) > 0 {
+		v.Outcome, v.Measured = Fail, strings.Join(fired, ", ")
+	}
+	return v, true
+}
+
 func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal, in Inputs) []Verdict {
 	var out []Verdict
 	// The journal is the record of everything else: without it whole, no
@@ -451,6 +474,9 @@ func verdicts(cfg *config.Config, series []history.Series, r Report, j *journal,
 		if d := detectableNote(l); d != "" {
 			v.Measured += "; could see " + d
 		}
+		out = append(out, v)
+	}
+	if v, ok := nodeLeakVerdict(cfg, j); ok {
 		out = append(out, v)
 	}
 	runEnd := max(r.Run.Elapsed, j.elapsed)

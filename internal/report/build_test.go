@@ -90,7 +90,7 @@ func describe(r report.Report) string {
 		if a.Resolved != nil {
 			res = fmt.Sprintf("resolved at %gs", float64(*a.Resolved))
 		}
-		fmt.Fprintf(&b, "alert %s %s at %gs, %s, canary %q\n", a.Name, a.Signal, float64(a.Fired), res, a.Canary)
+		fmt.Fprintf(&b, "alert %s %s at %gs, %s, canary %q\n", a.Name, a.Subject(), float64(a.Fired), res, a.Canary)
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "violation %s/%s at %gs\n", v.Component, v.Invariant, float64(v.At))

@@ -33,7 +33,11 @@
 // component in components.raft.mode processes: it starts and supervises
 // those node processes, sends ops to the leader's HTTP API (an op whose
 // request never connected failed; one whose answer was lost is unknown),
-// and crashes a node with SIGKILL.
+// and crashes a node with SIGKILL. In components.raft.mode remote
+// (NewRemote) the same type drives node processes soakd did not start, at
+// components.raft.addresses, and refuses to crash them or to have their
+// links faulted (components.ExternalLinks). Both modes list their nodes'
+// processes for the leak checker (components.ProcessTargets).
 //
 // Imports: components and config of soakd's internals, nothing else. The
 // linearizability checker lives elsewhere; this package exposes every

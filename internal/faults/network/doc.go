@@ -10,5 +10,7 @@
 // rest of the component; partition cuts them from the rest (isolate, split
 // or one way), the other kinds act on every link to or from the target's
 // nodes. kind.go holds what the kinds share: resolving targets, the
-// inject-verify-revert flow and parameter parsing.
+// inject-verify-revert flow and parameter parsing. A component whose links
+// do not run through the fabric (components.ExternalLinks: nodes soakd did
+// not start) is refused with its reason, not faulted in name only.
 package network

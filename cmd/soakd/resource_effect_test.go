@@ -256,11 +256,27 @@ faults:
 		if i == 0 {
 			baseline = before
 		}
-		if ref := min(baseline.okPerSec, 200); after.okPerSec < 0.85*ref {
-			t.Errorf("%s: %.1f ok/s after the revert, %.1f before the first fault", c.kind, after.okPerSec, baseline.okPerSec)
+		recovered := func(p phase) string {
+			if ref := min(baseline.okPerSec, 200); p.okPerSec < 0.85*ref {
+				return fmt.Sprintf("%.1f ok/s after the revert, %.1f before the first fault", p.okPerSec, baseline.okPerSec)
+			}
+			if p.meanMs > 3*baseline.meanMs+50 {
+				return fmt.Sprintf("mean latency %.2f ms after the revert, %.2f before the first fault", p.meanMs, baseline.meanMs)
+			}
+			return ""
 		}
-		if after.meanMs > 3*baseline.meanMs+50 {
-			t.Errorf("%s: mean latency %.2f ms after the revert, %.2f before the first fault", c.kind, after.meanMs, baseline.meanMs)
+		// One slow window can be the machine (a parallel test's burst
+		// stalls a 5-second mean); a fault that leaves the cluster slow
+		// leaves the next window slow too.
+		if problem := recovered(after); problem != "" {
+			time.Sleep(5 * time.Second)
+			s4 := d.raftOps()
+			again := between(s3, s4)
+			t.Logf("%-20s after, 5 s later %s", c.kind, again)
+			if p2 := recovered(again); p2 != "" {
+				t.Errorf("%s: %s; 5 s later: %s", c.kind, problem, p2)
+			}
+			s3 = s4
 		}
 		prev = s3
 	}

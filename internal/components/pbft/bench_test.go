@@ -146,9 +146,7 @@ func BenchmarkPrimaryCrash(b *testing.B) {
 		entered := false
 		var execAtEntry uint64
 		for time.Since(t0) < 20*time.Second {
-			n.mu.Lock()
-			st := n.status
-			n.mu.Unlock()
+			_, st := n.state()
 			if st.View > 0 && !st.InViewChange {
 				if !entered {
 					entered, execAtEntry = true, uint64(st.LastExecuted)

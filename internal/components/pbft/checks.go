@@ -40,9 +40,9 @@ func (k *checks) report(vs []pbftcheck.Violation) {
 	for _, v := range vs {
 		k.c.m.violations.WithLabelValues("pbft", v.Invariant).Inc()
 		fields := map[string]any{"component": "pbft", "invariant": v.Invariant, "detail": v.Detail,
-			"replica": k.c.nodes[v.Replica].name, "seq": uint64(v.Seq)}
+			"replica": k.c.nodes[v.Replica].Name(), "seq": uint64(v.Seq)}
 		if int(v.Other) < len(k.c.nodes) && v.Other != v.Replica {
-			fields["other_replica"] = k.c.nodes[v.Other].name
+			fields["other_replica"] = k.c.nodes[v.Other].Name()
 		}
 		if v.Digest != (protocol.Digest{}) {
 			fields["digest"] = hex.EncodeToString(v.Digest[:8])

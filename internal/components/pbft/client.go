@@ -116,7 +116,7 @@ func (c *Cluster) call(ctx context.Context, client uint64, op []byte) (result []
 	defer t.Stop()
 	for {
 		for _, n := range c.nodes {
-			n.deliver(inbound{msg: req})
+			n.request(req)
 		}
 		select {
 		case r := <-w.done:

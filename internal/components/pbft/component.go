@@ -40,28 +40,39 @@ const (
 	defaultMaxKeys     = 1 << 16
 )
 
-// Cluster is the PBFT component: n = 3f+1 replicas in this process, each
-// with its own listener, links through the component's Dialer and disk.
+// Cluster is the PBFT component: n = 3f+1 replicas, each with its own
+// listener, disk and links through the component's Dialer. They run in
+// this process (mode inprocess) or as `soakd node` processes (procs.go);
+// the clients, the checkers and the faults drive both the same way.
 type Cluster struct {
-	n, f     int
+	replicaEnv
+	f        int
 	seed     uint64
 	stateDir string
-	maxKeys  int
-	log      *slog.Logger
-	dial     components.Dialer
 	event    func(string, map[string]any)
-	keys     *auth.Keys
-	mode     auth.Mode
-	m        *metrics
-	nodes    []*node
+	nodes    []replica
 	clients  clients
 	checks   *checks
 	recorder atomic.Pointer[recorderBox]
 	stopTick chan struct{}
 	tickDone chan struct{}
-	// unsafeQuorum is a test knob: the prepare and commit quorums
-	// (protocol.Config.UnsafePrepareQuorum, UnsafeCommitQuorum).
-	unsafeQuorum [2]int
+}
+
+// replica is one member as the Cluster drives it: a node in this process
+// (node) or a `soakd node` process (procReplica).
+type replica interface {
+	Name() string
+	start() error
+	// stop halts the replica; crash: abruptly (SIGKILL for a process).
+	stop(crash bool)
+	state() (running bool, st protocol.Status)
+	// request hands a client's request to the replica.
+	request(m protocol.Message)
+	setBehavior(b byzantine.Behavior) error
+	setMessageFaults(f components.MessageFault) error
+	stateDir() string
+	// listenAddr is where the replica's peers and clients reach it ("" while down).
+	listenAddr() string
 }
 
 type recorderBox struct{ r components.KVRecorder }
@@ -78,8 +89,11 @@ func New(deps components.Deps) (components.Component, error) {
 	if deps.StateDir == "" {
 		return nil, errors.New("pbft: no state dir")
 	}
-	c := &Cluster{n: n, f: (n - 1) / 3, seed: deps.Seed, stateDir: deps.StateDir, log: deps.Logger, dial: deps.Dial,
-		event: deps.Event, keys: auth.NewKeys(deps.Seed, n), mode: auth.MACs, maxKeys: deps.Config.Load.PBFT.Keys}
+	c := &Cluster{f: (n - 1) / 3, seed: deps.Seed, stateDir: deps.StateDir, event: deps.Event,
+		replicaEnv: replicaEnv{n: n, log: deps.Logger, dial: deps.Dial, keys: auth.NewKeys(deps.Seed, n), mode: auth.MACs,
+			maxKeys: deps.Config.Load.PBFT.Keys}}
+	c.sink = c
+	c.peerAddr = func(j int) string { return c.nodes[j].listenAddr() }
 	if c.maxKeys <= 0 {
 		c.maxKeys = defaultMaxKeys
 	}
@@ -94,21 +108,20 @@ func New(deps components.Deps) (components.Component, error) {
 	}
 	c.clients = clients{last: map[uint64]uint64{}, waiting: map[waitKey]*waiter{}}
 	for i := range n {
-		c.nodes = append(c.nodes, newNode(c, i))
+		c.nodes = append(c.nodes, newNode(&c.replicaEnv, i, c.stateDir))
 	}
 	var err error
-	if c.m, err = newMetrics(deps.Metrics, c); err != nil {
+	if c.m, err = newMetrics(deps.Metrics, c.NodeIDs()); err != nil {
 		return nil, err
+	}
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(newStatusCollector(c)); err != nil {
+			return nil, err
+		}
 	}
 	lv := deps.Config.Components.PBFT.Liveness
 	c.checks = newChecks(c, lv.Commit.Std(), lv.Drain.Std())
 	return c, nil
-}
-
-func (c *Cluster) replicaConfig(id protocol.ReplicaID, app protocol.Application) protocol.Config {
-	return protocol.Config{ID: id, N: c.n, CheckpointInterval: checkpointInterval, BatchSize: batchSize,
-		BatchTimeout: batchTimeoutTicks, ViewChangeTimeout: viewChangeTicks, App: app,
-		UnsafePrepareQuorum: c.unsafeQuorum[0], UnsafeCommitQuorum: c.unsafeQuorum[1]}
 }
 
 func (c *Cluster) Name() string  { return "pbft" }
@@ -151,7 +164,7 @@ func (c *Cluster) Stop(context.Context) error {
 		c.stopTick = nil
 	}
 	for _, n := range c.nodes {
-		n.halt()
+		n.stop(false)
 	}
 	return nil
 }
@@ -160,7 +173,7 @@ func (c *Cluster) Stop(context.Context) error {
 func (c *Cluster) Health() components.Health {
 	up := 0
 	for _, n := range c.nodes {
-		if n.up() {
+		if running, _ := n.state(); running {
 			up++
 		}
 	}
@@ -183,14 +196,14 @@ func (c *Cluster) SetRecorder(r components.KVRecorder) {
 func (c *Cluster) NodeIDs() []string {
 	out := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
-		out[i] = n.name
+		out[i] = n.Name()
 	}
 	return out
 }
 
-func (c *Cluster) node(id string) (*node, error) {
+func (c *Cluster) node(id string) (replica, error) {
 	for _, n := range c.nodes {
-		if n.name == id {
+		if n.Name() == id {
 			return n, nil
 		}
 	}
@@ -203,7 +216,7 @@ func (c *Cluster) Crash(id string) error {
 	if err != nil {
 		return err
 	}
-	n.halt()
+	n.stop(true)
 	return nil
 }
 
@@ -214,7 +227,7 @@ func (c *Cluster) Restart(id string) error {
 	if err != nil {
 		return err
 	}
-	if n.up() {
+	if running, _ := n.state(); running {
 		return nil
 	}
 	return n.start()
@@ -224,11 +237,9 @@ func (c *Cluster) Restart(id string) error {
 func (c *Cluster) primary() (string, bool) {
 	votes := map[protocol.ReplicaID]int{}
 	for _, n := range c.nodes {
-		n.mu.Lock()
-		if n.running {
-			votes[n.status.Primary]++
+		if running, st := n.state(); running {
+			votes[st.Primary]++
 		}
-		n.mu.Unlock()
 	}
 	best, bestVotes := protocol.ReplicaID(0), 0
 	for id, v := range votes {
@@ -239,7 +250,7 @@ func (c *Cluster) primary() (string, bool) {
 	if bestVotes == 0 {
 		return "", false
 	}
-	return c.nodes[best].name, true
+	return c.nodes[best].Name(), true
 }
 
 // Resolve maps a selector to replicas: primary, backup (one, by pick),
@@ -285,33 +296,30 @@ func (c *Cluster) SetBehavior(id string, b byzantine.Behavior) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case b == nil:
-		n.behavior.Store(nil)
-		n.wantTwin.Store(false)
-	case byzantine.IsTwin(b.Name()):
-		n.wantTwin.Store(true) // the loop runs a second copy (twin.go)
-	default:
-		n.behavior.Store(&byzBox{b: b})
+	if err := n.setBehavior(b); err != nil {
+		return err
 	}
-	c.checks.byzantine(n.id, b != nil)
+	c.checks.byzantine(protocol.ReplicaID(slices.Index(c.NodeIDs(), id)), b != nil)
 	return nil
 }
 
-// executed, checkpointed and issued feed the metrics and the checkers.
-func (c *Cluster) executed(n *node, cs []protocol.Committed) {
+// executed, checkpointed, restored and issued feed the metrics and the
+// checkers.
+func (c *Cluster) executed(id protocol.ReplicaID, cs []protocol.Committed) {
 	for _, x := range cs {
 		c.m.batch.Observe(float64(len(x.Batch)))
 		c.m.executed.WithLabelValues("requests").Add(float64(len(x.Batch)))
 	}
 	c.m.executed.WithLabelValues("batches").Add(float64(len(cs)))
-	c.m.executedSeq.WithLabelValues(n.name).Set(float64(cs[len(cs)-1].Seq))
-	c.checks.executed(n.id, cs)
+	c.m.executedSeq.WithLabelValues(c.nodes[id].Name()).Set(float64(cs[len(cs)-1].Seq))
+	c.checks.executed(id, cs)
 }
 
-func (c *Cluster) checkpointed(n *node, cp protocol.Checkpoint, stable protocol.Seq) {
-	c.checks.checkpointed(n.id, cp, stable)
+func (c *Cluster) checkpointed(id protocol.ReplicaID, cp protocol.Checkpoint, stable protocol.Seq) {
+	c.checks.checkpointed(id, cp, stable)
 }
+
+func (c *Cluster) restored(id protocol.ReplicaID, seq protocol.Seq) { c.checks.restored(id, seq) }
 
 func (c *Cluster) issued(r *protocol.Request) { c.checks.issued(r) }
 
@@ -334,17 +342,14 @@ type Summary struct {
 func (c *Cluster) Summary() any {
 	s := Summary{Replicas: c.n}
 	for _, n := range c.nodes {
-		n.mu.Lock()
-		if n.running {
+		if running, st := n.state(); running {
 			s.Up++
-			st := n.status
 			if uint64(st.View) >= s.View {
-				s.View, s.Primary = uint64(st.View), c.nodes[st.Primary].name
+				s.View, s.Primary = uint64(st.View), c.nodes[st.Primary].Name()
 			}
 			s.Executed = max(s.Executed, uint64(st.LastExecuted))
 			s.Stable = max(s.Stable, uint64(st.LowWatermark))
 		}
-		n.mu.Unlock()
 	}
 	s.Line = fmt.Sprintf("%d/%d replicas up, view %d (primary %s), executed seq %d, stable checkpoint %d",
 		s.Up, s.Replicas, s.View, s.Primary, s.Executed, s.Stable)

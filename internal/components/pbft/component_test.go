@@ -15,6 +15,7 @@ import (
 	"github.com/soakd/soakd/internal/check"
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/pbft/byzantine"
+	"github.com/soakd/soakd/internal/components/pbft/protocol"
 	"github.com/soakd/soakd/internal/config"
 )
 
@@ -127,9 +128,7 @@ func TestPrimaryCrashAndRestart(t *testing.T) {
 	}
 	tc.load(t, 2, 2*time.Second)
 	n, _ := tc.node(prim[0])
-	n.mu.Lock()
-	st := n.status
-	n.mu.Unlock()
+	_, st := n.state()
 	t.Logf("restarted %s: %+v", prim[0], st)
 	if st.LastExecuted == 0 {
 		t.Fatal("the restarted replica executed nothing")
@@ -148,7 +147,7 @@ func TestByzantineBehaviours(t *testing.T) {
 				target = "backup"
 			}
 			ids, _ := tc.Resolve(target, 1)
-			b, err := byzantine.New(name, nil, tc.nodes[nodeIndex(ids[0])].id, 4, 1)
+			b, err := byzantine.New(name, nil, protocol.ReplicaID(nodeIndex(ids[0])), 4, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

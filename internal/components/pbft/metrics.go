@@ -24,7 +24,7 @@ type metrics struct {
 var rejectReasons = []string{"bad-mac", "bad-signature", "bad-request", "malformed", "wrong-view", "outside-watermarks",
 	"equivocation", "bad-digest", "not-primary", "bad-new-view", "stale"}
 
-func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, nodes []string) (*metrics, error) {
 	const ns = "soakd_pbft_"
 	m := &metrics{
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_sent_total",
@@ -55,13 +55,13 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 	for _, k := range []string{"batches", "requests"} {
 		m.executed.WithLabelValues(k)
 	}
-	for _, n := range c.nodes {
-		m.viewChanges.WithLabelValues(n.name)
+	for _, n := range nodes {
+		m.viewChanges.WithLabelValues(n)
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, m.executed, m.viewChanges, m.recovery, newStatusCollector(c)} {
+	for _, col := range []prometheus.Collector{m.sent, m.rejected, m.dropped, m.batch, m.executedSeq, m.executed, m.viewChanges, m.recovery} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
@@ -105,9 +105,7 @@ func (s *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	primaries := map[protocol.ReplicaID]bool{}
 	for _, n := range s.c.nodes {
-		n.mu.Lock()
-		running, st := n.running, n.status
-		n.mu.Unlock()
+		running, st := n.state()
 		up := 0.0
 		if running {
 			up = 1
@@ -116,18 +114,18 @@ func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			if st.InViewChange {
 				vc = 1
 			}
-			ch <- prometheus.MustNewConstMetric(s.view, prometheus.GaugeValue, float64(st.View), n.name)
-			ch <- prometheus.MustNewConstMetric(s.low, prometheus.GaugeValue, float64(st.LowWatermark), n.name)
-			ch <- prometheus.MustNewConstMetric(s.certs, prometheus.GaugeValue, float64(st.Certificates), n.name)
-			ch <- prometheus.MustNewConstMetric(s.inViewChange, prometheus.GaugeValue, vc, n.name)
+			ch <- prometheus.MustNewConstMetric(s.view, prometheus.GaugeValue, float64(st.View), n.Name())
+			ch <- prometheus.MustNewConstMetric(s.low, prometheus.GaugeValue, float64(st.LowWatermark), n.Name())
+			ch <- prometheus.MustNewConstMetric(s.certs, prometheus.GaugeValue, float64(st.Certificates), n.Name())
+			ch <- prometheus.MustNewConstMetric(s.inViewChange, prometheus.GaugeValue, vc, n.Name())
 		}
-		ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, up, n.name)
+		ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, up, n.Name())
 	}
-	for _, n := range s.c.nodes {
+	for i, n := range s.c.nodes {
 		v := 0.0
-		if primaries[n.id] {
+		if primaries[protocol.ReplicaID(i)] {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(s.pri, prometheus.GaugeValue, v, n.name)
+		ch <- prometheus.MustNewConstMetric(s.pri, prometheus.GaugeValue, v, n.Name())
 	}
 }

@@ -64,6 +64,10 @@ func (c *Cluster) SetMessageFaults(id string, f components.MessageFault) error {
 	if err != nil {
 		return err
 	}
+	return n.setMessageFaults(f)
+}
+
+func (n *node) setMessageFaults(f components.MessageFault) error {
 	if f == (components.MessageFault{}) {
 		n.msgFaults.Store(nil)
 		return nil

@@ -46,7 +46,7 @@ type inbound struct {
 // node is one replica: the core, driven by one loop goroutine, with a
 // listener for its peers, a writer per peer, and its disk.
 type node struct {
-	c    *Cluster
+	env  *replicaEnv
 	id   protocol.ReplicaID
 	name string
 	dir  string
@@ -69,7 +69,7 @@ type node struct {
 	peers    map[protocol.ReplicaID]*peer
 	conns    map[net.Conn]struct{}
 	inbox    chan inbound
-	stop     chan struct{}
+	quit     chan struct{}
 	loopDone chan struct{}
 	wg       sync.WaitGroup
 	status   protocol.Status
@@ -80,11 +80,14 @@ type node struct {
 
 type byzBox struct{ b byzantine.Behavior }
 
-func newNode(c *Cluster, i int) *node {
-	name := fmt.Sprintf("node-%d", i+1)
-	return &node{c: c, id: protocol.ReplicaID(i), name: name, dir: filepath.Join(c.stateDir, name),
-		log: c.log.With("node", name)}
+func newNode(env *replicaEnv, i int, stateDir string) *node {
+	name := replicaName(i)
+	return &node{env: env, id: protocol.ReplicaID(i), name: name, dir: filepath.Join(stateDir, name),
+		log: env.log.With("node", name)}
 }
+
+// replicaName is replica i's node id: node-1 .. node-n.
+func replicaName(i int) string { return fmt.Sprintf("node-%d", i+1) }
 
 // Addr is where the node listens ("" while down).
 func (n *node) Addr() string {
@@ -94,12 +97,6 @@ func (n *node) Addr() string {
 		return ""
 	}
 	return n.addr
-}
-
-func (n *node) up() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.running
 }
 
 // start recovers the node from its disk and runs it.
@@ -113,7 +110,7 @@ func (n *node) start() error {
 		_ = store.close()
 		return err
 	}
-	r, err := protocol.NewReplica(n.c.replicaConfig(n.id, kv.New(n.c.maxKeys)))
+	r, err := protocol.NewReplica(n.env.replicaConfig(n.id, kv.New(n.env.maxKeys)))
 	if err != nil {
 		_ = store.close()
 		return err
@@ -127,7 +124,7 @@ func (n *node) start() error {
 			_ = store.close()
 			return fmt.Errorf("pbft: %s: restore: %w", n.name, err)
 		}
-		n.c.checks.restored(n.id, c.Seq)
+		n.env.sink.restored(n.id, c.Seq)
 	}
 	ln, err := n.listen()
 	if err != nil {
@@ -139,15 +136,15 @@ func (n *node) start() error {
 	n.since = after
 	n.pending = nil
 	n.inbox = make(chan inbound, inboxSize)
-	n.stop = make(chan struct{})
+	n.quit = make(chan struct{})
 	n.conns = map[net.Conn]struct{}{}
 	n.peers = map[protocol.ReplicaID]*peer{}
-	for j := range n.c.n {
+	for j := range n.env.n {
 		if j == int(n.id) {
 			continue
 		}
-		to := n.c.nodes[j]
-		n.peers[protocol.ReplicaID(j)] = newPeer(n.name, to.name, to.Addr, n.c.dial, n.c.m.dropped.WithLabelValues("queue-full").Inc)
+		addr := func() string { return n.env.peerAddr(j) }
+		n.peers[protocol.ReplicaID(j)] = newPeer(n.name, replicaName(j), addr, n.env.dial, n.env.m.dropped.WithLabelValues("queue-full").Inc)
 	}
 	n.status = r.Status()
 	n.mu.Unlock()
@@ -199,7 +196,7 @@ func (n *node) halt() {
 		return
 	}
 	n.running = false
-	close(n.stop)
+	close(n.quit)
 	_ = n.ln.Close()
 	for c := range n.conns {
 		_ = c.Close()
@@ -249,16 +246,16 @@ func (n *node) read(c net.Conn) {
 		}
 		m, err := wire.Decode(b)
 		if err != nil {
-			n.c.m.rejected.WithLabelValues("malformed").Inc()
+			n.env.m.rejected.WithLabelValues("malformed").Inc()
 			continue
 		}
-		if err := n.c.keys.Verify(n.c.mode, &m, n.id); err != nil {
-			n.c.m.rejected.WithLabelValues(authReason(err)).Inc()
+		if err := n.env.keys.Verify(n.env.mode, &m, n.id); err != nil {
+			n.env.m.rejected.WithLabelValues(authReason(err)).Inc()
 			continue
 		}
 		// Every request a message orders must come from its client.
-		if err := n.c.keys.VerifyRequests(&m, n.id); err != nil {
-			n.c.m.rejected.WithLabelValues("bad-request").Inc()
+		if err := n.env.keys.VerifyRequests(&m, n.id); err != nil {
+			n.env.m.rejected.WithLabelValues("bad-request").Inc()
 			continue
 		}
 		n.deliver(inbound{msg: m})
@@ -287,7 +284,7 @@ func (n *node) deliver(in inbound) {
 	select {
 	case inbox <- in:
 	default:
-		n.c.m.dropped.WithLabelValues("inbox-full").Inc()
+		n.env.m.dropped.WithLabelValues("inbox-full").Inc()
 	}
 }
 
@@ -298,11 +295,11 @@ func (n *node) loop(r *protocol.Replica) {
 	defer t.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-n.quit:
 			return
 		case in := <-n.inbox:
 			if err := r.Step(in.msg); err != nil {
-				n.c.m.rejected.WithLabelValues(rejectReason(err)).Inc()
+				n.env.m.rejected.WithLabelValues(rejectReason(err)).Inc()
 			}
 			n.twinStep(&in)
 		case <-t.C:
@@ -321,7 +318,7 @@ func (n *node) loop(r *protocol.Replica) {
 		st := r.Status()
 		n.mu.Lock()
 		if st.View > n.status.View {
-			n.c.m.viewChanges.WithLabelValues(n.name).Inc()
+			n.env.m.viewChanges.WithLabelValues(n.name).Inc()
 		}
 		n.status = st
 		n.mu.Unlock()
@@ -347,14 +344,14 @@ func (n *node) handle(rd protocol.Ready) error {
 		if err := n.store.sync(); err != nil {
 			return err
 		}
-		n.c.executed(n, rd.Committed)
+		n.env.sink.executed(n.id, rd.Committed)
 	}
 	n.pending = append(n.pending, rd.Checkpoints...)
 	for _, cp := range rd.Checkpoints {
-		n.c.checkpointed(n, cp, 0)
+		n.env.sink.checkpointed(n.id, cp, 0)
 	}
 	if rd.Stable > 0 {
-		n.c.checkpointed(n, protocol.Checkpoint{}, rd.Stable)
+		n.env.sink.checkpointed(n.id, protocol.Checkpoint{}, rd.Stable)
 	}
 	if rd.Stable > n.store.stable {
 		if err := n.stabilize(rd.Stable); err != nil {
@@ -365,7 +362,7 @@ func (n *node) handle(rd protocol.Ready) error {
 		n.sendSide(e, n.side())
 	}
 	for _, m := range rd.Replies {
-		n.c.reply(n.id, m)
+		n.env.sink.reply(n.id, m)
 	}
 	return nil
 }
@@ -401,10 +398,10 @@ func (n *node) stabilize(stable protocol.Seq) error {
 // (all of them but while a twin runs), through the node's Byzantine
 // behaviour when one is in force.
 func (n *node) sendSide(e protocol.Envelope, side int) {
-	n.c.m.sent.WithLabelValues(e.Msg.Kind.String()).Inc()
+	n.env.m.sent.WithLabelValues(e.Msg.Kind.String()).Inc()
 	var to []protocol.ReplicaID
 	if e.All {
-		for j := range n.c.n {
+		for j := range n.env.n {
 			if j != int(n.id) && onSide(side, protocol.ReplicaID(j)) {
 				to = append(to, protocol.ReplicaID(j))
 			}
@@ -416,7 +413,7 @@ func (n *node) sendSide(e protocol.Envelope, side int) {
 	b := n.behavior.Load()
 	if b == nil { // one authenticator (MACs for every receiver) and one encoding for all
 		m := e.Msg
-		n.c.keys.Authenticate(n.c.mode, &m)
+		n.env.keys.Authenticate(n.env.mode, &m)
 		frame := wire.Append(nil, &m)
 		for _, dst := range to {
 			n.link(dst, frame)
@@ -426,7 +423,7 @@ func (n *node) sendSide(e protocol.Envelope, side int) {
 	for _, dst := range to {
 		for _, o := range b.b.Outgoing(byzantine.Out{To: dst, Msg: e.Msg}) {
 			m := o.Msg
-			n.c.keys.Authenticate(n.c.mode, &m)
+			n.env.keys.Authenticate(n.env.mode, &m)
 			if o.Forge {
 				auth.Forge(&m)
 			}
@@ -463,7 +460,7 @@ func (n *node) sealNested(m *protocol.Message) {
 
 func (n *node) seal(m *protocol.Message) {
 	if m.From == n.id && len(m.Auth.Sig) == 0 {
-		n.c.keys.Authenticate(n.c.mode, m)
+		n.env.keys.Authenticate(n.env.mode, m)
 	}
 }
 
@@ -484,3 +481,34 @@ func (n *node) transmit(to protocol.ReplicaID, frame []byte) {
 		p.send(frame)
 	}
 }
+
+// The replica interface, for a node in this process.
+
+func (n *node) Name() string { return n.name }
+
+func (n *node) stop(bool) { n.halt() }
+
+func (n *node) state() (bool, protocol.Status) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.running, n.status
+}
+
+func (n *node) request(m protocol.Message) { n.deliver(inbound{msg: m}) }
+
+func (n *node) setBehavior(b byzantine.Behavior) error {
+	switch {
+	case b == nil:
+		n.behavior.Store(nil)
+		n.wantTwin.Store(false)
+	case byzantine.IsTwin(b.Name()):
+		n.wantTwin.Store(true) // the loop runs a second copy (twin.go)
+	default:
+		n.behavior.Store(&byzBox{b: b})
+	}
+	return nil
+}
+
+func (n *node) stateDir() string { return n.dir }
+
+func (n *node) listenAddr() string { return n.Addr() }

@@ -11,7 +11,7 @@ func (c *Cluster) NodeDir(id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return n.dir, nil
+	return n.stateDir(), nil
 }
 
 // ListenAddrs implements components.NodeResources: the replica's listener
@@ -21,10 +21,8 @@ func (c *Cluster) ListenAddrs(id string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.running || n.ln == nil {
-		return nil, nil
+	if a := n.listenAddr(); a != "" {
+		return []string{a}, nil
 	}
-	return []string{n.ln.Addr().String()}, nil
+	return nil, nil
 }

@@ -41,7 +41,7 @@ func (n *node) twinStep(in *inbound) {
 	want := n.wantTwin.Load()
 	switch {
 	case want && n.twin == nil:
-		r, err := protocol.NewReplica(n.c.replicaConfig(n.id, kv.New(n.c.maxKeys)))
+		r, err := protocol.NewReplica(n.env.replicaConfig(n.id, kv.New(n.env.maxKeys)))
 		if err != nil {
 			n.log.Error("starting a twin", "err", err)
 			return
@@ -65,7 +65,7 @@ func (n *node) twinStep(in *inbound) {
 			n.sendSide(e, sideTwin)
 		}
 		for _, m := range rd.Replies {
-			n.c.reply(n.id, m)
+			n.env.sink.reply(n.id, m)
 		}
 	}
 }

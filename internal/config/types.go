@@ -69,6 +69,10 @@ const (
 type PBFTComponent struct {
 	Enabled  bool `yaml:"enabled"`
 	Replicas int  `yaml:"replicas"`
+	// Mode is where the replicas run, as RaftComponent.Mode; with remote,
+	// Addresses are their `soakd node` HTTP addresses, node-1 .. node-N.
+	Mode      string            `yaml:"mode"`
+	Addresses map[string]string `yaml:"addresses,omitempty"`
 	// Liveness bounds, checked after every fault window closes: a commit
 	// within Commit and every request pending then finished within Drain.
 	Liveness PBFTLiveness `yaml:"liveness"`

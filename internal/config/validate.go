@@ -155,29 +155,36 @@ func (c *Config) validateRun(v *validator) {
 	}
 }
 
+// validateNodeMode checks a component's mode and, with mode remote, its
+// nodes' addresses: one per node, by id node-1..node-n.
+func validateNodeMode(v *validator, path string, enabled bool, n int, mode string, addrs map[string]string) {
+	switch mode {
+	case "", ModeInProcess, ModeProcesses:
+		if len(addrs) > 0 {
+			v.add(path+".addresses", "only with mode %s (mode is %q)", ModeRemote, mode)
+		}
+	case ModeRemote:
+		if enabled && len(addrs) != n {
+			v.add(path+".addresses", "mode remote needs one address per node: %d nodes, %d addresses", n, len(addrs))
+		}
+		for _, id := range sortedKeys(addrs) {
+			if i, err := strconv.Atoi(strings.TrimPrefix(id, "node-")); err != nil || !strings.HasPrefix(id, "node-") || i < 1 || i > n {
+				v.add(field(path+".addresses", id), "unknown node (node-1 to node-%d)", n)
+			} else if msg := hostPort(addrs[id], 1); msg != "" {
+				v.add(field(path+".addresses", id), "%s", msg)
+			}
+		}
+	default:
+		v.add(path+".mode", "must be %s, %s or %s, got %q", ModeInProcess, ModeProcesses, ModeRemote, mode)
+	}
+}
+
 func (c *Config) validateComponents(v *validator) {
 	if r := c.Components.Raft; r.Enabled && (r.Nodes < MinRaftNodes || r.Nodes > MaxRaftNodes) {
 		v.add("components.raft.nodes", "must be between %d and %d", MinRaftNodes, MaxRaftNodes)
 	}
-	switch r := c.Components.Raft; r.Mode {
-	case "", ModeInProcess, ModeProcesses:
-		if len(r.Addresses) > 0 {
-			v.add("components.raft.addresses", "only with mode %s (mode is %q)", ModeRemote, r.Mode)
-		}
-	case ModeRemote:
-		if r.Enabled && len(r.Addresses) != r.Nodes {
-			v.add("components.raft.addresses", "mode remote needs one address per node: %d nodes, %d addresses", r.Nodes, len(r.Addresses))
-		}
-		for _, id := range sortedKeys(r.Addresses) {
-			if n, err := strconv.Atoi(strings.TrimPrefix(id, "node-")); err != nil || !strings.HasPrefix(id, "node-") || n < 1 || n > r.Nodes {
-				v.add(field("components.raft.addresses", id), "unknown node (node-1 to node-%d)", r.Nodes)
-			} else if msg := hostPort(r.Addresses[id], 1); msg != "" {
-				v.add(field("components.raft.addresses", id), "%s", msg)
-			}
-		}
-	default:
-		v.add("components.raft.mode", "must be %s, %s or %s, got %q", ModeInProcess, ModeProcesses, ModeRemote, r.Mode)
-	}
+	validateNodeMode(v, "components.raft", c.Components.Raft.Enabled, c.Components.Raft.Nodes, c.Components.Raft.Mode, c.Components.Raft.Addresses)
+	validateNodeMode(v, "components.pbft", c.Components.PBFT.Enabled, c.Components.PBFT.Replicas, c.Components.PBFT.Mode, c.Components.PBFT.Addresses)
 	if p := c.Components.PBFT; p.Enabled {
 		const path = "components.pbft.replicas"
 		switch n := p.Replicas; {

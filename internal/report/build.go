@@ -430,8 +430,10 @@ func nodeLeakVerdict(cfg *config.Config, j *journal) (Verdict, bool) {
 			fired = append(fired, a.Name+" on "+a.Node)
 		}
 	}
+	outOfProcess := func(enabled bool, mode string) bool { return enabled && mode != "" && mode != config.ModeInProcess }
 	soaked := cfg != nil && (len(cfg.LeakCheck.Targets) > 0 ||
-		(cfg.Components.Raft.Enabled && cfg.Components.Raft.Mode != "" && cfg.Components.Raft.Mode != config.ModeInProcess))
+		outOfProcess(cfg.Components.Raft.Enabled, cfg.Components.Raft.Mode) ||
+		outOfProcess(cfg.Components.PBFT.Enabled, cfg.Components.PBFT.Mode))
 	if !soaked && len(fired) == 0 {
 		return Verdict{}, false
 	}

@@ -1,10 +1,12 @@
 package pbft
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -56,6 +58,13 @@ type Cluster struct {
 	recorder atomic.Pointer[recorderBox]
 	stopTick chan struct{}
 	tickDone chan struct{}
+
+	// Replicas as processes (procs.go): the mode, soakd's executable, the
+	// fabric's proxy for a link, and the client of their APIs.
+	procMode string
+	bin      string
+	linkAddr func(from, to, addr string) (string, error)
+	http     *http.Client
 }
 
 // replica is one member as the Cluster drives it: a node in this process
@@ -94,6 +103,7 @@ func New(deps components.Deps) (components.Component, error) {
 			maxKeys: deps.Config.Load.PBFT.Keys}}
 	c.sink = c
 	c.peerAddr = func(j int) string { return c.nodes[j].listenAddr() }
+	c.linkAddr = deps.LinkAddr
 	if c.maxKeys <= 0 {
 		c.maxKeys = defaultMaxKeys
 	}
@@ -107,12 +117,23 @@ func New(deps components.Deps) (components.Component, error) {
 		c.event = func(string, map[string]any) {}
 	}
 	c.clients = clients{last: map[uint64]uint64{}, waiting: map[waitKey]*waiter{}}
-	for i := range n {
-		c.nodes = append(c.nodes, newNode(&c.replicaEnv, i, c.stateDir))
-	}
 	var err error
-	if c.m, err = newMetrics(deps.Metrics, c.NodeIDs()); err != nil {
+	names := make([]string, n)
+	for i := range n {
+		names[i] = replicaName(i)
+	}
+	if c.m, err = newMetrics(deps.Metrics, names); err != nil {
 		return nil, err
+	}
+	switch pc := deps.Config.Components.PBFT; pc.Mode {
+	case config.ModeProcesses, config.ModeRemote:
+		if err := c.newProcReplicas(pc); err != nil {
+			return nil, err
+		}
+	default:
+		for i := range n {
+			c.nodes = append(c.nodes, newNode(&c.replicaEnv, i, c.stateDir))
+		}
 	}
 	if deps.Metrics != nil {
 		if err := deps.Metrics.Register(newStatusCollector(c)); err != nil {
@@ -137,7 +158,7 @@ func (c *Cluster) Start(context.Context) error {
 	}
 	c.stopTick, c.tickDone = make(chan struct{}), make(chan struct{})
 	go c.tickChecks()
-	c.log.Info("pbft replicas up", "replicas", c.n, "f", c.f, "auth", "mac")
+	c.log.Info("pbft replicas up", "replicas", c.n, "f", c.f, "auth", "mac", "mode", cmp.Or(c.procMode, config.ModeInProcess))
 	return nil
 }
 
@@ -165,6 +186,12 @@ func (c *Cluster) Stop(context.Context) error {
 	}
 	for _, n := range c.nodes {
 		n.stop(false)
+		if r, ok := n.(*procReplica); ok {
+			r.close()
+		}
+	}
+	if c.http != nil {
+		c.http.CloseIdleConnections()
 	}
 	return nil
 }
@@ -216,7 +243,13 @@ func (c *Cluster) Crash(id string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.errRemote("crash", id); err != nil {
+		return err
+	}
 	n.stop(true)
+	if c.procMode == config.ModeProcesses {
+		c.event("pbft_node_crashed", map[string]any{"node": id, "signal": "SIGKILL"})
+	}
 	return nil
 }
 
@@ -227,10 +260,19 @@ func (c *Cluster) Restart(id string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.errRemote("restart", id); err != nil {
+		return err
+	}
 	if running, _ := n.state(); running {
 		return nil
 	}
-	return n.start()
+	if err := n.start(); err != nil {
+		return err
+	}
+	if c.procMode == config.ModeProcesses {
+		c.event("pbft_node_restarted", map[string]any{"node": id})
+	}
+	return nil
 }
 
 // primary is the replica most running replicas follow as primary now.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/soakd/soakd/internal/components"
 	"github.com/soakd/soakd/internal/components/pbft/auth"
+	"github.com/soakd/soakd/internal/components/pbft/kv"
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
 )
 
@@ -23,6 +24,9 @@ type replicaEnv struct {
 	// peerAddr is replica j's listener now ("" while it is down).
 	peerAddr func(j int) string
 	sink     replicaSink
+	// diverge plants a bug for tests: the replica's store corrupts every
+	// value it puts, so it executes what the others do with other results.
+	diverge bool
 	// unsafeQuorum is a test knob: the prepare and commit quorums
 	// (protocol.Config.UnsafePrepareQuorum, UnsafeCommitQuorum).
 	unsafeQuorum [2]int
@@ -37,6 +41,28 @@ type replicaSink interface {
 	checkpointed(id protocol.ReplicaID, cp protocol.Checkpoint, stable protocol.Seq)
 	restored(id protocol.ReplicaID, seq protocol.Seq)
 	reply(from protocol.ReplicaID, m protocol.Message)
+}
+
+// newApp is a replica's replicated state machine, empty.
+func (e *replicaEnv) newApp() protocol.Application {
+	s := kv.New(e.maxKeys)
+	if e.diverge {
+		return divergent{s}
+	}
+	return s
+}
+
+// divergent is the planted bug of HostOptions.Diverge: a store whose puts
+// store another value than the one asked, as a non-deterministic state
+// machine would. PBFT masks one such replica; the checkers must not.
+type divergent struct{ *kv.Store }
+
+func (d divergent) Execute(op []byte) []byte {
+	if o, err := kv.DecodeOp(op); err == nil && o.Kind == kv.OpPut {
+		o.Value = append(o.Value[:len(o.Value):len(o.Value)], '~')
+		op = kv.EncodeOp(o)
+	}
+	return d.Store.Execute(op)
 }
 
 func (e *replicaEnv) replicaConfig(id protocol.ReplicaID, app protocol.Application) protocol.Config {

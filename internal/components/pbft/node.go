@@ -16,7 +16,6 @@ import (
 
 	"github.com/soakd/soakd/internal/components/pbft/auth"
 	"github.com/soakd/soakd/internal/components/pbft/byzantine"
-	"github.com/soakd/soakd/internal/components/pbft/kv"
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
 	"github.com/soakd/soakd/internal/components/pbft/wire"
 	"github.com/soakd/soakd/internal/netutil"
@@ -51,6 +50,9 @@ type node struct {
 	name string
 	dir  string
 	log  *slog.Logger
+	// bindAddr, when set, is the node's fixed address (a node process's,
+	// which its peers are given); else it keeps the one it got first.
+	bindAddr string
 
 	// behavior is the Byzantine fault in force on the node's sends (nil:
 	// correct).
@@ -110,7 +112,7 @@ func (n *node) start() error {
 		_ = store.close()
 		return err
 	}
-	r, err := protocol.NewReplica(n.env.replicaConfig(n.id, kv.New(n.env.maxKeys)))
+	r, err := protocol.NewReplica(n.env.replicaConfig(n.id, n.env.newApp()))
 	if err != nil {
 		_ = store.close()
 		return err
@@ -166,7 +168,9 @@ func (n *node) listen() (net.Listener, error) {
 	}
 	path := filepath.Join(n.dir, addrFile)
 	addr := "127.0.0.1:0"
-	if b, err := os.ReadFile(path); err == nil {
+	if n.bindAddr != "" {
+		addr = n.bindAddr
+	} else if b, err := os.ReadFile(path); err == nil {
 		addr = strings.TrimSpace(string(b))
 	}
 	var ln net.Listener

@@ -1,7 +1,6 @@
 package pbft
 
 import (
-	"github.com/soakd/soakd/internal/components/pbft/kv"
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
 )
 
@@ -41,7 +40,7 @@ func (n *node) twinStep(in *inbound) {
 	want := n.wantTwin.Load()
 	switch {
 	case want && n.twin == nil:
-		r, err := protocol.NewReplica(n.env.replicaConfig(n.id, kv.New(n.env.maxKeys)))
+		r, err := protocol.NewReplica(n.env.replicaConfig(n.id, n.env.newApp()))
 		if err != nil {
 			n.log.Error("starting a twin", "err", err)
 			return

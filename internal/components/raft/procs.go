@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,13 +12,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -27,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/soakd/soakd/internal/components"
-	"github.com/soakd/soakd/internal/fsutil"
+	"github.com/soakd/soakd/internal/components/nodeproc"
 )
 
 // Processes is the raft component with every member a `soakd node` child
@@ -64,12 +60,11 @@ type Processes struct {
 	leaderChanges atomic.Uint64
 }
 
-// procNode is one member; cmd is nil while it is down.
+// procNode is one member; proc is nil while it is down.
 type procNode struct {
 	id, dir, raftAddr string
 	httpAddr          string
-	cmd               *exec.Cmd
-	exited            chan struct{}
+	proc              *nodeproc.Proc
 }
 
 var (
@@ -80,10 +75,6 @@ var (
 	_ components.ProcessTargets = (*Processes)(nil)
 	_ components.ExternalLinks  = (*Processes)(nil)
 )
-
-// membersFile keeps the members' Raft addresses, chosen once: every
-// restart of every node needs the same --peer list.
-const membersFile = "members.json"
 
 // NewProcesses builds the component from deps; nothing runs until Start.
 func NewProcesses(deps components.Deps) (*Processes, error) {
@@ -99,9 +90,9 @@ func NewProcesses(deps components.Deps) (*Processes, error) {
 		return nil, fmt.Errorf("raft: processes mode needs soakd's own executable: %w", err)
 	}
 	p := &Processes{bin: bin, stateDir: deps.StateDir, linkAddr: deps.LinkAddr}
-	members, err := p.members(n)
+	members, err := nodeproc.Members(deps.StateDir, n)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("raft: %w", err)
 	}
 	if err := p.init(deps); err != nil {
 		return nil, err
@@ -162,40 +153,6 @@ func (p *Processes) ExternalLinks() string {
 // errRemote refuses to crash or restart a node soakd did not start.
 func (p *Processes) errRemote(what, id string) error {
 	return fmt.Errorf("raft: %s %s: the node is remote (components.raft.mode remote), soakd cannot %s it; use faults.backend chaosmesh (PodChaos) or the node's orchestrator", what, id, what)
-}
-
-// members reads the members' addresses, or picks free loopback ports for
-// them on the first start.
-func (p *Processes) members(n int) (map[string]string, error) {
-	path := filepath.Join(p.stateDir, membersFile)
-	var m map[string]string
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &m); err != nil || len(m) != n {
-			return nil, fmt.Errorf("raft: %s: not %d members (components.raft.nodes cannot change in a run)", path, n)
-		}
-		return m, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("raft: %w", err)
-	}
-	m = map[string]string{}
-	for i := 1; i <= n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("raft: pick a node address: %w", err)
-		}
-		m[fmt.Sprintf("node-%d", i)] = ln.Addr().String()
-		_ = ln.Close()
-	}
-	if err := os.MkdirAll(p.stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("raft: %w", err)
-	}
-	b, _ = json.MarshalIndent(m, "", "  ")
-	if err := fsutil.WriteBytes(path, 0o600, append(b, '\n')); err != nil {
-		return nil, fmt.Errorf("raft: %w", err)
-	}
-	return m, nil
 }
 
 // Name implements components.Component.
@@ -264,8 +221,6 @@ func (p *Processes) Start(ctx context.Context) error {
 	}
 }
 
-var servingRE = regexp.MustCompile(`msg="serving HTTP" addr=(\S+)`)
-
 // spawn starts n's process and waits until it serves HTTP.
 func (p *Processes) spawn(n *procNode) error {
 	args := []string{"node", "--component", "raft", "--id", n.id, "--state-dir", n.dir, "--listen", "127.0.0.1:0"}
@@ -281,93 +236,28 @@ func (p *Processes) spawn(n *procNode) error {
 		}
 		args = append(args, "--via", m.raftAddr+"="+via)
 	}
-	cmd := exec.Command(p.bin, args...)
-	cmd.SysProcAttr = nodeSysProcAttr()
-	stderr, err := cmd.StderrPipe()
+	proc, err := nodeproc.Spawn(p.bin, args)
 	if err != nil {
-		return err
+		return fmt.Errorf("raft: node %s: %w", n.id, err)
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("raft: start %s: %w", n.id, err)
-	}
-	addrc := make(chan string, 1)
-	exited := make(chan struct{})
-	tail := &lastLines{max: 20}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := servingRE.FindStringSubmatch(line); m != nil {
-				select {
-				case addrc <- m[1]:
-				default:
-				}
-			}
-			tail.add(line)
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case addr := <-addrc:
-		p.mu.Lock()
-		n.cmd, n.exited, n.httpAddr = cmd, exited, addr
-		p.mu.Unlock()
-		p.log.Info("raft node process started", "node", n.id, "pid", cmd.Process.Pid, "http", addr, "raft", n.raftAddr)
-		return nil
-	case <-exited:
-		return fmt.Errorf("raft: node %s exited at start: %s", n.id, tail)
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("raft: node %s did not serve within 30s: %s", n.id, tail)
-	}
-}
-
-// lastLines keeps a process's last lines of output for an error message.
-type lastLines struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-}
-
-func (l *lastLines) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.lines) == l.max {
-		l.lines = l.lines[1:]
-	}
-	l.lines = append(l.lines, s)
-}
-
-func (l *lastLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprint(l.lines)
+	p.mu.Lock()
+	n.proc, n.httpAddr = proc, proc.HTTPAddr
+	p.mu.Unlock()
+	p.log.Info("raft node process started", "node", n.id, "pid", proc.PID(), "http", proc.HTTPAddr, "raft", n.raftAddr)
+	return nil
 }
 
 // kill ends n's process: SIGKILL when crash, else SIGTERM and, after 5 s,
 // SIGKILL.
 func (p *Processes) kill(n *procNode, crash bool) error {
 	p.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.cmd, n.httpAddr = nil, ""
+	proc := n.proc
+	n.proc, n.httpAddr = nil, ""
 	p.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		return fmt.Errorf("raft: %s is not running", n.id)
 	}
-	sig := syscall.SIGTERM
-	if crash {
-		sig = syscall.SIGKILL
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	proc.Stop(crash)
 	return nil
 }
 
@@ -422,7 +312,7 @@ func (p *Processes) Restart(id string) error {
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
 	p.mu.RLock()
-	running := n.cmd != nil
+	running := n.proc != nil
 	p.mu.RUnlock()
 	if running {
 		return fmt.Errorf("raft: restart %s: node is running", id)
@@ -442,8 +332,8 @@ func (p *Processes) ProcessTargets() []components.ProcessTarget {
 	out := make([]components.ProcessTarget, 0, len(p.nodes))
 	for _, n := range p.nodes {
 		t := components.ProcessTarget{Node: n.id, Local: !p.remote}
-		if n.cmd != nil {
-			t.PID = n.cmd.Process.Pid
+		if n.proc != nil {
+			t.PID = n.proc.PID()
 		}
 		if n.httpAddr != "" {
 			t.PprofURL, t.MetricsURL = "http://"+n.httpAddr+"/debug/pprof/", "http://"+n.httpAddr+"/metrics"

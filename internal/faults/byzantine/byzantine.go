@@ -109,6 +109,14 @@ type injector struct {
 	log *slog.Logger
 }
 
+// ActedCounter is a Byzantine component whose replicas run the behaviour
+// in another process (a rebuilt copy, which the counting wrapper does not
+// see): BehaviorActed is the messages node's behaviour in force acted on,
+// false when the node runs in this process.
+type ActedCounter interface {
+	BehaviorActed(node string) (int64, bool)
+}
+
 // counting counts the messages a behaviour saw, to verify it acts.
 type counting struct {
 	behavior.Behavior
@@ -119,6 +127,9 @@ func (c *counting) Outgoing(o behavior.Out) []behavior.Out {
 	c.seen.Add(1)
 	return c.Behavior.Outgoing(o)
 }
+
+// Unwrap is the counted behaviour (behavior.RecipeOf reads its recipe).
+func (c *counting) Unwrap() behavior.Behavior { return c.Behavior }
 
 // Inject puts the behaviour on every node of a resolved target
 // "component/node-a,node-b" and waits to see it act on a send; the revert
@@ -161,7 +172,19 @@ func (in *injector) Inject(ctx context.Context, target string, params map[string
 		installed = append(installed, id)
 		counters = append(counters, c)
 	}
-	in.verify(ctx, target, name, counters)
+	seen := func() int64 {
+		total := int64(0)
+		for i, c := range counters {
+			total += c.seen.Load()
+			if a, ok := b.(ActedCounter); ok {
+				if n, ok := a.BehaviorActed(installed[i]); ok {
+					total += n
+				}
+			}
+		}
+		return total
+	}
+	in.verify(ctx, target, name, seen)
 	var done atomic.Bool
 	return func(context.Context) error {
 		if done.Swap(true) {
@@ -177,14 +200,10 @@ func (in *injector) Inject(ctx context.Context, target string, params map[string
 
 // verify logs whether the behaviour saw a send within verifyWithin: a
 // replica with no load sends nothing, which is not an error.
-func (in *injector) verify(ctx context.Context, target, name string, cs []*counting) {
+func (in *injector) verify(ctx context.Context, target, name string, seen func() int64) {
 	deadline := time.Now().Add(verifyWithin)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		total := int64(0)
-		for _, c := range cs {
-			total += c.seen.Load()
-		}
-		if total > 0 {
+		if total := seen(); total > 0 {
 			faults.Verified(ctx, fmt.Sprintf("%s acted on %d outgoing messages", name, total))
 			in.log.Info("byzantine fault verified", "target", target, "behavior", name, "messages", total)
 			return

@@ -111,7 +111,44 @@ func New(name string, params map[string]string, self protocol.ReplicaID, n int, 
 	if n < 1 || int64(self) >= int64(n) {
 		return nil, fmt.Errorf("byzantine: %s: replica %d is not one of n = %d", name, self, n)
 	}
-	return s.build(c, self, n, rand.New(rand.NewPCG(seed, uint64(self))))
+	b, err := s.build(c, self, n, rand.New(rand.NewPCG(seed, uint64(self))))
+	if err != nil {
+		return nil, err
+	}
+	return &described{Behavior: b, recipe: Recipe{Name: name, Params: params, Seed: seed}}, nil
+}
+
+// Recipe is what New built a behaviour from, but the replica: New with it
+// on the same replica builds the same behaviour again, in another process
+// (a replica that runs as `soakd node`).
+type Recipe struct {
+	Name   string            `json:"name"`
+	Params map[string]string `json:"params,omitempty"`
+	Seed   uint64            `json:"seed"`
+}
+
+type described struct {
+	Behavior
+	recipe Recipe
+}
+
+func (d *described) Recipe() Recipe { return d.recipe }
+
+// RecipeOf is the recipe of a behaviour New built, seen through wrappers
+// that have an Unwrap() Behavior method; false for one it did not build
+// (a collusion shares state across replicas and cannot be rebuilt apart).
+func RecipeOf(b Behavior) (Recipe, bool) {
+	for b != nil {
+		if d, ok := b.(interface{ Recipe() Recipe }); ok {
+			return d.Recipe(), true
+		}
+		u, ok := b.(interface{ Unwrap() Behavior })
+		if !ok {
+			break
+		}
+		b = u.Unwrap()
+	}
+	return Recipe{}, false
 }
 
 // parse finds name's spec and parses params against it.

@@ -30,6 +30,11 @@ func startCluster(t *testing.T, replicas int, before ...func(*Cluster)) *testClu
 	t.Helper()
 	cfg := config.Default()
 	cfg.Components.PBFT.Replicas = replicas
+	return startClusterWith(t, cfg, before...)
+}
+
+func startClusterWith(t *testing.T, cfg *config.Config, before ...func(*Cluster)) *testCluster {
+	t.Helper()
 	c, err := New(components.Deps{Config: cfg, StateDir: t.TempDir(), Seed: 7, Metrics: prometheus.NewRegistry(),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

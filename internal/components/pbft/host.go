@@ -28,8 +28,10 @@ const (
 	// an event is dropped and counted (a lost reply is resent by its
 	// client, a lost execution is one report fewer for the checkers).
 	hostEvents = 1 << 14
-	// statusEvery is how often a changed status goes to the watcher.
-	statusEvery = 100 * time.Millisecond
+	// statusEvery is how often a changed status goes to the watcher, and
+	// countersEvery how often the message counters do.
+	statusEvery   = 100 * time.Millisecond
+	countersEvery = time.Second
 	// eventWriteTimeout bounds one write to a watcher that stopped reading.
 	eventWriteTimeout = 10 * time.Second
 )
@@ -84,6 +86,10 @@ type Event struct {
 	// Reply is a wire frame of a reply, authenticated for its client.
 	Reply  []byte
 	Status *protocol.Status
+	// Counters are the replica's message counters, cumulative over the
+	// process, keyed "family/label" (sent/<kind>, rejected/<reason>,
+	// dropped/<where>, view_changes/<node>).
+	Counters map[string]float64
 	// Dropped counts the events dropped so far, queue full.
 	Dropped uint64
 }
@@ -283,6 +289,7 @@ func (h *Host) serveEvents(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(statusEvery)
 	defer t.Stop()
 	var last *protocol.Status
+	var countedAt time.Time
 	for {
 		var err error
 		select {
@@ -293,10 +300,17 @@ func (h *Host) serveEvents(w http.ResponseWriter, r *http.Request) {
 			for more := len(h.events); more > 0 && err == nil; more-- {
 				err = send(<-h.events)
 			}
-		case <-t.C:
+		case now := <-t.C:
+			var e Event
 			if _, st := h.node.state(); last == nil || st != *last {
 				last = &st
-				err = send(Event{Status: &st})
+				e.Status = &st
+			}
+			if now.Sub(countedAt) >= countersEvery {
+				countedAt, e.Counters = now, h.env.m.counts()
+			}
+			if e.Status != nil || e.Counters != nil {
+				err = send(e)
 			}
 		}
 		if err == nil {

@@ -78,6 +78,10 @@ func TestRemoteReplicas(t *testing.T) {
 	if got := counterValue(t, tc.m.executed.WithLabelValues("requests")); got < float64(2*ok) {
 		t.Errorf("%v requests executed reported for %d ok ops: the replicas' executions do not reach the checkers", got, ok)
 	}
+	time.Sleep(countersEvery + statusEvery) // the processes' counters come every second
+	if got := counterValue(t, tc.m.sent.WithLabelValues("prepare")); got == 0 {
+		t.Errorf("no prepares counted: the replica processes' message counters do not reach soakd's metrics")
+	}
 	ids, err := tc.Resolve("backup", 1)
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,10 @@ package pbft
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
 )
@@ -127,5 +129,51 @@ func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(s.pri, prometheus.GaugeValue, v, n.Name())
+	}
+}
+
+// counterFamilies are the counters a replica's loop and links move, which
+// a replica process reports to soakd (Event.Counters) by family and label.
+func (m *metrics) counterFamilies() map[string]*prometheus.CounterVec {
+	return map[string]*prometheus.CounterVec{"sent": m.sent, "rejected": m.rejected, "dropped": m.dropped,
+		"view_changes": m.viewChanges}
+}
+
+// counts reads those counters, keyed "family/label". Their labels are
+// bounded (message kinds, reasons, nodes).
+func (m *metrics) counts() map[string]float64 {
+	out := map[string]float64{}
+	for fam, vec := range m.counterFamilies() {
+		ch := make(chan prometheus.Metric, 256)
+		vec.Collect(ch)
+		close(ch)
+		for x := range ch {
+			var pb dto.Metric
+			if x.Write(&pb) != nil || len(pb.GetLabel()) != 1 {
+				continue
+			}
+			out[fam+"/"+pb.GetLabel()[0].GetValue()] = pb.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// addCounts adds what a replica process counted since last (its previous
+// report; a count below it means the process restarted and counts anew).
+func (m *metrics) addCounts(now, last map[string]float64) {
+	fams := m.counterFamilies()
+	for k, v := range now {
+		fam, label, ok := strings.Cut(k, "/")
+		vec := fams[fam]
+		if !ok || vec == nil {
+			continue
+		}
+		d := v - last[k]
+		if d < 0 {
+			d = v
+		}
+		if d > 0 {
+			vec.WithLabelValues(label).Add(d)
+		}
 	}
 }

@@ -53,6 +53,7 @@ type procReplica struct {
 	addr     string // its protocol address
 	watching bool   // its event stream is up
 	status   protocol.Status
+	counts   map[string]float64 // the process's last reported counters
 	unwatch  context.CancelFunc
 	watched  chan struct{}
 }
@@ -120,6 +121,7 @@ func (r *procReplica) start() error {
 		if err := r.spawn(); err != nil {
 			return err
 		}
+		r.counts = nil // a new process counts from zero
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	watched := make(chan struct{})
@@ -279,6 +281,10 @@ func (r *procReplica) dispatch(e Event) {
 		r.mu.Lock()
 		r.status, r.watching = *e.Status, true
 		r.mu.Unlock()
+	}
+	if e.Counters != nil {
+		c.m.addCounts(e.Counters, r.counts) // only this goroutine touches r.counts
+		r.counts = e.Counters
 	}
 }
 

@@ -33,7 +33,7 @@ func monitoringConfig(t *testing.T) string {
 	}
 	cfg := strings.NewReplacer(
 		"raft: {enabled: false}", "raft: {enabled: true, nodes: 3, mode: processes}", // node processes: the node panels have data
-		"pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4}",
+		"pbft: {enabled: false}", "pbft: {enabled: true, replicas: 4, mode: processes}", // and the replicas' counters come from theirs
 		"migration: {enabled: false}", "migration: {enabled: true, hosts: 3, guests: 2, guest_memory: 16MiB}",
 		"rss_bytes: 64MiB/min", "rss_bytes: 64MiB/min\n    threads: 100/min",
 	).Replace(string(data))

@@ -48,14 +48,15 @@ func main() {
 	accelerate := flag.Bool("accelerate", true, "a fault a minute, a 2-minute warm-up and the canary at 30m; false runs the embedded default as it is")
 	record := flag.String("record", "", "write each leak signal's samples to <signal>.tsv in this directory")
 	raftMode := flag.String("raft-mode", "", "components.raft.mode: inprocess (the default config's), or processes to soak the Raft nodes as `soakd node` processes")
+	pbftMode := flag.String("pbft-mode", "", "components.pbft.mode: inprocess (the default config's), or processes to soak the PBFT replicas as `soakd node` processes")
 	flag.Parse()
-	if err := soak(*bin, *duration, *seed, *keep, *record, *raftMode, *accelerate); err != nil {
+	if err := soak(*bin, *duration, *seed, *keep, *record, map[string]string{"raft": *raftMode, "pbft": *pbftMode}, *accelerate); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func soak(bin string, duration time.Duration, seed uint64, state, record, raftMode string, accelerate bool) error {
+func soak(bin string, duration time.Duration, seed uint64, state, record string, modes map[string]string, accelerate bool) error {
 	dir, err := os.MkdirTemp("", "soakd-soak-")
 	if err != nil {
 		return err
@@ -76,8 +77,14 @@ func soak(bin string, duration time.Duration, seed uint64, state, record, raftMo
 	if !accelerate {
 		ov = "listen: 127.0.0.1:0\n"
 	}
-	if raftMode != "" {
-		ov += "components: {raft: {mode: " + raftMode + "}}\n"
+	var comps []string
+	for _, c := range []string{"raft", "pbft"} {
+		if modes[c] != "" {
+			comps = append(comps, c+": {mode: "+modes[c]+"}")
+		}
+	}
+	if len(comps) > 0 {
+		ov += "components: {" + strings.Join(comps, ", ") + "}\n"
 	}
 	if err := os.WriteFile(cfg, []byte(ov), 0o600); err != nil {
 		return err

@@ -15,6 +15,16 @@ func (c *Cluster) autoCodec() bool {
 	return c.cfg.Compression == "auto" || (c.cfg.Mode == "internet" && c.cfg.Compression == "none")
 }
 
+// appendSample adds g's non-zero pages to sample, up to codecSample bytes.
+func appendSample(sample []byte, g *Guest) []byte {
+	for p := 0; p < g.Pages() && len(sample) < codecSample; p++ {
+		if page := g.mem.page(p); !isZero(page) {
+			sample = append(sample, page...)
+		}
+	}
+	return sample
+}
+
 // measureCodecs profiles every codec on the guests' non-zero pages (zero
 // pages go as markers, whatever the codec), when the codec is chosen per
 // migration.
@@ -24,13 +34,25 @@ func (c *Cluster) measureCodecs() error {
 	}
 	sample := make([]byte, 0, codecSample)
 	for _, h := range c.hosts {
-		for _, id := range h.guestIDs() {
-			g, _ := h.guest(id)
-			for p := 0; p < g.Pages() && len(sample) < codecSample; p++ {
-				if page := g.mem.page(p); !isZero(page) {
-					sample = append(sample, page...)
-				}
+		lh, ok := h.(*localHost)
+		if !ok {
+			continue
+		}
+		for _, id := range lh.guestIDs() {
+			g, _ := lh.guest(id)
+			sample = appendSample(sample, g)
+		}
+	}
+	if len(sample) == 0 && len(c.hosts) > 0 {
+		if _, local := c.hosts[0].(*localHost); !local {
+			// The guests live in the host processes: sample one built here
+			// from the same spec, then free it.
+			g, err := c.guestSpec(0, 0).build(c.clock)
+			if err != nil {
+				return err
 			}
+			sample = appendSample(sample, g)
+			_ = g.free()
 		}
 	}
 	if len(sample) == 0 {

@@ -73,7 +73,7 @@ type Cluster struct {
 	// the only record).
 	owners *ownerStore
 
-	hosts  []*Host
+	hosts  []hostNode
 	nextID atomic.Uint64
 	// Test knobs (see Params).
 	corruptDeltas     atomic.Bool
@@ -98,6 +98,7 @@ type Cluster struct {
 	counts   map[string]int64            // finished migrations by outcome
 	last     *LastMigration
 	pool     *placement.Pool // where guests run, for choosing destinations
+	sizes    map[string]int  // guest → its size in bytes
 }
 
 // New builds the component from the config; Start brings it up.
@@ -113,7 +114,7 @@ func New(deps components.Deps) (components.Component, error) {
 		stateDir: deps.StateDir, where: map[string]int{}, gen: map[string]uint64{}, epoch: map[string]uint64{},
 		busy: map[string]bool{}, inFlight: map[uint64][2]int{},
 		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{}, capacity: map[[2]int]float64{},
-		counts: map[string]int64{}}
+		counts: map[string]int64{}, sizes: map[string]int{}}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
 	}
@@ -162,9 +163,9 @@ func (c *Cluster) Ops() []string { return []string{"migrate"} }
 // flight, and starts the guests and the ownership auditor.
 func (c *Cluster) Start(ctx context.Context) error {
 	stall := stallTimeout(c.cfg)
-	hosts := make([]*Host, c.cfg.Hosts)
+	hosts := make([]hostNode, c.cfg.Hosts)
 	for i := range hosts {
-		hosts[i] = newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall)
+		hosts[i] = &localHost{Host: newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall), c: c}
 	}
 	c.mu.Lock()
 	c.hosts = hosts // under mu: the fleet collector may scrape meanwhile
@@ -186,15 +187,17 @@ func (c *Cluster) Start(ctx context.Context) error {
 		id := guestName(i)
 		o := owners[id]
 		h := c.hostIndex(o.Host)
-		g, err := c.newGuest(i, o.Gen)
+		spec := c.guestSpec(i, o.Gen)
+		size, err := spec.bytes()
 		if err != nil {
 			return fail(err)
 		}
-		if err := c.hosts[h].install(g); err != nil {
-			_ = g.free()
+		if err := c.hosts[h].installGuest(spec); err != nil {
 			return fail(err)
 		}
-		c.where[id], c.gen[id] = h, o.Gen
+		c.mu.Lock()
+		c.where[id], c.gen[id], c.sizes[id] = h, o.Gen, size
+		c.mu.Unlock()
 	}
 	c.recoverIntents(owners)
 	if err := c.measureCodecs(); err != nil {
@@ -231,20 +234,27 @@ func guestIndex(id string) int {
 	return n
 }
 
-// newGuest makes guest i's memory for its owner generation: a guest
+// guestSpec is guest i's memory for its owner generation: a guest
 // recreated after a host crash or a restart of soakd starts from content
 // derived from the seed and its generation (its memory before was lost
 // with the host), so a replay of the run recreates the same bytes.
-func (c *Cluster) newGuest(i int, gen uint64) (*Guest, error) {
-	wl := Workload{Rate: c.cfg.DirtyRate.PerSecond(), HotSet: c.cfg.HotSet.Fraction(), Pattern: c.cfg.DirtyPattern}
-	mix := Content{Zero: c.cfg.Content.Zero.Fraction(), Text: c.cfg.Content.Text.Fraction(), Random: c.cfg.Content.Random.Fraction()}
-	seed := c.seed + uint64(i)*0x9e3779b97f4a7c15 + gen*0xbf58476d1ce4e5b9
-	return newGuest(guestName(i), int(c.cfg.GuestMemory), seed, mix, c.cfg.GuestImage, wl, c.clock)
+func (c *Cluster) guestSpec(i int, gen uint64) GuestSpec {
+	return GuestSpec{ID: guestName(i), Size: int(c.cfg.GuestMemory), Image: c.cfg.GuestImage,
+		Seed:     c.seed + uint64(i)*0x9e3779b97f4a7c15 + gen*0xbf58476d1ce4e5b9,
+		Workload: Workload{Rate: c.cfg.DirtyRate.PerSecond(), HotSet: c.cfg.HotSet.Fraction(), Pattern: c.cfg.DirtyPattern},
+		Content:  Content{Zero: c.cfg.Content.Zero.Fraction(), Text: c.cfg.Content.Text.Fraction(), Random: c.cfg.Content.Random.Fraction()}}
+}
+
+// guestSize is a guest's size in bytes.
+func (c *Cluster) guestSize(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sizes[id]
 }
 
 // fleet is the hosts, the guests the books put on each, and the
 // migrations in flight.
-func (c *Cluster) fleet() ([]*Host, []int, int) {
+func (c *Cluster) fleet() ([]hostNode, []int, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	guests := make([]int, len(c.hosts))
@@ -257,7 +267,7 @@ func (c *Cluster) fleet() ([]*Host, []int, int) {
 // hostIndex is the index of host id (-1 if none).
 func (c *Cluster) hostIndex(id string) int {
 	for i, h := range c.hosts {
-		if h.ID == id {
+		if h.Name() == id {
 			return i
 		}
 	}
@@ -268,13 +278,12 @@ func (c *Cluster) hostIndex(id string) int {
 func (c *Cluster) buildPool() error {
 	hosts := make([]placement.Host, len(c.hosts))
 	for i, h := range c.hosts {
-		hosts[i] = placement.Host{ID: h.ID, Capacity: int64(c.cfg.Placement.HostMemory), Up: true, MaxIncoming: maxIncoming}
+		hosts[i] = placement.Host{ID: h.Name(), Capacity: int64(c.cfg.Placement.HostMemory), Up: true, MaxIncoming: maxIncoming}
 	}
 	guests := make([]placement.Guest, 0, len(c.where))
 	for i := range c.cfg.Guests {
 		id := guestName(i)
-		g, _ := c.hosts[c.where[id]].guest(id)
-		guests = append(guests, placement.Guest{ID: id, Size: int64(g.Size()), Host: c.where[id]})
+		guests = append(guests, placement.Guest{ID: id, Size: int64(c.sizes[id]), Host: c.where[id]})
 	}
 	pl := c.cfg.Placement
 	var err error
@@ -305,7 +314,7 @@ func (c *Cluster) Health() components.Health {
 	var down []string
 	for _, h := range c.hosts {
 		if !h.Up() {
-			down = append(down, h.ID)
+			down = append(down, h.Name())
 		}
 	}
 	if len(c.hosts)-len(down) < 2 {
@@ -318,14 +327,14 @@ func (c *Cluster) Health() components.Health {
 func (c *Cluster) NodeIDs() []string {
 	out := make([]string, len(c.hosts))
 	for i, h := range c.hosts {
-		out[i] = h.ID
+		out[i] = h.Name()
 	}
 	return out
 }
 
-func (c *Cluster) host(id string) (*Host, error) {
+func (c *Cluster) host(id string) (hostNode, error) {
 	for _, h := range c.hosts {
-		if h.ID == id {
+		if h.Name() == id {
 			return h, nil
 		}
 	}
@@ -349,7 +358,7 @@ func (c *Cluster) setUp(id string, up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, h := range c.hosts {
-		if h.ID == id && c.pool != nil {
+		if h.Name() == id && c.pool != nil {
 			c.pool.SetUp(i, up)
 		}
 	}
@@ -382,12 +391,7 @@ func (c *Cluster) Restart(id string) error {
 		if o.Host != id {
 			continue
 		}
-		g, err := c.newGuest(i, o.Gen)
-		if err != nil {
-			return err
-		}
-		if err := h.install(g); err != nil {
-			_ = g.free()
+		if err := h.installGuest(c.guestSpec(i, o.Gen)); err != nil {
 			return err
 		}
 		c.mu.Lock()
@@ -433,7 +437,7 @@ func (c *Cluster) Resolve(sel string, pick uint64) ([]string, error) {
 	case "all":
 		return c.NodeIDs(), nil
 	case "host":
-		return []string{c.hosts[pick%uint64(len(c.hosts))].ID}, nil
+		return []string{c.hosts[pick%uint64(len(c.hosts))].Name()}, nil
 	case "link", "source", "destination":
 		c.mu.Lock()
 		ids := make([]uint64, 0, len(c.inFlight))
@@ -448,12 +452,12 @@ func (c *Cluster) Resolve(sel string, pick uint64) ([]string, error) {
 		}
 		c.mu.Unlock()
 		if !found {
-			return []string{c.hosts[pick%uint64(len(c.hosts))].ID}, nil
+			return []string{c.hosts[pick%uint64(len(c.hosts))].Name()}, nil
 		}
 		if sel == "destination" {
-			return []string{c.hosts[pair[1]].ID}, nil
+			return []string{c.hosts[pair[1]].Name()}, nil
 		}
-		return []string{c.hosts[pair[0]].ID}, nil
+		return []string{c.hosts[pair[0]].Name()}, nil
 	}
 	if _, err := c.host(sel); err != nil {
 		return nil, fmt.Errorf("migration: unknown target %q (want all, host, host-N, link, source or destination)", sel)

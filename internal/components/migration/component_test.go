@@ -87,7 +87,7 @@ func (tc *testCluster) violations(inv string) float64 {
 func (tc *testCluster) hostOf(guest string) *Host {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	return tc.hosts[tc.where[guest]]
+	return tc.hosts[tc.where[guest]].(*localHost).Host
 }
 
 // memHash hashes a guest's memory where it runs.
@@ -219,7 +219,7 @@ func TestFaultsMidMigrationRollBack(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			time.Sleep(300 * time.Millisecond) // pages are flowing
-			if err := tc.inject(c, f, c.hosts[pair[0]].ID, c.hosts[pair[1]].ID); err != nil {
+			if err := tc.inject(c, f, c.hosts[pair[0]].Name(), c.hosts[pair[1]].Name()); err != nil {
 				t.Fatal(err)
 			}
 			res := <-done

@@ -3,7 +3,6 @@ package migration
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +48,7 @@ func (c *Cluster) Do(ctx context.Context, op components.Op) components.Result {
 		c.m.outcomes.WithLabelValues(OutcomeFailed).Inc()
 		return components.Result{Outcome: components.OutcomeFailed, Err: err}
 	}
-	c.writeIntent(intent{ID: mv.id, Guest: guest, Source: c.hosts[mv.src].ID, Destination: c.hosts[mv.dst].ID,
+	c.writeIntent(intent{ID: mv.id, Guest: guest, Source: c.hosts[mv.src].Name(), Destination: c.hosts[mv.dst].Name(),
 		Generation: mv.from.Gen, Started: time.Now()})
 	rep, ch := c.run(ctx, mv)
 	c.end(mv)
@@ -83,14 +82,14 @@ func (c *Cluster) begin(guest string) (move, error) {
 	}
 	src := c.where[guest]
 	if !c.hosts[src].Up() {
-		return move{}, fmt.Errorf("migration: %s's host %s is down", guest, c.hosts[src].ID)
+		return move{}, fmt.Errorf("migration: %s's host %s is down", guest, c.hosts[src].Name())
 	}
 	d, err := c.pool.Place(guest)
 	if err != nil {
 		return move{}, err
 	}
 	mv := move{id: c.nextID.Add(1), guest: guest, src: src, dst: d.To, reason: d.Reason,
-		from: owner{Host: c.hosts[src].ID, Gen: c.gen[guest]}, to: owner{Host: c.hosts[d.To].ID, Gen: c.gen[guest] + 1}}
+		from: owner{Host: c.hosts[src].Name(), Gen: c.gen[guest]}, to: owner{Host: c.hosts[d.To].Name(), Gen: c.gen[guest] + 1}}
 	c.busy[guest] = true
 	c.epoch[guest]++
 	c.inFlight[mv.id] = [2]int{src, d.To}
@@ -116,15 +115,6 @@ func (c *Cluster) run(ctx context.Context, mv move) (Report, codec.Choice) {
 	sh, dh := c.hosts[mv.src], c.hosts[mv.dst]
 	k := [2]int{mv.src, mv.dst}
 	ch := c.chooseCodec(k)
-	g, ok := sh.guest(mv.guest)
-	if !ok {
-		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is not on %s", mv.guest, sh.ID)}, ch
-	}
-	mctx, done, ok := sh.beginOutgoing(ctx, mv.id)
-	if !ok {
-		return Report{ID: mv.id, Outcome: OutcomeFailed, Err: fmt.Errorf("migration: %s is down", sh.ID)}, ch
-	}
-	defer done()
 	c.mu.Lock()
 	prior := c.links[k]
 	c.mu.Unlock()
@@ -133,23 +123,16 @@ func (c *Cluster) run(ctx context.Context, mv move) (Report, codec.Choice) {
 		Edge: c.cfg.GuestImage == "" && c.cfg.DirtyPattern != "random",
 		Policy: Policy{DowntimeLimit: c.cfg.DowntimeLimit.Std(), AutoConverge: c.cfg.AutoConverge,
 			ProgressTimeout: c.cfg.ProgressTimeout.Std(), Force: c.cfg.OnTimeout == "force",
-			CompletionTimeout: completionTimeout(c.cfg, g.Size())}}
+			CompletionTimeout: completionTimeout(c.cfg, c.guestSize(mv.guest))}}
 	var cl *claim
 	if c.owners != nil {
 		cl = &claim{store: c.owners, life: c.life, client: guestIndex(mv.guest), guest: mv.guest, from: mv.from, to: mv.to,
 			count: func(r string) { c.m.flips.WithLabelValues(r).Inc() }}
 		p.Owner = cl
 	}
-	dial := func(ctx context.Context, stream int) (net.Conn, error) {
-		addr := dh.Addr()
-		if addr == "" {
-			return nil, fmt.Errorf("%s is down", dh.ID)
-		}
-		return c.dial(ctx, sh.ID, dh.ID, addr)
-	}
 	progress := func(r Round, d Decision, pending int, elapsed time.Duration) {
 		c.m.roundObserved(r, d)
-		c.event(EventProgress, map[string]any{"id": mv.id, "guest": mv.guest, "source": sh.ID, "destination": dh.ID,
+		c.event(EventProgress, map[string]any{"id": mv.id, "guest": mv.guest, "source": sh.Name(), "destination": dh.Name(),
 			"round": r.N, "pages_sent": r.Pages, "wire_bytes": r.WireBytes, "dirtied_pages": r.Dirtied,
 			"pending_pages": pending, "round_seconds": r.Took.Seconds(), "elapsed_seconds": elapsed.Seconds(),
 			"predicted_bandwidth": d.PredictedBandwidth, "predicted_downtime_seconds": d.PredictedDowntime.Seconds(),
@@ -157,19 +140,14 @@ func (c *Cluster) run(ctx context.Context, mv move) (Report, codec.Choice) {
 	}
 	p.corruptDeltas = c.corruptDeltas.Load()
 	p.resumeBeforeClaim = c.resumeBeforeClaim.Load()
-	rep := migrate(mctx, mv.id, g, p, dial, dh.resolve, progress)
-	if rep.Moved() {
-		if err := sh.release(mv.guest); err != nil {
-			c.log.Warn("freeing a migrated guest's source memory", "guest", mv.guest, "err", err)
-		}
-	}
+	rep := sh.migrateOut(ctx, mv, p, dh, progress)
 	c.mu.Lock()
 	switch {
 	case rep.Moved():
 		c.where[mv.guest], c.gen[mv.guest] = mv.dst, mv.to.Gen
 		c.reserved[mv.id](true)
 		delete(c.reserved, mv.id)
-	case cl != nil && cl.known && cl.final.Host == sh.ID:
+	case cl != nil && cl.known && cl.final.Host == sh.Name():
 		c.gen[mv.guest] = cl.final.Gen // released, or changed under us
 	}
 	if bw := rep.Bandwidth(); bw > 0 {
@@ -196,7 +174,7 @@ func completionTimeout(m config.MigrationComponent, size int) time.Duration {
 func (c *Cluster) observe(rep Report, mv move, ch codec.Choice) {
 	c.m.migrationObserved(rep)
 	c.m.codecs.WithLabelValues(ch.Name).Inc()
-	src, dst := c.hosts[mv.src].ID, c.hosts[mv.dst].ID
+	src, dst := c.hosts[mv.src].Name(), c.hosts[mv.dst].Name()
 	fields := map[string]any{"id": rep.ID, "guest": mv.guest, "source": src, "destination": dst,
 		"placement": mv.reason,
 		"outcome":   rep.Outcome, "moved": rep.Moved(), "rounds": len(rep.Rounds), "total_seconds": rep.Total.Seconds(), "verify_seconds": rep.Verify.Seconds(),
@@ -258,7 +236,7 @@ type LastMigration struct {
 }
 
 func (c *Cluster) remember(rep Report, mv move) {
-	l := &LastMigration{Guest: mv.guest, From: c.hosts[mv.src].ID, To: c.hosts[mv.dst].ID, Outcome: rep.Outcome,
+	l := &LastMigration{Guest: mv.guest, From: c.hosts[mv.src].Name(), To: c.hosts[mv.dst].Name(), Outcome: rep.Outcome,
 		Rounds: len(rep.Rounds), TotalSeconds: rep.Total.Seconds(), DowntimeSeconds: rep.Downtime.Seconds(),
 		WireMBps: rep.Bandwidth() / 1e6}
 	if rep.Err != nil {
@@ -280,7 +258,7 @@ func (c *Cluster) Summary() any {
 	}
 	c.mu.Lock()
 	for _, h := range c.where {
-		s.GuestsOn[c.hosts[h].ID]++
+		s.GuestsOn[c.hosts[h].Name()]++
 	}
 	s.InFlight = len(c.inFlight)
 	for _, o := range []string{OutcomeOK, OutcomeFailed, OutcomeUnknown} {

@@ -104,6 +104,34 @@ func newGuest(id string, size int, seed uint64, mix Content, image string, wl Wo
 	return g, nil
 }
 
+// GuestSpec is what recreates a guest's memory and workload: the same
+// spec builds the same bytes, in this process or in a host process.
+type GuestSpec struct {
+	ID       string   `json:"id"`
+	Size     int      `json:"size"`
+	Seed     uint64   `json:"seed"`
+	Content  Content  `json:"content"`
+	Image    string   `json:"image,omitempty"`
+	Workload Workload `json:"workload"`
+}
+
+func (s GuestSpec) build(clock clockwork.Clock) (*Guest, error) {
+	return newGuest(s.ID, s.Size, s.Seed, s.Content, s.Image, s.Workload, clock)
+}
+
+// bytes is the size the spec's guest will have: its image's rounded down
+// to whole pages, or Size.
+func (s GuestSpec) bytes() (int, error) {
+	if s.Image == "" {
+		return s.Size, nil
+	}
+	st, err := os.Stat(s.Image)
+	if err != nil {
+		return 0, fmt.Errorf("migration: guest image: %w", err)
+	}
+	return int(st.Size()) / PageSize * PageSize, nil
+}
+
 // newGuestOn wraps memory that already holds a guest (a destination's).
 func newGuestOn(id string, mem *region, wl Workload, clock clockwork.Clock) *Guest {
 	return &Guest{ID: id, mem: mem, dirty: newBitmap(mem.pages()), clock: clock, wl: wl, hot: hotPages(mem.pages(), wl.HotSet)}

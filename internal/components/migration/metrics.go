@@ -168,8 +168,8 @@ func (f *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		if h.Up() {
 			up = 1
 		}
-		ch <- prometheus.MustNewConstMetric(f.up, prometheus.GaugeValue, up, h.ID)
-		ch <- prometheus.MustNewConstMetric(f.guests, prometheus.GaugeValue, float64(guests[i]), h.ID)
+		ch <- prometheus.MustNewConstMetric(f.up, prometheus.GaugeValue, up, h.Name())
+		ch <- prometheus.MustNewConstMetric(f.guests, prometheus.GaugeValue, float64(guests[i]), h.Name())
 	}
 	ch <- prometheus.MustNewConstMetric(f.flights, prometheus.GaugeValue, float64(inFlight))
 }

@@ -33,7 +33,7 @@ func (c *Cluster) loadOwners(ctx context.Context) (map[string]owner, error) {
 	out := make(map[string]owner, c.cfg.Guests)
 	for i := range c.cfg.Guests {
 		id := guestName(i)
-		initial := owner{Host: c.hosts[i%len(c.hosts)].ID}
+		initial := owner{Host: c.hosts[i%len(c.hosts)].Name()}
 		if c.owners == nil {
 			out[id] = initial
 			continue
@@ -88,7 +88,7 @@ func (c *Cluster) booksOwners() map[string]owner {
 	defer c.mu.Unlock()
 	out := make(map[string]owner, len(c.where))
 	for g, h := range c.where {
-		out[g] = owner{Host: c.hosts[h].ID, Gen: c.gen[g]}
+		out[g] = owner{Host: c.hosts[h].Name(), Gen: c.gen[g]}
 	}
 	return out
 }
@@ -281,9 +281,9 @@ func (c *Cluster) inspect(ctx context.Context, guests []string, store *ownerStor
 	on := map[string][]string{}
 	for _, h := range c.hosts {
 		isUp, ids := h.snapshot()
-		up[h.ID] = isUp
+		up[h.Name()] = isUp
 		for _, g := range ids {
-			on[g] = append(on[g], h.ID)
+			on[g] = append(on[g], h.Name())
 		}
 	}
 	books := map[string]string{}
@@ -292,7 +292,7 @@ func (c *Cluster) inspect(ctx context.Context, guests []string, store *ownerStor
 		if c.busy[g] || c.epoch[g] != epochs[g] {
 			continue
 		}
-		books[g] = c.hosts[c.where[g]].ID
+		books[g] = c.hosts[c.where[g]].Name()
 	}
 	c.mu.Unlock()
 	var out []problem

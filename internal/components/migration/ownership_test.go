@@ -107,7 +107,7 @@ func (oc *ownedCluster) agree(t *testing.T) {
 	for _, g := range oc.guestNames() {
 		rec := oc.record(t, g)
 		oc.mu.Lock()
-		books := owner{Host: oc.hosts[oc.where[g]].ID, Gen: oc.gen[g]}
+		books := owner{Host: oc.hosts[oc.where[g]].Name(), Gen: oc.gen[g]}
 		oc.mu.Unlock()
 		if rec != books {
 			t.Errorf("%s: record %s, books %s", g, rec, books)

@@ -28,10 +28,8 @@ func (c *Cluster) ListenAddrs(id string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.up || h.ln == nil {
-		return nil, nil
+	if a := h.Addr(); a != "" {
+		return []string{a}, nil
 	}
-	return []string{h.ln.Addr().String()}, nil
+	return nil, nil
 }

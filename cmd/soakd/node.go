@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/migration"
 	"github.com/soakd/soakd/internal/components/pbft"
 	"github.com/soakd/soakd/internal/components/raft"
 	"github.com/soakd/soakd/internal/faults/leak"
@@ -36,7 +37,7 @@ func newNodeCmd(stderr io.Writer) *cobra.Command {
 	var maxKeys int
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Run one node of a component as its own process (raft, pbft)",
+		Short: "Run one node of a component as its own process (raft, pbft, migration)",
 		Long: `Run one node of a component as its own process, with its own state dir,
 protocol address and HTTP listener: the way to run a soak's nodes as
 processes or as pods, and to soak a node's process apart from soakd's. The
@@ -47,6 +48,10 @@ HTTP listener serves /metrics, /healthz, /debug/pprof/ and the node's API:
         clients and checkers follow), POST /pbft/v1/behavior and
         /pbft/v1/message-faults (faults); clients send requests to the
         replica's protocol address
+  migration  GET /migration/v1/status, POST /migration/v1/guests and
+        /migration/v1/start (soakd installs the host's guests and starts
+        it), POST /migration/v1/migrate (a migration out, answered with a
+        stream of its progress), GET /migration/v1/resolve/{id}
 
 Every member is given the same --peer list, its own address included. A
 Raft member that is brand new bootstraps the cluster with it. A member
@@ -63,8 +68,8 @@ stop it gracefully.`,
     --peer node-3=127.0.0.1:7103 --peer node-4=127.0.0.1:7104`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if component != "raft" && component != "pbft" {
-				return usageError{fmt.Errorf("--component: raft or pbft run as node processes, not %q", component)}
+			if component != "raft" && component != "pbft" && component != "migration" {
+				return usageError{fmt.Errorf("--component: raft, pbft or migration run as node processes, not %q", component)}
 			}
 			pm := map[string]string{}
 			for _, p := range peers {
@@ -102,9 +107,13 @@ stop it gracefully.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			o := nodeOptions{id: id, dir: stateDir, listen: listen, peers: pm, via: vm, planted: leakPlan, seed: seed, maxKeys: maxKeys}
-			if component == "pbft" {
+			switch component {
+			case "pbft":
 				o.diverge = os.Getenv(PBFTDivergeEnv) == id
 				return runNode(ctx, stderr, "pbft", o, startPBFTNode)
+			case "migration":
+				o.corruptDeltas = os.Getenv(MigrationCorruptEnv) == id
+				return runNode(ctx, stderr, "migration", o, startMigrationNode)
 			}
 			return runNode(ctx, stderr, "raft", o, startRaftNode)
 		},
@@ -145,6 +154,11 @@ func nodeLeakFromEnv(id string) string {
 // a test hook and not a config option.
 const PBFTDivergeEnv = "SOAKD_TEST_PBFT_DIVERGE"
 
+// MigrationCorruptEnv plants a bug in one migration host process for
+// end-to-end tests ("host-1"): every XBZRLE delta it sends has a byte
+// flipped, which the destination's byte-exact verification must catch.
+const MigrationCorruptEnv = "SOAKD_TEST_MIGRATION_CORRUPT_DELTAS"
+
 // nodeOptions is one node process's command line, parsed.
 type nodeOptions struct {
 	id, dir, listen string
@@ -153,6 +167,7 @@ type nodeOptions struct {
 	seed            uint64
 	maxKeys         int
 	diverge         bool
+	corruptDeltas   bool
 }
 
 // startedNode is a component's node running in this process: its API,
@@ -196,6 +211,25 @@ func startPBFTNode(o nodeOptions, log *slog.Logger, reg prometheus.Registerer, d
 				return "", errors.New("replica stopped (its disk failed)")
 			}
 			return fmt.Sprintf("view %d, primary node-%d, executed seq %d", st.Status.View, st.Status.Primary+1, st.Status.LastExecuted), nil
+		}}, nil
+}
+
+func startMigrationNode(o nodeOptions, log *slog.Logger, _ prometheus.Registerer, dial components.Dialer) (*startedNode, error) {
+	addr, ok := o.peers[o.id]
+	if !ok {
+		return nil, fmt.Errorf("migration: no --peer for --id %q: it names the host's own migration address", o.id)
+	}
+	if o.corruptDeltas {
+		log.Warn("planting a bug for a test: this host corrupts every delta it sends")
+	}
+	h := migration.NewHostProcess(migration.HostProcessOptions{ID: o.id, Addr: addr, Dial: dial, Log: log, CorruptDeltas: o.corruptDeltas})
+	return &startedNode{api: h.Handler(), prefix: "/migration/", close: func() { _ = h.Close() },
+		healthz: func() (string, error) {
+			st := h.Status()
+			if !st.Up {
+				return "", errors.New("host not started (soakd starts it once its guests are installed)")
+			}
+			return fmt.Sprintf("up at %s with %d guests", st.Addr, len(st.Guests)), nil
 		}}, nil
 }
 

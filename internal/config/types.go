@@ -119,6 +119,11 @@ type MigrationComponent struct {
 	// link through the fabric, and compression none becomes auto.
 	Mode     string       `yaml:"mode"`
 	Internet InternetLink `yaml:"internet"`
+	// HostMode is where the hosts run: inprocess (the default) or processes
+	// (each a `soakd node --component migration` child soakd supervises,
+	// with its guests' memory; a crash is a SIGKILL). Mode above is the
+	// network the migrations cross.
+	HostMode string `yaml:"host_mode"`
 	// Ownership names the key-value component (raft) that records each
 	// guest's owner, flipped by compare-and-swap at switch-over; none keeps
 	// the records in the migration component's memory only.

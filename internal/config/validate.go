@@ -238,6 +238,9 @@ func (c *Config) validateComponents(v *validator) {
 		v.oneOf(p+"on_timeout", m.OnTimeout, []string{"cancel", "force"})
 		c.validateOwnership(v, p+"ownership", m.Ownership)
 		v.oneOf(p+"mode", m.Mode, []string{"datacenter", "internet"})
+		if m.HostMode != "" {
+			v.oneOf(p+"host_mode", m.HostMode, []string{ModeInProcess, ModeProcesses})
+		}
 		if m.Mode == "internet" {
 			if r := float64(m.Internet.Bandwidth); !(r > 0) || math.IsInf(r, 0) {
 				v.add(p+"internet.bandwidth", "must be > 0 and finite")

@@ -1,10 +1,12 @@
 package migration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,6 +101,12 @@ type Cluster struct {
 	last     *LastMigration
 	pool     *placement.Pool // where guests run, for choosing destinations
 	sizes    map[string]int  // guest → its size in bytes
+
+	// Hosts as processes (procs.go): soakd's executable, the fabric's proxy
+	// for a link, and the client of their APIs.
+	bin      string
+	linkAddr func(from, to, addr string) (string, error)
+	http     *http.Client
 }
 
 // New builds the component from the config; Start brings it up.
@@ -110,7 +118,7 @@ func New(deps components.Deps) (components.Component, error) {
 	if m.Hosts < 2 || m.Guests < 1 {
 		return nil, fmt.Errorf("migration: need at least 2 hosts and 1 guest, have %d and %d", m.Hosts, m.Guests)
 	}
-	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event,
+	c := &Cluster{cfg: m, seed: deps.Seed, clock: deps.Clock, log: deps.Logger, dial: deps.Dial, event: deps.Event, linkAddr: deps.LinkAddr,
 		stateDir: deps.StateDir, where: map[string]int{}, gen: map[string]uint64{}, epoch: map[string]uint64{},
 		busy: map[string]bool{}, inFlight: map[uint64][2]int{},
 		reserved: map[uint64]func(bool){}, links: map[[2]int]float64{}, capacity: map[[2]int]float64{},
@@ -164,8 +172,15 @@ func (c *Cluster) Ops() []string { return []string{"migrate"} }
 func (c *Cluster) Start(ctx context.Context) error {
 	stall := stallTimeout(c.cfg)
 	hosts := make([]hostNode, c.cfg.Hosts)
-	for i := range hosts {
-		hosts[i] = &localHost{Host: newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall), c: c}
+	if c.cfg.HostMode == config.ModeProcesses {
+		var err error
+		if hosts, err = c.newProcHosts(); err != nil {
+			return err
+		}
+	} else {
+		for i := range hosts {
+			hosts[i] = &localHost{Host: newHost("host-"+strconv.Itoa(i+1), c.clock, c.log.With("host", i+1), stall), dial: c.dial}
+		}
 	}
 	c.mu.Lock()
 	c.hosts = hosts // under mu: the fleet collector may scrape meanwhile
@@ -216,7 +231,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		c.auditSoon() // every guest against its record, as this incarnation starts
 	}
 	c.log.Info("migration hosts up", "hosts", len(c.hosts), "guests", c.cfg.Guests, "guest_memory", int64(c.cfg.GuestMemory),
-		"ownership", c.cfg.Ownership)
+		"ownership", c.cfg.Ownership, "host_mode", cmp.Or(c.cfg.HostMode, config.ModeInProcess))
 	return nil
 }
 
@@ -350,6 +365,9 @@ func (c *Cluster) Crash(id string) error {
 	}
 	h.stop()
 	c.setUp(id, false)
+	if _, ok := h.(*procHost); ok {
+		c.event("migration_host_crashed", map[string]any{"host": id, "signal": "SIGKILL"})
+	}
 	return nil
 }
 
@@ -403,6 +421,9 @@ func (c *Cluster) Restart(id string) error {
 		return err
 	}
 	c.setUp(id, true)
+	if _, ok := h.(*procHost); ok {
+		c.event("migration_host_restarted", map[string]any{"host": id})
+	}
 	c.auditSoon()
 	return nil
 }

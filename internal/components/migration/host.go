@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ type Host struct {
 	clock clockwork.Clock
 	log   *slog.Logger
 	stall time.Duration
+	// bind is the host's fixed listen address (a host process's, which its
+	// peers' fabric proxies lead to); "" picks a fresh loopback port.
+	bind string
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -55,7 +59,7 @@ func newHost(id string, clock clockwork.Clock, log *slog.Logger, stall time.Dura
 // start listens on a fresh loopback port and starts the host's guests
 // (those installed while it was down).
 func (h *Host) start() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cmp.Or(h.bind, "127.0.0.1:0"))
 	if err != nil {
 		return fmt.Errorf("migration: %s: listen: %w", h.ID, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+
+	"github.com/soakd/soakd/internal/components"
 )
 
 // hostNode is a host as the Cluster drives it: a Host in this process
@@ -35,7 +37,7 @@ type hostNode interface {
 // localHost is a Host in this process.
 type localHost struct {
 	*Host
-	c *Cluster
+	dial components.Dialer
 }
 
 var _ hostNode = (*localHost)(nil)
@@ -43,7 +45,7 @@ var _ hostNode = (*localHost)(nil)
 func (h *localHost) Name() string { return h.ID }
 
 func (h *localHost) installGuest(spec GuestSpec) error {
-	g, err := spec.build(h.c.clock)
+	g, err := spec.build(h.clock)
 	if err != nil {
 		return err
 	}
@@ -69,7 +71,7 @@ func (h *localHost) migrateOut(ctx context.Context, mv move, p Params, dst hostN
 		if addr == "" {
 			return nil, fmt.Errorf("%s is down", dst.Name())
 		}
-		return h.c.dial(ctx, h.ID, dst.Name(), addr)
+		return h.dial(ctx, h.ID, dst.Name(), addr)
 	}
 	rep := migrate(mctx, mv.id, g, p, dial, dst.resolve, progress)
 	if rep.Moved() {

@@ -26,7 +26,7 @@ type Params struct {
 	StallTimeout time.Duration
 	// Owner is the guest's owner record, claimed for the destination at
 	// switch-over before it resumes (nil: none).
-	Owner Ownership
+	Owner Ownership `json:"-"`
 	// corruptDeltas is a test knob: every delta sent has a byte flipped,
 	// a planted bug the destination's verification must catch.
 	corruptDeltas bool
@@ -60,7 +60,7 @@ type Report struct {
 	// unchanged) or unknown (the commit's answer was lost; the caller
 	// resolves it).
 	Outcome string
-	Err     error
+	Err     error `json:"-"` // see wireReport
 	// Mismatch lists the first pages found different, when verification
 	// failed; Invariant names what failed.
 	Mismatch  []int

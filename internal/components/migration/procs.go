@@ -1,0 +1,338 @@
+package migration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/nodeproc"
+)
+
+// procHost is a host that is a `soakd node --component migration` child
+// process (components.migration.host_mode processes), with its guests'
+// memory and workload, its listener on a fixed loopback address (chosen
+// once per run) and its links to the other hosts through the fabric's
+// proxies. The Cluster installs its guests, starts it, and runs each
+// migration out of it over its API; a crash is a SIGKILL, which loses its
+// guests as a host crash does.
+type procHost struct {
+	c    *Cluster
+	name string
+	dir  string
+	addr string // its fixed migration address
+
+	mu       sync.Mutex
+	proc     *nodeproc.Proc
+	httpAddr string
+	up       bool
+	pending  []GuestSpec // installed while down, sent at start
+}
+
+var _ hostNode = (*procHost)(nil)
+
+// newProcHosts makes the Cluster's hosts node processes.
+func (c *Cluster) newProcHosts() ([]hostNode, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("migration: host_mode processes needs soakd's own executable: %w", err)
+	}
+	members, err := nodeproc.Members(c.stateDir, c.cfg.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("migration: %w", err)
+	}
+	c.bin = bin
+	c.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	hosts := make([]hostNode, c.cfg.Hosts)
+	for i := range hosts {
+		name := "host-" + strconv.Itoa(i+1)
+		hosts[i] = &procHost{c: c, name: name, dir: filepath.Join(c.stateDir, name), addr: members["node-"+strconv.Itoa(i+1)]}
+	}
+	return hosts, nil
+}
+
+func (h *procHost) Name() string { return h.name }
+
+func (h *procHost) installGuest(spec GuestSpec) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up {
+		return fmt.Errorf("migration: %s: install a guest on a host that is down", h.name)
+	}
+	h.pending = append(h.pending, spec)
+	return nil
+}
+
+// start spawns the host's process, installs the guests given while it was
+// down and starts them.
+func (h *procHost) start() error {
+	c := h.c
+	args := []string{"node", "--component", "migration", "--id", h.name, "--state-dir", h.dir, "--listen", "127.0.0.1:0"}
+	for _, n := range c.hosts {
+		m := n.(*procHost)
+		args = append(args, "--peer", m.name+"="+m.addr)
+		if m == h || c.linkAddr == nil {
+			continue
+		}
+		// Pages to that host go through the fabric's proxy for the link.
+		via, err := c.linkAddr(h.name, m.name, m.addr)
+		if err != nil {
+			return fmt.Errorf("migration: link %s->%s: %w", h.name, m.name, err)
+		}
+		args = append(args, "--via", m.addr+"="+via)
+	}
+	proc, err := nodeproc.Spawn(c.bin, args)
+	if err != nil {
+		return fmt.Errorf("migration: host %s: %w", h.name, err)
+	}
+	h.mu.Lock()
+	h.proc, h.httpAddr = proc, proc.HTTPAddr
+	pending := h.pending
+	h.pending = nil
+	h.mu.Unlock()
+	for _, spec := range pending {
+		if err := h.call(context.Background(), http.MethodPost, "/migration/v1/guests", spec, nil); err != nil {
+			h.stop()
+			return err
+		}
+	}
+	if err := h.call(context.Background(), http.MethodPost, "/migration/v1/start", nil, nil); err != nil {
+		h.stop()
+		return err
+	}
+	h.mu.Lock()
+	h.up = true
+	h.mu.Unlock()
+	c.log.Info("migration host process started", "host", h.name, "pid", proc.PID(), "http", proc.HTTPAddr, "addr", h.addr,
+		"guests", len(pending))
+	return nil
+}
+
+func (h *procHost) end(crash bool) {
+	h.mu.Lock()
+	proc := h.proc
+	h.proc, h.httpAddr, h.up, h.pending = nil, "", false, nil
+	h.mu.Unlock()
+	if proc != nil {
+		proc.Stop(crash)
+	}
+}
+
+// stop is a crash: SIGKILL, and the guests are lost with the process.
+func (h *procHost) stop() { h.end(true) }
+
+func (h *procHost) close() error {
+	h.end(false)
+	return nil
+}
+
+func (h *procHost) Up() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.up || h.proc == nil {
+		return false
+	}
+	select {
+	case <-h.proc.Exited():
+		return false // it died on its own
+	default:
+		return true
+	}
+}
+
+func (h *procHost) Addr() string {
+	if !h.Up() {
+		return ""
+	}
+	return h.addr
+}
+
+func (h *procHost) snapshot() (bool, []string) {
+	if !h.Up() {
+		return false, nil
+	}
+	var st HostStatus
+	if err := h.call(context.Background(), http.MethodGet, "/migration/v1/status", nil, &st); err != nil {
+		return false, nil
+	}
+	return st.Up, st.Guests
+}
+
+func (h *procHost) resolve(id uint64) bool {
+	h.mu.Lock()
+	addr := h.httpAddr
+	h.mu.Unlock()
+	return addr != "" && resolveAt(h.c.http, addr, id)
+}
+
+// migrateOut has the host process run the migration, and answers its
+// ownership questions with the Cluster's records (p.Owner).
+func (h *procHost) migrateOut(ctx context.Context, mv move, p Params, dst hostNode, progress Progress) Report {
+	fail := func(err error) Report { return Report{ID: mv.id, Outcome: OutcomeFailed, Err: err} }
+	d, ok := dst.(*procHost)
+	if !ok {
+		return fail(fmt.Errorf("migration: %s is not a host process", dst.Name()))
+	}
+	d.mu.Lock()
+	destHTTP := d.httpAddr
+	d.mu.Unlock()
+	if !d.Up() {
+		return fail(fmt.Errorf("migration: %s is down", d.name))
+	}
+	if !h.Up() {
+		return fail(fmt.Errorf("migration: %s is down", h.name))
+	}
+	req := migrateRequest{ID: mv.id, Guest: mv.guest, Params: p, DestID: d.name, DestAddr: d.addr, DestHTTP: destHTTP,
+		Owned: p.Owner != nil, CorruptDeltas: p.corruptDeltas, ResumeBeforeClaim: p.resumeBeforeClaim}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fail(err)
+	}
+	h.mu.Lock()
+	addr := h.httpAddr
+	h.mu.Unlock()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/migration/v1/migrate", bytes.NewReader(body))
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := h.c.http.Do(hreq)
+	if err != nil {
+		return fail(fmt.Errorf("migration: %s: %w", h.name, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fail(fmt.Errorf("migration: %s: %s: %s", h.name, resp.Status, bytes.TrimSpace(b)))
+	}
+	asked := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e migrateEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fail(fmt.Errorf("migration: %s: unreadable answer: %w", h.name, err))
+		}
+		switch {
+		case e.Progress != nil:
+			progress(e.Progress.Round, e.Progress.Decision, e.Progress.Pending, e.Progress.Elapsed)
+		case e.Owner != "":
+			asked = true
+			h.answerOwner(ctx, mv.id, e.Owner, p.Owner)
+		case e.Report != nil:
+			return e.Report.report()
+		}
+	}
+	err = cmpErr(sc.Err(), io.ErrUnexpectedEOF)
+	if asked {
+		// The record may have flipped: the caller resolves where it runs.
+		return Report{ID: mv.id, Outcome: OutcomeUnknown, Err: fmt.Errorf("migration: %s: lost after the owner record was asked for: %w", h.name, err)}
+	}
+	return fail(fmt.Errorf("migration: %s: lost before the switch-over: %w", h.name, err))
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// answerOwner claims or releases the owner record for the host process
+// and tells it how that went.
+func (h *procHost) answerOwner(ctx context.Context, id uint64, op string, o Ownership) {
+	var err error
+	switch {
+	case o == nil:
+		err = errors.New("no owner records")
+	case op == "claim":
+		err = o.Claim()
+	case op == "release":
+		err = o.Release()
+	default:
+		err = fmt.Errorf("unknown owner question %q", op)
+	}
+	var a ownerAnswer
+	if err != nil {
+		a.Error = err.Error()
+	}
+	if cerr := h.call(ctx, http.MethodPost, "/migration/v1/migrations/"+strconv.FormatUint(id, 10)+"/owner", a, nil); cerr != nil {
+		h.c.log.Warn("answering a host process's owner question", "host", h.name, "op", op, "err", cerr)
+	}
+}
+
+// call is one request to the host process's API.
+func (h *procHost) call(ctx context.Context, method, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	h.mu.Lock()
+	addr := h.httpAddr
+	h.mu.Unlock()
+	if addr == "" {
+		return fmt.Errorf("migration: %s is not running", h.name)
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := h.c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("migration: %s: %w", h.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("migration: %s: %s %s: %s: %s", h.name, method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+}
+
+// ProcessTargets implements components.ProcessTargets: every host process,
+// with its pid and address now (none in host_mode inprocess).
+func (c *Cluster) ProcessTargets() []components.ProcessTarget {
+	c.mu.Lock()
+	hosts := c.hosts
+	c.mu.Unlock()
+	var out []components.ProcessTarget
+	for _, n := range hosts {
+		h, ok := n.(*procHost)
+		if !ok {
+			return nil
+		}
+		h.mu.Lock()
+		t := components.ProcessTarget{Node: h.name, Local: true}
+		if h.proc != nil {
+			t.PID = h.proc.PID()
+		}
+		if h.httpAddr != "" {
+			t.PprofURL, t.MetricsURL = "http://"+h.httpAddr+"/debug/pprof/", "http://"+h.httpAddr+"/metrics"
+		}
+		h.mu.Unlock()
+		out = append(out, t)
+	}
+	return out
+}
+
+// adminTimeout bounds one call to a host process's API (installing a
+// guest fills its memory).
+const adminTimeout = time.Minute

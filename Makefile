@@ -64,8 +64,8 @@ install: build ## install binary, systemd unit and (if absent) the default confi
 bench: ## benchmarks, printing their figures
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
-soak: build ## a real soak of the default config for DURATION (2h), accelerated; prints its figures (RECORD=dir keeps the leak signals; RAFT_MODE=processes and PBFT_MODE=processes soak the Raft nodes and PBFT replicas as processes)
-	$(GO) run ./hack/soak -soakd $(BIN) -duration $(DURATION) $(if $(RECORD),-record $(RECORD)) $(if $(RAFT_MODE),-raft-mode $(RAFT_MODE)) $(if $(PBFT_MODE),-pbft-mode $(PBFT_MODE))
+soak: build ## a real soak of the default config for DURATION (2h), accelerated; prints its figures (RECORD=dir keeps the leak signals; RAFT_MODE=processes, PBFT_MODE=processes and MIGRATION_HOST_MODE=processes soak those nodes as processes)
+	$(GO) run ./hack/soak -soakd $(BIN) -duration $(DURATION) $(if $(RECORD),-record $(RECORD)) $(if $(RAFT_MODE),-raft-mode $(RAFT_MODE)) $(if $(PBFT_MODE),-pbft-mode $(PBFT_MODE)) $(if $(MIGRATION_HOST_MODE),-migration-host-mode $(MIGRATION_HOST_MODE))
 
 fuzz: ## fuzz the config loader for 60s
 	$(GO) test ./internal/config/ -run '^$$' -fuzz FuzzParse -fuzztime 60s

@@ -49,8 +49,15 @@ func main() {
 	record := flag.String("record", "", "write each leak signal's samples to <signal>.tsv in this directory")
 	raftMode := flag.String("raft-mode", "", "components.raft.mode: inprocess (the default config's), or processes to soak the Raft nodes as `soakd node` processes")
 	pbftMode := flag.String("pbft-mode", "", "components.pbft.mode: inprocess (the default config's), or processes to soak the PBFT replicas as `soakd node` processes")
+	hostMode := flag.String("migration-host-mode", "", "components.migration.host_mode: inprocess (the default config's), or processes to soak the migration hosts as `soakd node` processes")
 	flag.Parse()
-	if err := soak(*bin, *duration, *seed, *keep, *record, map[string]string{"raft": *raftMode, "pbft": *pbftMode}, *accelerate); err != nil {
+	modes := map[string]string{"raft": "mode: " + *raftMode, "pbft": "mode: " + *pbftMode, "migration": "host_mode: " + *hostMode}
+	for c, m := range modes {
+		if strings.HasSuffix(m, ": ") {
+			delete(modes, c)
+		}
+	}
+	if err := soak(*bin, *duration, *seed, *keep, *record, modes, *accelerate); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -78,9 +85,9 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 		ov = "listen: 127.0.0.1:0\n"
 	}
 	var comps []string
-	for _, c := range []string{"raft", "pbft"} {
+	for _, c := range []string{"raft", "pbft", "migration"} {
 		if modes[c] != "" {
-			comps = append(comps, c+": {mode: "+modes[c]+"}")
+			comps = append(comps, c+": {"+modes[c]+"}")
 		}
 	}
 	if len(comps) > 0 {

@@ -42,6 +42,15 @@
 //     every guest against the books (migration_placement) and its record
 //     (migration_ownership) after every migration, every fault and every
 //     minute.
+//   - hostnode.go: the hostNode seam the Cluster drives, and localHost, a
+//     Host in this process.
+//   - hostproc.go: HostProcess, one host as a `soakd node --component
+//     migration` process: guests installed and migrations run over its
+//     HTTP API, owner-record questions asked back on the migration's
+//     answer stream.
+//   - procs.go: procHost, the Cluster's side of a host process
+//     (components.migration.host_mode processes): spawned on a fixed
+//     address, crashed with SIGKILL.
 //   - component.go, do.go, metrics.go: the Component (hosts as Nodes,
 //     targets link, host, source, destination, host-N), migrate, metrics
 //     and journal events.

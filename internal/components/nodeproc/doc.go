@@ -1,5 +1,6 @@
 // Package nodeproc starts and stops `soakd node` processes for the
-// components whose nodes run as processes (components.<name>.mode:
+// components whose nodes run as processes (components.raft.mode and
+// components.pbft.mode processes, components.migration.host_mode
 // processes): Spawn starts one and waits until it serves HTTP, Stop ends
 // it (SIGKILL for a crash), and Members picks the nodes' fixed protocol
 // addresses once per run, so every restart of every node is given the

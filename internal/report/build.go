@@ -433,7 +433,8 @@ func nodeLeakVerdict(cfg *config.Config, j *journal) (Verdict, bool) {
 	outOfProcess := func(enabled bool, mode string) bool { return enabled && mode != "" && mode != config.ModeInProcess }
 	soaked := cfg != nil && (len(cfg.LeakCheck.Targets) > 0 ||
 		outOfProcess(cfg.Components.Raft.Enabled, cfg.Components.Raft.Mode) ||
-		outOfProcess(cfg.Components.PBFT.Enabled, cfg.Components.PBFT.Mode))
+		outOfProcess(cfg.Components.PBFT.Enabled, cfg.Components.PBFT.Mode) ||
+		outOfProcess(cfg.Components.Migration.Enabled, cfg.Components.Migration.HostMode))
 	if !soaked && len(fired) == 0 {
 		return Verdict{}, false
 	}

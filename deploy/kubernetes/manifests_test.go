@@ -297,16 +297,23 @@ func TestServicesSelectWorkloads(t *testing.T) {
 }
 
 // components are the StatefulSets and their node ids' prefix.
-var components = map[string]string{"raft": "node"}
+var components = map[string]string{"raft": "node", "pbft": "node"}
 
 // TestStatefulSets: one per component, each with a headless Service that
 // resolves its members before they are ready, pods named after their node
 // (ordinals from 1, --id from the pod-index label), every member's peer
-// address, and the data volume where Chaos Mesh's disk faults expect it.
+// address (the pod's own stable name, which it listens on), the HTTP API
+// on the port named http, ready on /healthz, and the data volume where
+// Chaos Mesh's disk faults expect it.
 func TestStatefulSets(t *testing.T) {
 	m := load(t)
-	if got := slices.Sorted(maps.Keys(m.statefulsets)); !slices.Equal(got, []string{"soakd-raft"}) {
-		t.Errorf("StatefulSets %v", got)
+	var want []string
+	for comp := range components {
+		want = append(want, "soakd-"+comp)
+	}
+	slices.Sort(want)
+	if got := slices.Sorted(maps.Keys(m.statefulsets)); !slices.Equal(got, want) {
+		t.Errorf("StatefulSets %v, want %v", got, want)
 	}
 	for comp, prefix := range components {
 		name := "soakd-" + comp
@@ -314,6 +321,7 @@ func TestStatefulSets(t *testing.T) {
 		if !ok {
 			continue
 		}
+		c := container(t, ss.Spec.Template.Spec, name)
 		svc, ok := m.services[ss.Spec.ServiceName]
 		switch {
 		case !ok:
@@ -322,6 +330,14 @@ func TestStatefulSets(t *testing.T) {
 			t.Errorf("%s: Service %s must be headless and publish members before they are ready", name, svc.Name)
 		case !matches(svc.Spec.Selector, ss.Spec.Template.Labels):
 			t.Errorf("%s: Service %s does not select its pods", name, svc.Name)
+		default:
+			// A headless Service's names resolve to the pods: a client
+			// reaches the container's port, whatever the Service's says.
+			for _, p := range svc.Spec.Ports {
+				if cp, ok := portNamed(c, p.TargetPort.String()); ok && cp != p.Port {
+					t.Errorf("%s: Service %s port %s is %d, the container's is %d", name, svc.Name, p.Name, p.Port, cp)
+				}
+			}
 		}
 		if !matches(ss.Spec.Selector.MatchLabels, ss.Spec.Template.Labels) {
 			t.Errorf("%s: selector does not match its pod template", name)
@@ -336,9 +352,15 @@ func TestStatefulSets(t *testing.T) {
 			t.Errorf("%s: ordinals must start at 1, so pod %s-N is %s-N", name, name, prefix)
 		}
 		n := int(ptrOr(ss.Spec.Replicas, 1))
-		c := container(t, ss.Spec.Template.Spec, name)
 		if c.LivenessProbe != nil {
 			t.Errorf("%s: a liveness probe would turn a partition into a restart", name)
+		}
+		if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.String() != "http" {
+			t.Errorf("%s: readiness must be GET /healthz on the http port", name)
+		}
+		httpPort, _ := portNamed(c, "http")
+		if host, port, err := net.SplitHostPort(argValue(c.Args, "--listen")); err != nil || port != strconv.Itoa(int(httpPort)) || (host != "0.0.0.0" && host != "") {
+			t.Errorf("%s: --listen=%s, want all interfaces on the http port %d (soakd and Prometheus come by the pod's address)", name, argValue(c.Args, "--listen"), httpPort)
 		}
 		args := strings.Join(c.Args, " ")
 		for _, want := range []string{"node ", "--component=" + comp + " ", "--id=" + prefix + "-$(POD_INDEX) "} {
@@ -560,12 +582,29 @@ func soakdConfig(t *testing.T, m *manifests) (map[string]any, *config.Config) {
 	return doc, cfg
 }
 
+// nodeConfigArgs are the flags of a component's node that must carry a
+// value of soakd's config.
+func nodeConfigArgs(cfg *config.Config) map[string]map[string]string {
+	return map[string]map[string]string{
+		"raft": {},
+		"pbft": {
+			"--seed":     strconv.FormatUint(cfg.Run.Seed, 10), // the replicas and soakd derive the same keys from it
+			"--max-keys": strconv.Itoa(cfg.Load.PBFT.Keys),
+		},
+	}
+}
+
 // TestConfig: soakd's config runs the chaosmesh backend, listens where the
-// Deployment says, keeps its state on the volume, and names every node of
-// each StatefulSet by its stable address.
+// Deployment says, keeps its state on the volume, pins the run's seed,
+// names every node of each StatefulSet by its stable address, agrees with
+// the node args that come from it (PBFT's --seed and --max-keys), and
+// leaves off every component that has no StatefulSet here.
 func TestConfig(t *testing.T) {
 	m := load(t)
 	doc, cfg := soakdConfig(t, m)
+	if run, _ := doc["run"].(map[string]any); run["seed"] == nil {
+		t.Error("run.seed is not set: pin it, the PBFT replicas' --seed must be the run's seed, not whatever the default becomes")
+	}
 	if cfg.Faults.Backend != "chaosmesh" {
 		t.Errorf("faults.backend %q, want chaosmesh", cfg.Faults.Backend)
 	}
@@ -578,10 +617,30 @@ func TestConfig(t *testing.T) {
 	}
 	counts := map[string]int{"raft": cfg.Components.Raft.Nodes, "pbft": cfg.Components.PBFT.Replicas, "migration": cfg.Components.Migration.Hosts}
 	enabled := map[string]bool{"raft": cfg.Components.Raft.Enabled, "pbft": cfg.Components.PBFT.Enabled, "migration": cfg.Components.Migration.Enabled}
+	for comp, on := range enabled {
+		if _, ok := components[comp]; !ok && on {
+			t.Errorf("components.%s is enabled, but has no StatefulSet here: it would run inside the harness pod, where Chaos Mesh cannot fault it", comp)
+		}
+	}
 	comps := doc["components"].(map[string]any)
+	argsFrom := nodeConfigArgs(cfg)
 	for comp, prefix := range components {
-		ss := m.statefulsets["soakd-"+comp]
+		ss, ok := m.statefulsets["soakd-"+comp]
+		if !ok {
+			t.Errorf("no StatefulSet soakd-%s", comp)
+			continue
+		}
 		n := int(ptrOr(ss.Spec.Replicas, 1))
+		args := container(t, ss.Spec.Template.Spec, ss.Name).Args
+		flags, ok := argsFrom[comp]
+		if !ok {
+			t.Errorf("%s: nodeConfigArgs does not say which of its args come from the config", ss.Name)
+		}
+		for flag, want := range flags {
+			if got := argValue(args, flag); got != want {
+				t.Errorf("%s: %s=%s, the config says %s", ss.Name, flag, got, want)
+			}
+		}
 		if !enabled[comp] || counts[comp] != n {
 			t.Errorf("components.%s: enabled %v, %d nodes; StatefulSet has %d replicas", comp, enabled[comp], counts[comp], n)
 		}
@@ -661,6 +720,7 @@ func TestChaosObjectsSelectPods(t *testing.T) {
 		}
 		return out
 	}
+	covered := map[string]bool{} // the workloads whose pods some object selects
 	for _, o := range r.Objects {
 		ref := o.Fault.ID + " " + o.Object.GetObjectKind().GroupVersionKind().Kind
 		var sels []v1alpha1.PodSelector
@@ -692,6 +752,7 @@ func TestChaosObjectsSelectPods(t *testing.T) {
 				t.Errorf("%s: selector %+v picks %d pods, needs %d", ref, s.Selector, len(got), want)
 			}
 			for _, p := range got {
+				covered[p.owner] = true
 				for _, cn := range containers {
 					c := container(t, p.spec, p.owner)
 					if c.Name != cn {
@@ -702,6 +763,12 @@ func TestChaosObjectsSelectPods(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+	// Else the checks above proved nothing about a component's pods.
+	for comp := range components {
+		if owner := "StatefulSet soakd-" + comp; !covered[owner] {
+			t.Errorf("no object of the plan selects %s's pods", owner)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/nodeproc"
 )
 
 // HostProcess is one migration host as a `soakd node --component
@@ -336,10 +337,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func decodeJSON(r *http.Request, v any) error {
-	d := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return fmt.Errorf("migration host: bad request body: %w", err)
+	if err := nodeproc.DecodeBody(r, v); err != nil {
+		return fmt.Errorf("migration host: %w", err)
 	}
 	return nil
 }

@@ -77,20 +77,16 @@ func (h *procHost) installGuest(spec GuestSpec) error {
 // down and starts them.
 func (h *procHost) start() error {
 	c := h.c
-	args := []string{"node", "--component", "migration", "--id", h.name, "--state-dir", h.dir, "--listen", "127.0.0.1:0"}
+	var members []nodeproc.Member
 	for _, n := range c.hosts {
-		m := n.(*procHost)
-		args = append(args, "--peer", m.name+"="+m.addr)
-		if m == h || c.linkAddr == nil {
-			continue
-		}
-		// Pages to that host go through the fabric's proxy for the link.
-		via, err := c.linkAddr(h.name, m.name, m.addr)
-		if err != nil {
-			return fmt.Errorf("migration: link %s->%s: %w", h.name, m.name, err)
-		}
-		args = append(args, "--via", m.addr+"="+via)
+		members = append(members, nodeproc.Member{ID: n.Name(), Addr: n.(*procHost).addr})
 	}
+	// Pages to another host go through the fabric's proxy for the link.
+	peers, err := nodeproc.PeerArgs(h.name, members, c.linkAddr)
+	if err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	args := append([]string{"node", "--component", "migration", "--id", h.name, "--state-dir", h.dir, "--listen", "127.0.0.1:0"}, peers...)
 	proc, err := nodeproc.Spawn(c.bin, args)
 	if err != nil {
 		return fmt.Errorf("migration: host %s: %w", h.name, err)
@@ -280,31 +276,10 @@ func (h *procHost) call(ctx context.Context, method, path string, in, out any) e
 	if addr == "" {
 		return fmt.Errorf("migration: %s is not running", h.name)
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := h.c.http.Do(req)
-	if err != nil {
+	if err := nodeproc.Call(ctx, h.c.http, addr, method, path, in, out); err != nil {
 		return fmt.Errorf("migration: %s: %w", h.name, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("migration: %s: %s %s: %s: %s", h.name, method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+	return nil
 }
 
 // ProcessTargets implements components.ProcessTargets: every host process,
@@ -320,15 +295,8 @@ func (c *Cluster) ProcessTargets() []components.ProcessTarget {
 			return nil
 		}
 		h.mu.Lock()
-		t := components.ProcessTarget{Node: h.name, Local: true}
-		if h.proc != nil {
-			t.PID = h.proc.PID()
-		}
-		if h.httpAddr != "" {
-			t.PprofURL, t.MetricsURL = "http://"+h.httpAddr+"/debug/pprof/", "http://"+h.httpAddr+"/metrics"
-		}
+		out = append(out, nodeproc.Target(h.name, true, h.proc, h.httpAddr))
 		h.mu.Unlock()
-		out = append(out, t)
 	}
 	return out
 }

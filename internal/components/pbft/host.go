@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/soakd/soakd/internal/components"
+	"github.com/soakd/soakd/internal/components/nodeproc"
 	"github.com/soakd/soakd/internal/components/pbft/auth"
 	"github.com/soakd/soakd/internal/components/pbft/byzantine"
 	"github.com/soakd/soakd/internal/components/pbft/protocol"
@@ -258,10 +258,8 @@ func (h *Host) Handler() http.Handler {
 }
 
 func decodeBody(r *http.Request, v any) error {
-	d := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return fmt.Errorf("pbft node: bad request body: %w", err)
+	if err := nodeproc.DecodeBody(r, v); err != nil {
+		return fmt.Errorf("pbft node: %w", err)
 	}
 	return nil
 }

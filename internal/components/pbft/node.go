@@ -34,6 +34,9 @@ const (
 	// node's old port.
 	listenRetries    = 20
 	listenRetryDelay = 100 * time.Millisecond
+	// bindRetries bounds the wait for a node process's own address: a
+	// pod's DNS name may not resolve to it for a while after it starts.
+	bindRetries = 300
 )
 
 // inbound is a message for a node's loop: from a peer link (already
@@ -175,8 +178,12 @@ func (n *node) listen() (net.Listener, error) {
 	}
 	var ln net.Listener
 	var err error
-	for range listenRetries {
-		if ln, err = net.Listen("tcp", addr); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+	retries := listenRetries
+	if n.bindAddr != "" {
+		retries = bindRetries
+	}
+	for range retries {
+		if ln, err = net.Listen("tcp", addr); err == nil || !retryListen(err) {
 			break
 		}
 		time.Sleep(listenRetryDelay)
@@ -189,6 +196,13 @@ func (n *node) listen() (net.Listener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// retryListen: the port is still held (a restarting node's), or the
+// address is not this host's yet (a pod's name resolving late).
+func retryListen(err error) bool {
+	var dns *net.DNSError
+	return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.As(err, &dns)
 }
 
 // halt stops the node abruptly: loop, links and listener; what is not on

@@ -2,12 +2,9 @@ package pbft
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/gob"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,21 +142,17 @@ func (r *procReplica) start() error {
 
 func (r *procReplica) spawn() error {
 	c := r.c
-	args := []string{"node", "--component", "pbft", "--id", r.name, "--state-dir", r.dir, "--listen", "127.0.0.1:0",
-		"--seed", strconv.FormatUint(c.seed, 10), "--max-keys", strconv.Itoa(c.maxKeys)}
+	var members []nodeproc.Member
 	for _, n := range c.nodes {
-		m := n.(*procReplica)
-		args = append(args, "--peer", m.name+"="+m.addr)
-		if m == r || c.linkAddr == nil {
-			continue
-		}
-		// The replica dials this peer through the fabric's proxy for the link.
-		via, err := c.linkAddr(r.name, m.name, m.addr)
-		if err != nil {
-			return fmt.Errorf("pbft: link %s->%s: %w", r.name, m.name, err)
-		}
-		args = append(args, "--via", m.addr+"="+via)
+		members = append(members, nodeproc.Member{ID: n.Name(), Addr: n.(*procReplica).addr})
 	}
+	// The replica dials each peer through the fabric's proxy for the link.
+	peers, err := nodeproc.PeerArgs(r.name, members, c.linkAddr)
+	if err != nil {
+		return fmt.Errorf("pbft: %w", err)
+	}
+	args := append([]string{"node", "--component", "pbft", "--id", r.name, "--state-dir", r.dir, "--listen", "127.0.0.1:0",
+		"--seed", strconv.FormatUint(c.seed, 10), "--max-keys", strconv.Itoa(c.maxKeys)}, peers...)
 	proc, err := nodeproc.Spawn(c.bin, args)
 	if err != nil {
 		return fmt.Errorf("pbft: replica %s: %w", r.name, err)
@@ -320,31 +313,10 @@ func (r *procReplica) call(ctx context.Context, method, path string, in, out any
 	if addr == "" {
 		return fmt.Errorf("pbft: %s is not running", r.name)
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := r.c.http.Do(req)
-	if err != nil {
+	if err := nodeproc.Call(ctx, r.c.http, addr, method, path, in, out); err != nil {
 		return fmt.Errorf("pbft: %s: %w", r.name, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("pbft: %s: %s %s: %s: %s", r.name, method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+	return nil
 }
 
 // BehaviorActed implements faults/byzantine.ActedCounter: a replica
@@ -375,15 +347,8 @@ func (c *Cluster) ProcessTargets() []components.ProcessTarget {
 			return nil
 		}
 		r.mu.Lock()
-		t := components.ProcessTarget{Node: r.name, Local: !r.remote}
-		if r.proc != nil {
-			t.PID = r.proc.PID()
-		}
-		if r.httpAddr != "" {
-			t.PprofURL, t.MetricsURL = "http://"+r.httpAddr+"/debug/pprof/", "http://"+r.httpAddr+"/metrics"
-		}
+		out = append(out, nodeproc.Target(r.name, !r.remote, r.proc, r.httpAddr))
 		r.mu.Unlock()
-		out = append(out, t)
 	}
 	return out
 }

@@ -223,19 +223,16 @@ func (p *Processes) Start(ctx context.Context) error {
 
 // spawn starts n's process and waits until it serves HTTP.
 func (p *Processes) spawn(n *procNode) error {
-	args := []string{"node", "--component", "raft", "--id", n.id, "--state-dir", n.dir, "--listen", "127.0.0.1:0"}
+	var members []nodeproc.Member
 	for _, m := range p.nodes {
-		args = append(args, "--peer", m.id+"="+m.raftAddr)
-		if m == n || p.linkAddr == nil {
-			continue
-		}
-		// The node dials this peer through the fabric's proxy for the link.
-		via, err := p.linkAddr(n.id, m.id, m.raftAddr)
-		if err != nil {
-			return fmt.Errorf("raft: link %s->%s: %w", n.id, m.id, err)
-		}
-		args = append(args, "--via", m.raftAddr+"="+via)
+		members = append(members, nodeproc.Member{ID: m.id, Addr: m.raftAddr})
 	}
+	// The node dials each peer through the fabric's proxy for the link.
+	peers, err := nodeproc.PeerArgs(n.id, members, p.linkAddr)
+	if err != nil {
+		return fmt.Errorf("raft: %w", err)
+	}
+	args := append([]string{"node", "--component", "raft", "--id", n.id, "--state-dir", n.dir, "--listen", "127.0.0.1:0"}, peers...)
 	proc, err := nodeproc.Spawn(p.bin, args)
 	if err != nil {
 		return fmt.Errorf("raft: node %s: %w", n.id, err)
@@ -331,14 +328,7 @@ func (p *Processes) ProcessTargets() []components.ProcessTarget {
 	defer p.mu.RUnlock()
 	out := make([]components.ProcessTarget, 0, len(p.nodes))
 	for _, n := range p.nodes {
-		t := components.ProcessTarget{Node: n.id, Local: !p.remote}
-		if n.proc != nil {
-			t.PID = n.proc.PID()
-		}
-		if n.httpAddr != "" {
-			t.PprofURL, t.MetricsURL = "http://"+n.httpAddr+"/debug/pprof/", "http://"+n.httpAddr+"/metrics"
-		}
-		out = append(out, t)
+		out = append(out, nodeproc.Target(n.id, !p.remote, n.proc, n.httpAddr))
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -60,6 +61,11 @@ func newHost(id string, clock clockwork.Clock, log *slog.Logger, stall time.Dura
 // (those installed while it was down).
 func (h *Host) start() error {
 	ln, err := net.Listen("tcp", cmp.Or(h.bind, "127.0.0.1:0"))
+	// A fixed address may still be held a moment by the process before.
+	for i := 0; err != nil && h.bind != "" && errors.Is(err, syscall.EADDRINUSE) && i < 50; i++ {
+		time.Sleep(100 * time.Millisecond)
+		ln, err = net.Listen("tcp", h.bind)
+	}
 	if err != nil {
 		return fmt.Errorf("migration: %s: listen: %w", h.ID, err)
 	}

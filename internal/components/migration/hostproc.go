@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -80,6 +79,12 @@ func (p *HostProcess) Status() HostStatus {
 	return HostStatus{Host: p.h.ID, Up: up, Addr: p.h.Addr(), Guests: guests}
 }
 
+// startRequest is POST /migration/v1/start: the run's stall timeout,
+// which bounds every read and write of the host's migrations.
+type startRequest struct {
+	StallTimeout time.Duration `json:"stall_timeout"`
+}
+
 // migrateRequest is POST /migration/v1/migrate.
 type migrateRequest struct {
 	ID     uint64 `json:"id"`
@@ -144,7 +149,7 @@ type ownerAnswer struct {
 //
 //	GET    /migration/v1/status                    HostStatus
 //	POST   /migration/v1/guests                    a GuestSpec: install it (the host is down)
-//	POST   /migration/v1/start                     start the host and its guests
+//	POST   /migration/v1/start                     a startRequest: start the host and its guests
 //	POST   /migration/v1/migrate                   a migration out; answers a stream of migrateEvent lines
 //	POST   /migration/v1/migrations/{id}/owner     soakd's answer to an ownership question
 //	GET    /migration/v1/resolve/{id}              whether incoming migration id resumed here
@@ -175,10 +180,18 @@ func (p *HostProcess) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("POST /migration/v1/start", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /migration/v1/start", func(w http.ResponseWriter, r *http.Request) {
+		var st startRequest
+		if err := decodeJSON(r, &st); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		if p.h.Up() {
 			w.WriteHeader(http.StatusNoContent)
 			return
+		}
+		if st.StallTimeout > 0 {
+			p.h.stall = st.StallTimeout // the host is down: no migration reads it now
 		}
 		if err := p.h.start(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -252,7 +265,7 @@ func (p *HostProcess) serveMigrate(w http.ResponseWriter, r *http.Request) {
 	progress := func(rd Round, d Decision, pending int, elapsed time.Duration) {
 		_ = send(migrateEvent{Progress: &progressEvent{Round: rd, Decision: d, Pending: pending, Elapsed: elapsed}})
 	}
-	dst := &peerHost{name: req.DestID, addr: req.DestAddr, http: req.DestHTTP}
+	dst := &peerHost{name: req.DestID, addr: req.DestAddr, http: req.DestHTTP, stall: pr.StallTimeout}
 	local := &localHost{Host: p.h, dial: p.dial}
 	rep := local.migrateOut(r.Context(), move{id: req.ID, guest: req.Guest}, pr, dst, progress)
 	_ = send(migrateEvent{Report: toWire(rep)})
@@ -290,7 +303,10 @@ func (o *askedOwner) Release() error { return o.ask("release") }
 
 // peerHost is the destination as a host process sees it: its address and
 // API. Only what migrateOut uses of a destination is real.
-type peerHost struct{ name, addr, http string }
+type peerHost struct {
+	name, addr, http string
+	stall            time.Duration
+}
 
 func (d *peerHost) Name() string { return d.name }
 func (d *peerHost) Addr() string { return d.addr }
@@ -302,7 +318,15 @@ func (d *peerHost) stop()                      {}
 func (d *peerHost) close() error               { return nil }
 func (d *peerHost) Up() bool                   { return d.addr != "" }
 func (d *peerHost) snapshot() (bool, []string) { return false, nil }
-func (d *peerHost) resolve(id uint64) bool     { return resolveAt(resolveClient, d.http, id) }
+
+// resolve: the source's question after a lost commit answer. Past three
+// stall timeouts without an answer, the destination has aborted the
+// migration by its own stall timer (or is gone): it did not resume.
+func (d *peerHost) resolve(id uint64) bool {
+	resumed, _ := resolveWithin(resolveClient, d.http, id, 3*max(d.stall, 5*time.Second))
+	return resumed
+}
+
 func (d *peerHost) migrateOut(context.Context, move, Params, hostNode, Progress) Report {
 	return Report{Outcome: OutcomeFailed, Err: errors.New("a peer host is not driven from here")}
 }
@@ -310,25 +334,32 @@ func (d *peerHost) migrateOut(context.Context, move, Params, hostNode, Progress)
 var resolveClient = &http.Client{Timeout: 10 * time.Second}
 
 // resolveAt asks the host process at httpAddr whether incoming migration
-// id resumed there. Unreachable, it answers that it did not: a host that
-// cannot be reached has no guest running (it crashed, with its guests).
-func resolveAt(client *http.Client, httpAddr string, id uint64) bool {
+// id resumed there; the question fences it (an incoming migration not yet
+// resumed never will). known is false when the host did not answer.
+func resolveAt(client *http.Client, httpAddr string, id uint64) (resumed, known bool) {
+	if httpAddr == "" {
+		return false, false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/migration/v1/resolve/"+strconv.FormatUint(id, 10), nil)
-	if err != nil {
-		return false
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
 	var a struct{ Resumed bool }
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<10)).Decode(&a) != nil {
-		return false
+	if err := nodeproc.Call(ctx, client, httpAddr, http.MethodGet, "/migration/v1/resolve/"+strconv.FormatUint(id, 10), nil, &a); err != nil {
+		return false, false
 	}
-	return a.Resumed
+	return a.Resumed, true
+}
+
+// resolveWithin asks until the host answers or for d. A host that does not
+// answer for longer than the stall timeout has aborted the migration by
+// its own stall timer, if it still runs at all: then it did not resume.
+func resolveWithin(client *http.Client, httpAddr string, id uint64, d time.Duration) (resumed, known bool) {
+	deadline := time.Now().Add(d)
+	for {
+		if resumed, known = resolveAt(client, httpAddr, id); known || time.Now().After(deadline) {
+			return resumed, known
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

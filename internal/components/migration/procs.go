@@ -87,7 +87,7 @@ func (h *procHost) start() error {
 		return fmt.Errorf("migration: %w", err)
 	}
 	args := append([]string{"node", "--component", "migration", "--id", h.name, "--state-dir", h.dir, "--listen", "127.0.0.1:0"}, peers...)
-	proc, err := nodeproc.Spawn(c.bin, args)
+	proc, err := nodeproc.Spawn(c.bin, args, c.log.With("host", h.name), nodeproc.Journal(c.event, "migration", h.name))
 	if err != nil {
 		return fmt.Errorf("migration: host %s: %w", h.name, err)
 	}
@@ -102,7 +102,7 @@ func (h *procHost) start() error {
 			return err
 		}
 	}
-	if err := h.call(context.Background(), http.MethodPost, "/migration/v1/start", nil, nil); err != nil {
+	if err := h.call(context.Background(), http.MethodPost, "/migration/v1/start", startRequest{StallTimeout: stallTimeout(c.cfg)}, nil); err != nil {
 		h.stop()
 		return err
 	}
@@ -168,7 +168,8 @@ func (h *procHost) resolve(id uint64) bool {
 	h.mu.Lock()
 	addr := h.httpAddr
 	h.mu.Unlock()
-	return addr != "" && resolveAt(h.c.http, addr, id)
+	resumed, _ := resolveAt(h.c.http, addr, id)
+	return resumed
 }
 
 // migrateOut has the host process run the migration, and answers its
@@ -197,7 +198,9 @@ func (h *procHost) migrateOut(ctx context.Context, mv move, p Params, dst hostNo
 	h.mu.Lock()
 	addr := h.httpAddr
 	h.mu.Unlock()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/migration/v1/migrate", bytes.NewReader(body))
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(sctx, http.MethodPost, "http://"+addr+"/migration/v1/migrate", bytes.NewReader(body))
 	if err != nil {
 		return fail(err)
 	}
@@ -210,30 +213,63 @@ func (h *procHost) migrateOut(ctx context.Context, mv move, p Params, dst hostNo
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fail(fmt.Errorf("migration: %s: %s: %s", h.name, resp.Status, bytes.TrimSpace(b)))
 	}
-	asked := false
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		var e migrateEvent
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return fail(fmt.Errorf("migration: %s: unreadable answer: %w", h.name, err))
+			cancel()
+			return h.settle(mv, p, d, fmt.Errorf("unreadable answer: %w", err))
 		}
 		switch {
 		case e.Progress != nil:
 			progress(e.Progress.Round, e.Progress.Decision, e.Progress.Pending, e.Progress.Elapsed)
 		case e.Owner != "":
-			asked = true
-			h.answerOwner(ctx, mv.id, e.Owner, p.Owner)
+			if !h.answerOwner(ctx, mv.id, e.Owner, p.Owner) {
+				cancel() // its question unanswered, the host ends the migration; settled below
+			}
 		case e.Report != nil:
 			return e.Report.report()
 		}
 	}
-	err = cmpErr(sc.Err(), io.ErrUnexpectedEOF)
-	if asked {
-		// The record may have flipped: the caller resolves where it runs.
-		return Report{ID: mv.id, Outcome: OutcomeUnknown, Err: fmt.Errorf("migration: %s: lost after the owner record was asked for: %w", h.name, err)}
+	return h.settle(mv, p, d, cmpErr(sc.Err(), io.ErrUnexpectedEOF))
+}
+
+// settle decides where the guest runs when the source process's report
+// was lost (it died, or its stream broke), as switchOver does after a lost
+// commit answer: the destination, asked (which fences it), says whether it
+// resumed the guest, and the owner record follows. A destination that is
+// gone took whatever it had with it: the record decides.
+func (h *procHost) settle(mv move, p Params, d *procHost, cause error) Report {
+	rep := Report{ID: mv.id, Outcome: OutcomeUnknown, Err: fmt.Errorf("migration: %s's report lost: %w", h.name, cause)}
+	d.mu.Lock()
+	destHTTP := d.httpAddr
+	d.mu.Unlock()
+	resumed, known := resolveWithin(h.c.http, destHTTP, mv.id, 3*p.StallTimeout)
+	cl, _ := p.Owner.(*claim)
+	claimed := cl != nil && cl.known && cl.final == mv.to
+	switch {
+	case known && resumed:
+		rep.moved = true
+	case !known && d.Up():
+		// Alive but mute past its stall timer: it aborted, or the audit
+		// will say otherwise.
+		h.c.log.Error("a migration's destination does not answer where its guest runs", "id", mv.id, "guest", mv.guest,
+			"destination", d.name)
+		if claimed {
+			rep.Err = fmt.Errorf("%w; owner record left claimed for %s", rep.Err, d.name)
+		}
+	case !known && claimed:
+		rep.moved = true // the destination is down: its restart recreates the guest from the record
+	case claimed:
+		if err := cl.Release(); err != nil {
+			rep.Err = fmt.Errorf("%w; ownership: %w", rep.Err, err)
+		}
 	}
-	return fail(fmt.Errorf("migration: %s: lost before the switch-over: %w", h.name, err))
+	if !rep.moved && cl == nil && !known {
+		rep.Outcome = OutcomeFailed
+	}
+	return rep
 }
 
 func cmpErr(err, otherwise error) error {
@@ -244,8 +280,8 @@ func cmpErr(err, otherwise error) error {
 }
 
 // answerOwner claims or releases the owner record for the host process
-// and tells it how that went.
-func (h *procHost) answerOwner(ctx context.Context, id uint64, op string, o Ownership) {
+// and tells it how that went; false when the answer did not reach it.
+func (h *procHost) answerOwner(ctx context.Context, id uint64, op string, o Ownership) bool {
 	var err error
 	switch {
 	case o == nil:
@@ -261,9 +297,14 @@ func (h *procHost) answerOwner(ctx context.Context, id uint64, op string, o Owne
 	if err != nil {
 		a.Error = err.Error()
 	}
-	if cerr := h.call(ctx, http.MethodPost, "/migration/v1/migrations/"+strconv.FormatUint(id, 10)+"/owner", a, nil); cerr != nil {
+	// The record flipped whatever the migration's deadline: the answer
+	// must go out past it.
+	actx := context.WithoutCancel(ctx)
+	if cerr := h.call(actx, http.MethodPost, "/migration/v1/migrations/"+strconv.FormatUint(id, 10)+"/owner", a, nil); cerr != nil {
 		h.c.log.Warn("answering a host process's owner question", "host", h.name, "op", op, "err", cerr)
+		return false
 	}
+	return true
 }
 
 // call is one request to the host process's API.

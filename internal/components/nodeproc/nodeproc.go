@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +27,7 @@ type Proc struct {
 	// HTTPAddr is where the node serves its API, /metrics and pprof.
 	HTTPAddr string
 	exited   chan struct{}
+	stopping atomic.Bool
 }
 
 // PID is the process's id.
@@ -38,9 +42,18 @@ var servingRE = regexp.MustCompile(`msg="serving HTTP" addr=(\S+)`)
 // StartTimeout bounds the wait for a new node process to serve HTTP.
 const StartTimeout = 30 * time.Second
 
+// EventExited is journaled when a node process exits without soakd
+// asking (a crash of the node's own making).
+const EventExited = "node_process_exited"
+
 // Spawn starts bin with args (a `soakd node` command line) and waits until
 // it logs that it serves HTTP. An error quotes the process's last lines.
-func Spawn(bin string, args []string) (*Proc, error) {
+// Its warnings and errors go on to log. An exit Stop did not ask for is
+// logged with its last lines and given to exited (nil: none), to journal.
+func Spawn(bin string, args []string, log *slog.Logger, exited func(err error, lastLines string)) (*Proc, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = nodeSysProcAttr()
 	stderr, err := cmd.StderrPipe()
@@ -51,39 +64,61 @@ func Spawn(bin string, args []string) (*Proc, error) {
 		return nil, err
 	}
 	addrc := make(chan string, 1)
-	exited := make(chan struct{})
+	p := &Proc{cmd: cmd, exited: make(chan struct{})}
+	var started atomic.Bool // an exit at start is Spawn's error, not news
 	tail := &lastLines{max: 20}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
+				started.Store(true)
 				select {
 				case addrc <- m[1]:
 				default:
 				}
 			}
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				log.Warn("node process", "pid", cmd.Process.Pid, "line", line)
+			}
 			tail.add(line)
 		}
 		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-		close(exited)
+		err := cmd.Wait()
+		if !p.stopping.Load() && started.Load() {
+			log.Error("node process exited on its own", "pid", cmd.Process.Pid, "err", err, "last_lines", tail.String())
+			if exited != nil {
+				exited(err, tail.String())
+			}
+		}
+		close(p.exited)
 	}()
 	select {
 	case addr := <-addrc:
-		return &Proc{cmd: cmd, HTTPAddr: addr, exited: exited}, nil
-	case <-exited:
+		p.HTTPAddr = addr
+		return p, nil
+	case <-p.exited:
 		return nil, fmt.Errorf("exited at start: %s", tail)
 	case <-time.After(StartTimeout):
+		p.stopping.Store(true)
 		_ = cmd.Process.Kill()
-		<-exited
+		<-p.exited
 		return nil, fmt.Errorf("did not serve within %s: %s", StartTimeout, tail)
+	}
+}
+
+// Journal is Spawn's exited hook that journals EventExited for a node of
+// component through event.
+func Journal(event func(string, map[string]any), component, node string) func(error, string) {
+	return func(err error, last string) {
+		event(EventExited, map[string]any{"component": component, "node": node, "error": fmt.Sprint(err), "last_lines": last})
 	}
 }
 
 // Stop ends the process: SIGKILL when crash, else SIGTERM and, after
 // 5 s, SIGKILL. It returns once the process has exited.
 func (p *Proc) Stop(crash bool) {
+	p.stopping.Store(true)
 	sig := syscall.SIGTERM
 	if crash {
 		sig = syscall.SIGKILL

@@ -1,12 +1,15 @@
 package nodeproc
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/soakd/soakd/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,7 +43,7 @@ func TestMembers(t *testing.T) {
 // Spawn returns once the process says where it serves, and quotes its last
 // lines when it exits instead; Stop with crash is a SIGKILL.
 func TestSpawn(t *testing.T) {
-	p, err := Spawn("/bin/sh", []string{"-c", `echo 'level=INFO msg="serving HTTP" addr=127.0.0.1:4242' >&2; exec sleep 60`})
+	p, err := Spawn("/bin/sh", []string{"-c", `echo 'level=INFO msg="serving HTTP" addr=127.0.0.1:4242' >&2; exec sleep 60`}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +56,29 @@ func TestSpawn(t *testing.T) {
 	default:
 		t.Error("Stop returned before the process exited")
 	}
-	_, err = Spawn("/bin/sh", []string{"-c", "echo 'bad flag --peer' >&2; exit 2"})
+	_, err = Spawn("/bin/sh", []string{"-c", "echo 'bad flag --peer' >&2; exit 2"}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "bad flag --peer") {
 		t.Errorf("a node that exits at start: %v, want its last lines", err)
+	}
+}
+
+// A node process's warnings reach soakd's log, and so does an exit soakd
+// did not ask for, with its last lines.
+func TestSpawnLogsWarningsAndAnUnaskedExit(t *testing.T) {
+	var buf testutil.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	journaled := make(chan string, 1)
+	p, err := Spawn("/bin/sh", []string{"-c", `echo 'msg="serving HTTP" addr=127.0.0.1:4242' >&2; echo 'level=ERROR msg="disk failed"' >&2; sleep 0.2; exit 3`}, log,
+		func(err error, last string) { journaled <- err.Error() + ": " + last })
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Exited()
+	if j := <-journaled; !strings.Contains(j, "exit status 3") || !strings.Contains(j, "disk failed") {
+		t.Errorf("journaled %q", j)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "disk failed") || !strings.Contains(out, "exited on its own") || !strings.Contains(out, "exit status 3") {
+		t.Errorf("soakd's log:\n%s", out)
 	}
 }

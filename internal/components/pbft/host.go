@@ -68,11 +68,13 @@ type Host struct {
 	node    *node
 	events  chan Event
 	dropped atomic.Uint64
-	// acted counts the messages the behaviour in force acted on.
-	acted atomic.Int64
+	// acting is the behaviour in force, counting what it acts on (nil: none).
+	acting atomic.Pointer[actedCounting]
 
 	mu        sync.Mutex
 	cancelSub context.CancelFunc // the current watcher's
+	// consuming is held by the one watcher taking events off the queue.
+	consuming sync.Mutex
 }
 
 // Event is one thing a replica process tells its watcher (gob-encoded).
@@ -152,19 +154,26 @@ func (h *Host) Close() {
 func (h *Host) Status() HostStatus {
 	running, st := h.node.state()
 	return HostStatus{Node: h.node.name, Running: running, Addr: h.node.Addr(), Status: st,
-		EventsDropped: h.dropped.Load(), BehaviorActed: h.acted.Load()}
+		EventsDropped: h.dropped.Load(), BehaviorActed: h.acting.Load().count()}
 }
 
 // actedCounting counts the messages a behaviour acts on, so that soakd
 // can verify a Byzantine fault took effect in this process.
 type actedCounting struct {
 	byzantine.Behavior
-	acted *atomic.Int64
+	acted atomic.Int64
 }
 
 func (a *actedCounting) Outgoing(o byzantine.Out) []byzantine.Out {
 	a.acted.Add(1)
 	return a.Behavior.Outgoing(o)
+}
+
+func (a *actedCounting) count() int64 {
+	if a == nil {
+		return 0
+	}
+	return a.acted.Load()
 }
 
 // HostStatus is GET /pbft/v1/status.
@@ -231,16 +240,20 @@ func (h *Host) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var b byzantine.Behavior
+		var ac *actedCounting
 		if rc.Name != "" {
 			built, err := byzantine.New(rc.Name, rc.Params, h.node.id, h.env.n, rc.Seed)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			b = &actedCounting{Behavior: built, acted: &h.acted}
+			ac = &actedCounting{Behavior: built}
 		}
-		h.acted.Store(0)
+		h.acting.Store(ac)
+		var b byzantine.Behavior
+		if ac != nil {
+			b = ac
+		}
 		_ = h.node.setBehavior(b)
 		h.env.log.Info("byzantine behaviour set", "behavior", rc.Name)
 		w.WriteHeader(http.StatusNoContent)
@@ -275,6 +288,11 @@ func (h *Host) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	h.cancelSub = cancel
 	h.mu.Unlock()
+	h.consuming.Lock() // once the watcher it replaces has let go
+	defer h.consuming.Unlock()
+	if ctx.Err() != nil {
+		return // replaced in turn while it waited
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-gob")
 	w.WriteHeader(http.StatusOK)
@@ -295,8 +313,11 @@ func (h *Host) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case e := <-h.events:
 			err = send(e)
-			for more := len(h.events); more > 0 && err == nil; more-- {
+			for more := len(h.events); more > 0 && err == nil && ctx.Err() == nil; more-- {
 				err = send(<-h.events)
+			}
+			if err != nil {
+				h.dropped.Add(1) // taken off the queue, not delivered
 			}
 		case now := <-t.C:
 			var e Event

@@ -103,8 +103,12 @@ func TestRemoteReplicas(t *testing.T) {
 	if err := tc.SetBehavior(ids[0], byzantine.NewCollusion(0, 2).Primary()); err == nil || !strings.Contains(err.Error(), "cannot run in a replica process") {
 		t.Errorf("a collusion on a replica process: %v", err)
 	}
-	_ = tc.SetBehavior(ids[0], nil)
-	_ = tc.SetMessageFaults(ids[0], components.MessageFault{})
+	if err := tc.SetBehavior(ids[0], nil); err != nil {
+		t.Errorf("a correct replica again: %v", err)
+	}
+	if err := tc.SetMessageFaults(ids[0], components.MessageFault{}); err != nil {
+		t.Errorf("no message faults again: %v", err)
+	}
 	tc.load(t, 4, time.Second)
 	tc.linearizable(t)
 	if v := tc.violations(); v != "" {

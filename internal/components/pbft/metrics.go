@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer, nodes []string) (*metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_rejected_total",
 			Help: "Messages replicas rejected, by reason: bad-mac, bad-signature, bad-request (a request in a pre-prepare its client did not authenticate), malformed, wrong-view, outside-watermarks, equivocation (a second pre-prepare for one view and sequence number), bad-digest, not-primary, bad-new-view, stale."}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "messages_dropped_total",
-			Help: "Messages dropped before the protocol saw them: a peer link's queue or a replica's inbox full."}, []string{"where"}),
+			Help: "Messages dropped before the protocol saw them (where: queue-full, a peer link's queue; inbox-full, a replica's inbox), and a replica process's reports to soakd dropped with its event queue full (events)."}, []string{"where"}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "batch_requests",
 			Help: "Requests per executed batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 8)}),
 		executedSeq: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "executed_seq",
@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer, nodes []string) (*metrics, error) {
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, w := range []string{"queue-full", "inbox-full"} {
+	for _, w := range []string{"queue-full", "inbox-full", "events"} {
 		m.dropped.WithLabelValues(w)
 	}
 	for _, k := range []string{"batches", "requests"} {

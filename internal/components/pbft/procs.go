@@ -51,6 +51,7 @@ type procReplica struct {
 	watching bool   // its event stream is up
 	status   protocol.Status
 	counts   map[string]float64 // the process's last reported counters
+	dropped  uint64             // the events it last said it dropped
 	unwatch  context.CancelFunc
 	watched  chan struct{}
 }
@@ -105,20 +106,35 @@ func (r *procReplica) listenAddr() string {
 	return r.addr
 }
 
+// state: a replica process runs while it has not exited (mode
+// processes), a remote one while soakd follows its events.
 func (r *procReplica) state() (bool, protocol.Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.watching, r.status
+	if r.remote {
+		return r.watching, r.status
+	}
+	return r.proc != nil && !exited(r.proc) && r.watched != nil, r.status
+}
+
+func exited(p *nodeproc.Proc) bool {
+	select {
+	case <-p.Exited():
+		return true
+	default:
+		return false
+	}
 }
 
 // start starts the replica's process (mode processes) and watches its
 // events until its first status comes.
 func (r *procReplica) start() error {
+	r.stop(false) // what is left of an earlier start: its watcher, a process that died
 	if !r.remote {
 		if err := r.spawn(); err != nil {
 			return err
 		}
-		r.counts = nil // a new process counts from zero
+		r.counts, r.dropped = nil, 0 // a new process counts from zero
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	watched := make(chan struct{})
@@ -131,7 +147,10 @@ func (r *procReplica) start() error {
 	}()
 	deadline := time.Now().Add(startWait)
 	for time.Now().Before(deadline) {
-		if running, _ := r.state(); running {
+		r.mu.Lock()
+		watching := r.watching
+		r.mu.Unlock()
+		if watching {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -153,7 +172,7 @@ func (r *procReplica) spawn() error {
 	}
 	args := append([]string{"node", "--component", "pbft", "--id", r.name, "--state-dir", r.dir, "--listen", "127.0.0.1:0",
 		"--seed", strconv.FormatUint(c.seed, 10), "--max-keys", strconv.Itoa(c.maxKeys)}, peers...)
-	proc, err := nodeproc.Spawn(c.bin, args)
+	proc, err := nodeproc.Spawn(c.bin, args, c.log.With("node", r.name), nodeproc.Journal(c.event, "pbft", r.name))
 	if err != nil {
 		return fmt.Errorf("pbft: replica %s: %w", r.name, err)
 	}
@@ -169,7 +188,7 @@ func (r *procReplica) spawn() error {
 func (r *procReplica) stop(crash bool) {
 	r.mu.Lock()
 	unwatch, watched, proc := r.unwatch, r.watched, r.proc
-	r.unwatch, r.proc = nil, nil
+	r.unwatch, r.watched, r.proc = nil, nil, nil
 	if !r.remote {
 		r.httpAddr = ""
 	}
@@ -274,6 +293,12 @@ func (r *procReplica) dispatch(e Event) {
 		r.mu.Lock()
 		r.status, r.watching = *e.Status, true
 		r.mu.Unlock()
+	}
+	if e.Dropped > r.dropped {
+		// Lost reports: the checkers saw less of this replica than it did.
+		c.m.dropped.WithLabelValues("events").Add(float64(e.Dropped - r.dropped))
+		c.log.Warn("a replica process dropped events for soakd (queue full)", "node", r.name, "dropped", e.Dropped)
+		r.dropped = e.Dropped
 	}
 	if e.Counters != nil {
 		c.m.addCounts(e.Counters, r.counts) // only this goroutine touches r.counts

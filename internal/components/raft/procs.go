@@ -233,7 +233,7 @@ func (p *Processes) spawn(n *procNode) error {
 		return fmt.Errorf("raft: %w", err)
 	}
 	args := append([]string{"node", "--component", "raft", "--id", n.id, "--state-dir", n.dir, "--listen", "127.0.0.1:0"}, peers...)
-	proc, err := nodeproc.Spawn(p.bin, args)
+	proc, err := nodeproc.Spawn(p.bin, args, p.log.With("node", n.id), nodeproc.Journal(p.event, "raft", n.id))
 	if err != nil {
 		return fmt.Errorf("raft: node %s: %w", n.id, err)
 	}

@@ -27,6 +27,8 @@ import (
 	"github.com/soakd/soakd/internal/components/pbft"
 	"github.com/soakd/soakd/internal/components/raft"
 	"github.com/soakd/soakd/internal/faults/leak"
+	"github.com/soakd/soakd/internal/leakcheck"
+	"github.com/soakd/soakd/internal/offheap"
 )
 
 // newNodeCmd is `soakd node`: one node of a component as its own process.
@@ -240,7 +242,10 @@ func runNode(ctx context.Context, stderr io.Writer, component string, o nodeOpti
 	base := slog.New(slog.NewTextHandler(stderr, nil))
 	log := base.With("node", o.id, "component", component)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: leakcheck.OffheapResidentMetric,
+			Help: "Resident bytes of the memory this node maps outside the Go heap for the system it runs (a migration host's guests): the leak checker leaves it out of the node's RSS signal."},
+			func() float64 { return float64(offheap.Resident()) }))
 	dial := func(ctx context.Context, from, to, addr string) (net.Conn, error) {
 		if v, ok := o.via[addr]; ok {
 			addr = v

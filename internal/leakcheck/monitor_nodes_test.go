@@ -65,6 +65,31 @@ func TestTargetSamplerReadsRealHandlers(t *testing.T) {
 	if _, ok := r.Value(SignalFDs); !ok {
 		t.Fatal("a remote target with /metrics has no descriptor signal")
 	}
+
+	// A node that maps memory for the system it runs (a migration host's
+	// guests) says how much of it is resident; its RSS signal leaves that
+	// out, read locally or remotely.
+	const guests = 64 << 20
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: OffheapResidentMetric, Help: "test"},
+		func() float64 { return guests }))
+	for _, tg := range []Target{remote, {Node: "self", PprofURL: local.PprofURL, PID: os.Getpid, MetricsURL: srv.URL + "/metrics"}} {
+		whole := r.RSS
+		if tg.PID != nil {
+			lr, _, err := ts.read(ctx, local, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole = lr.RSS
+		}
+		got, _, err := ts.read(ctx, tg, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// RSS moves a little between two reads: compare against half the guests.
+		if left := whole - got.RSS; left < guests/2 || left > 2*guests {
+			t.Errorf("%s: RSS %v with %v of guests resident, %v without: want the guests left out", tg.Node, got.RSS, guests, whole)
+		}
+	}
 	bare := Target{Node: "bare", PprofURL: srv.URL + "/debug/pprof/"}
 	r, _, err = ts.read(ctx, bare, now)
 	if err != nil {

@@ -113,16 +113,30 @@ func (s *targetSampler) read(ctx context.Context, t Target, now time.Time) (r ta
 		}
 		r.FDs, r.RSS, r.Threads = float64(fds), float64(st.ResidentMemory()), float64(st.NumThreads)
 		r.Process = true
+		if t.MetricsURL != "" {
+			// The memory it maps for the system it runs (a migration
+			// host's guests) is not a leak: as soakd's own RSS signal.
+			m, err := s.get(ctx, t.MetricsURL)
+			if err != nil {
+				return r, incarnation, err
+			}
+			vals, err := gaugeValues(m, OffheapResidentMetric)
+			if err != nil {
+				return r, incarnation, fmt.Errorf("%s: %w", t.MetricsURL, err)
+			}
+			r.RSS -= vals[0]
+		}
 	case t.MetricsURL != "":
 		m, err := s.get(ctx, t.MetricsURL)
 		if err != nil {
 			return r, incarnation, err
 		}
-		vals, err := gaugeValues(m, "process_open_fds", "process_resident_memory_bytes", "go_threads", "process_start_time_seconds")
+		vals, err := gaugeValues(m, "process_open_fds", "process_resident_memory_bytes", "go_threads", "process_start_time_seconds",
+			OffheapResidentMetric)
 		if err != nil {
 			return r, incarnation, fmt.Errorf("%s: %w", t.MetricsURL, err)
 		}
-		r.FDs, r.RSS, r.Threads = vals[0], vals[1], vals[2]
+		r.FDs, r.RSS, r.Threads = vals[0], vals[1]-vals[4], vals[2]
 		r.Process = vals[0] > 0 // the process collector is there (a process has at least stdin..stderr)
 		if vals[3] > 0 {
 			incarnation = strconv.FormatFloat(vals[3], 'f', -1, 64)
@@ -130,6 +144,12 @@ func (s *targetSampler) read(ctx context.Context, t Target, now time.Time) (r ta
 	}
 	return r, incarnation, nil
 }
+
+// OffheapResidentMetric is the gauge a node process exports for the
+// resident part of the memory it maps outside the Go heap for the system
+// it runs (package offheap: a migration host's guests); the RSS signal of
+// a target subtracts it when the target exports it.
+const OffheapResidentMetric = "soakd_offheap_resident_bytes"
 
 // snapshot takes t's post-GC heap and goroutine profiles, for evidence.
 func (s *targetSampler) snapshot(ctx context.Context, t Target, now time.Time) (Snapshot, error) {

@@ -42,8 +42,11 @@ func internetConfig(mod func(m *config.MigrationComponent)) *config.Config {
 }
 
 // In internet mode over a slow link, compression none becomes a per-
-// migration choice, and the choice is zstd: the link, not the codec, is
-// the bottleneck. The migration still verifies byte for byte.
+// migration choice, and the choice compresses: the link, not the codec, is
+// the bottleneck. Which codec wins depends on the speeds measured at start
+// (zstd on an idle machine; s2 when a busy one slows zstd's measurement),
+// so the test asks for a compressing one. The migration still verifies
+// byte for byte.
 func TestInternetModeChoosesCompressionForSlowLinks(t *testing.T) {
 	cfg := internetConfig(nil)
 	tc := startCluster(t, cfg, internetFabric(t, cfg).DialerFor("migration"))
@@ -62,8 +65,8 @@ func TestInternetModeChoosesCompressionForSlowLinks(t *testing.T) {
 				tc.events[i]["guest_bytes_per_second"].(float64)/1e6, tc.events[i]["link_estimate_bytes_per_second"].(float64)/1e6)
 		}
 	}
-	if len(codecs) != 2 || codecs[0] != "zstd" || codecs[1] != "zstd" {
-		t.Fatalf("codecs chosen over a 4 MB/s link: %v, want zstd", codecs)
+	if len(codecs) != 2 || codecs[0] == "none" || codecs[1] == "none" {
+		t.Fatalf("codecs chosen over a 4 MB/s link: %v, want a compressing one for each", codecs)
 	}
 }
 

@@ -51,10 +51,11 @@ func main() {
 	pbftMode := flag.String("pbft-mode", "", "components.pbft.mode: inprocess (the default config's), or processes to soak the PBFT replicas as `soakd node` processes")
 	hostMode := flag.String("migration-host-mode", "", "components.migration.host_mode: inprocess (the default config's), or processes to soak the migration hosts as `soakd node` processes")
 	flag.Parse()
-	modes := map[string]string{"raft": "mode: " + *raftMode, "pbft": "mode: " + *pbftMode, "migration": "host_mode: " + *hostMode}
-	for c, m := range modes {
-		if strings.HasSuffix(m, ": ") {
-			delete(modes, c)
+	var modes []string // each component's mode overrides, as YAML
+	for _, m := range []struct{ comp, key, val string }{
+		{"raft", "mode", *raftMode}, {"pbft", "mode", *pbftMode}, {"migration", "host_mode", *hostMode}} {
+		if m.val != "" {
+			modes = append(modes, m.comp+": {"+m.key+": "+m.val+"}")
 		}
 	}
 	if err := soak(*bin, *duration, *seed, *keep, *record, modes, *accelerate); err != nil {
@@ -63,7 +64,7 @@ func main() {
 	}
 }
 
-func soak(bin string, duration time.Duration, seed uint64, state, record string, modes map[string]string, accelerate bool) error {
+func soak(bin string, duration time.Duration, seed uint64, state, record string, modes []string, accelerate bool) error {
 	dir, err := os.MkdirTemp("", "soakd-soak-")
 	if err != nil {
 		return err
@@ -84,14 +85,8 @@ func soak(bin string, duration time.Duration, seed uint64, state, record string,
 	if !accelerate {
 		ov = "listen: 127.0.0.1:0\n"
 	}
-	var comps []string
-	for _, c := range []string{"raft", "pbft", "migration"} {
-		if modes[c] != "" {
-			comps = append(comps, c+": {"+modes[c]+"}")
-		}
-	}
-	if len(comps) > 0 {
-		ov += "components: {" + strings.Join(comps, ", ") + "}\n"
+	if len(modes) > 0 {
+		ov += "components: {" + strings.Join(modes, ", ") + "}\n"
 	}
 	if err := os.WriteFile(cfg, []byte(ov), 0o600); err != nil {
 		return err

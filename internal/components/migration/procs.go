@@ -135,15 +135,7 @@ func (h *procHost) close() error {
 func (h *procHost) Up() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.up || h.proc == nil {
-		return false
-	}
-	select {
-	case <-h.proc.Exited():
-		return false // it died on its own
-	default:
-		return true
-	}
+	return h.up && h.proc.Alive() // not if it died on its own
 }
 
 func (h *procHost) Addr() string {

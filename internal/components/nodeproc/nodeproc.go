@@ -36,6 +36,19 @@ func (p *Proc) PID() int { return p.cmd.Process.Pid }
 // Exited is closed when the process has exited.
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
 
+// Alive reports whether the process has not exited (nil: no process).
+func (p *Proc) Alive() bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // servingRE finds the address in the node's "serving HTTP" log line.
 var servingRE = regexp.MustCompile(`msg="serving HTTP" addr=(\S+)`)
 

@@ -50,10 +50,11 @@ func TestSpawn(t *testing.T) {
 	if p.HTTPAddr != "127.0.0.1:4242" || p.PID() == 0 {
 		t.Errorf("addr %q pid %d", p.HTTPAddr, p.PID())
 	}
+	if !p.Alive() {
+		t.Error("a running process is not alive")
+	}
 	p.Stop(true)
-	select {
-	case <-p.Exited():
-	default:
+	if p.Alive() {
 		t.Error("Stop returned before the process exited")
 	}
 	_, err = Spawn("/bin/sh", []string{"-c", "echo 'bad flag --peer' >&2; exit 2"}, nil, nil)

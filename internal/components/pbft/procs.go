@@ -114,16 +114,7 @@ func (r *procReplica) state() (bool, protocol.Status) {
 	if r.remote {
 		return r.watching, r.status
 	}
-	return r.proc != nil && !exited(r.proc) && r.watched != nil, r.status
-}
-
-func exited(p *nodeproc.Proc) bool {
-	select {
-	case <-p.Exited():
-		return true
-	default:
-		return false
-	}
+	return r.proc.Alive() && r.watched != nil, r.status
 }
 
 // start starts the replica's process (mode processes) and watches its

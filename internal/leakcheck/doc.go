@@ -43,7 +43,9 @@
 // lists processes soaked beside soakd (a component's node processes,
 // leakcheck.targets). Each is sampled over its net/http/pprof handlers
 // (post-GC heap, goroutines) and procfs where local, or its /metrics where
-// not; judged by the same windows and state machine; and alerted with the
+// not; its RSS leaves out what it reports as OffheapResidentMetric (a
+// migration host's guests), as soakd's own leaves out package offheap's;
+// judged by the same windows and state machine; and alerted with the
 // labels node and component, evidence from its own profiles. A new pid (or
 // start time) is a restart: the node's windows start again, its alert
 // stays until they judge it.
